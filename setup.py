@@ -1,0 +1,20 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="tb-cnnviz",
+    version="0.1.0",
+    description="See inside convolutional networks while they train, in TensorBoard",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["tb_cnnviz", "tb_cnnviz.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",
+        "tensorboard>=2.16",
+        "numpy",
+        "pillow",
+        "werkzeug",
+    ],
+    extras_require={"test": ["pytest"]},
+    license="Apache-2.0",
+)

@@ -1,0 +1,376 @@
+"""CNNViz: a Keras callback that logs what a CNN looks at and how its filters change."""
+
+import io
+import numbers
+import os
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tb_cnnviz import layers as layer_utils, metadata, probe as probe_lib, summary
+from tb_cnnviz.metadata import tag
+
+REFERENCE_FILE = "cnnviz_reference.npz"
+MAX_SAMPLES = 256
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _spread(count, keep):
+    """`keep` channel indices spread evenly over `count`, fixed for the whole run."""
+    if keep == "all" or keep >= count:
+        return list(range(count))
+    return sorted({int(round(i)) for i in np.linspace(0, count - 1, keep)})
+
+
+def _is_chief(model):
+    """Only one replica writes under multi-worker training: the chief, or worker 0."""
+    strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    if not cluster:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+
+
+class CNNViz(keras.callbacks.Callback):
+    """Logs Grad-CAM, activations, filters and filter statistics of probe images.
+
+    Each logging event runs the probe images through the model once (one compiled
+    tf.function) and writes summaries that the cnnviz TensorBoard tab and
+    `tb_cnnviz.reader` read. See the README for every option.
+    """
+
+    def __init__(
+        self,
+        logdir,
+        samples,
+        labels=None,
+        layers=None,
+        gradcam_layer=None,
+        every_n_epochs=None,
+        every_n_steps=None,
+        *,
+        class_names=None,
+        target="predicted",
+        max_channels=16,
+        log_weights=True,
+        run_name=None,
+        faithfulness_fraction=0.2,
+        log_on_train_begin=True,
+        strict=False,
+        model=None,
+    ):
+        super().__init__()
+        if not isinstance(logdir, (str, os.PathLike)) or not str(logdir):
+            raise ValueError(f"logdir must be a directory path, got {logdir!r}")
+        self.log_dir = str(logdir) if run_name is None else os.path.join(str(logdir), str(run_name))
+        self.samples = self._check_samples(samples)
+        self.labels = self._check_labels(labels, len(self.samples))
+        self.layer_names = [layers] if isinstance(layers, str) else (None if layers is None else list(layers))
+        if self.layer_names is not None and not self.layer_names:
+            raise ValueError("layers must name at least one conv layer (or be None for all of them)")
+        self.gradcam_layer_name = gradcam_layer
+        if every_n_epochs is not None and every_n_steps is not None:
+            raise ValueError("give every_n_epochs or every_n_steps, not both")
+        self.every_n_steps = None if every_n_steps is None else _positive_int(every_n_steps, "every_n_steps")
+        self.every_n_epochs = (
+            _positive_int(every_n_epochs, "every_n_epochs")
+            if every_n_epochs is not None
+            else (1 if every_n_steps is None else None)
+        )
+        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        self.target = self._check_target(target)
+        if max_channels != "all":
+            max_channels = _positive_int(max_channels, 'max_channels (or "all")')
+        self.max_channels = max_channels
+        self.log_weights = bool(log_weights)
+        if not 0.0 < float(faithfulness_fraction) < 1.0:
+            raise ValueError(f"faithfulness_fraction must be in (0, 1), got {faithfulness_fraction!r}")
+        self.faithfulness_fraction = float(faithfulness_fraction)
+        self.log_on_train_begin = bool(log_on_train_begin)
+        self.strict = bool(strict)
+        self._probe = None
+        self._writer = None
+        self._in_fit = False
+        self._logged = set()  # (mode, step) written by this callback
+        self._probes_logged = False
+        self._reported = set()
+        if model is not None:
+            self.set_model(model)
+
+    # -- validation ---------------------------------------------------------------------------
+    @staticmethod
+    def _check_samples(samples):
+        array = np.asarray(samples)
+        if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+            raise TypeError(f"samples must be a numeric array of images, got dtype {array.dtype}")
+        if array.ndim != 4:
+            raise ValueError(
+                f"samples must be a batch of images shaped (N, height, width, channels), got "
+                f"shape {array.shape}; for one image use x[None], for grayscale x[..., None]"
+            )
+        if not 1 <= len(array) <= MAX_SAMPLES:
+            raise ValueError(f"give between 1 and {MAX_SAMPLES} probe samples, got {len(array)}")
+        return array.astype(np.float32)
+
+    @staticmethod
+    def _check_labels(labels, count):
+        if labels is None:
+            return None
+        array = np.asarray(labels)
+        if array.ndim == 2:  # one-hot
+            array = array.argmax(axis=1)
+        if array.ndim != 1 or len(array) != count or not np.issubdtype(array.dtype, np.number):
+            raise ValueError(
+                f"labels must be {count} class indices (or one-hot rows), one per sample; got "
+                f"shape {np.shape(labels)}"
+            )
+        if np.any(array != np.round(array)) or np.any(array < 0):
+            raise ValueError("labels must be non-negative class indices")
+        return array.astype(np.int64)
+
+    def _check_target(self, target):
+        if isinstance(target, str):
+            if target not in ("predicted", "true"):
+                raise ValueError(f'target must be "predicted", "true", an int or a list of ints, got {target!r}')
+            if target == "true" and self.labels is None:
+                raise ValueError('target="true" needs labels=')
+            return target
+        array = np.asarray(target)
+        if not np.issubdtype(array.dtype, np.integer) or array.ndim > 1:
+            raise ValueError(f'target must be "predicted", "true", an int or a list of ints, got {target!r}')
+        if array.ndim == 1 and len(array) != len(self.samples):
+            raise ValueError(f"target lists one class per sample: need {len(self.samples)}, got {len(array)}")
+        if np.any(array < 0):
+            raise ValueError(f"target classes must be non-negative, got {target!r}")
+        return np.broadcast_to(array, (len(self.samples),)).astype(np.int64)
+
+    # -- Keras hooks --------------------------------------------------------------------------
+    def set_model(self, model):
+        if model is self.model and self._probe is not None:
+            return
+        super().set_model(model)
+        probe_lib.check_model(model)
+        self._probe = probe_lib.Probe(model, self._spec(model))
+        self._probes_logged = False
+
+    def _spec(self, model):
+        convs = layer_utils.conv_layers(model)
+        expected = tuple(model.inputs[0].shape[1:])
+        got = self.samples.shape[1:]
+        if any(e is not None and e != g for e, g in zip(expected, got)):
+            raise ValueError(
+                f"samples have shape {got} per image but the model expects "
+                f"{tuple('any' if e is None else e for e in expected)}"
+            )
+        classes = model.outputs[0].shape[-1]
+        for name, values in (("labels", self.labels), ("target", None if isinstance(self.target, str) else self.target)):
+            if values is not None and np.any(values >= classes):
+                raise ValueError(f"{name} must be class indices below the model's {classes} classes")
+        if self.class_names is not None and len(self.class_names) != classes:
+            raise ValueError(f"class_names has {len(self.class_names)} names, the model has {classes} classes")
+        chosen = list(convs) if self.layer_names is None else [
+            layer_utils.resolve(model, convs, name, "layer") for name in self.layer_names
+        ]
+        chosen = [path for path in convs if path in set(chosen)]  # model order, no repeats
+        gradcam_layer = (
+            layer_utils.resolve(model, convs, self.gradcam_layer_name, "gradcam_layer")
+            if self.gradcam_layer_name is not None
+            else list(convs)[-1]
+        )
+        channels = {p: _spread(convs[p].output.shape[-1], self.max_channels) for p in chosen}
+        first = list(convs)[0]
+        rgb = first if layer_utils.effective_kernel(convs[first]).shape[2] in (1, 3) else None
+        filter_channels = {}
+        if self.log_weights:
+            filter_channels = {
+                p: (_spread(convs[p].output.shape[-1], 64) if p == rgb else channels[p]) for p in chosen
+            }
+        return probe_lib.ProbeSpec(
+            gradcam_layer=gradcam_layer,
+            activation_channels=channels,
+            filter_channels=filter_channels,
+            rgb_filter_layer=rgb,
+            stats=True,
+            faithfulness_fraction=self.faithfulness_fraction,
+            encode=True,
+        )
+
+    def on_train_begin(self, logs=None):
+        self._in_fit = True
+        if self.log_on_train_begin:
+            self._log_safely("train")
+
+    def on_train_end(self, logs=None):
+        self._in_fit = False
+        if self._writer is not None:
+            self._writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
+            self._log_safely("train")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_n_steps:
+            step = self._current_step()
+            last = max((s for m, s in self._logged if m == "train"), default=-1)
+            if step // self.every_n_steps > last // self.every_n_steps:
+                self._log_safely("train")
+
+    def on_test_end(self, logs=None):
+        if not self._in_fit:  # validation inside fit sees the same weights as the train event
+            self._log_safely("eval")
+
+    # -- logging ------------------------------------------------------------------------------
+    def _current_step(self):
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError("the model has no optimizer to count steps: call log(step=...) with a step")
+        return int(optimizer.iterations.numpy())
+
+    def _log_safely(self, mode):
+        """Logging from a hook: an error is reported once and training goes on (unless strict)."""
+        step = None
+        try:
+            step = self._current_step()
+            if (mode, step) not in self._logged:
+                self.log(step, mode)
+        except Exception as exc:  # noqa: BLE001 - a visualisation must not kill training
+            if self.strict:
+                raise
+            key = (type(exc), str(exc))
+            if key not in self._reported:
+                self._reported.add(key)
+                warnings.warn(f"tb_cnnviz: logging the {mode} event at step {step} failed and "
+                              f"was skipped (pass strict=True to raise): {exc!r}", stacklevel=2)
+
+    def log(self, step=None, mode="train"):
+        """Runs the probe images through the model and writes one event at `step`.
+
+        step: defaults to the optimizer's iteration count; mode: "train" or "eval".
+        """
+        if self._probe is None:
+            raise RuntimeError("no model yet: call set_model(model) or pass model= first")
+        if mode not in metadata.MODES:
+            raise ValueError(f"mode must be one of {metadata.MODES}, got {mode!r}")
+        step = self._current_step() if step is None else int(step)
+        if not _is_chief(self.model):
+            return
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+            self._load_reference(step)
+        result = self._probe(self.samples, self._targets())
+        with self._writer.as_default():
+            if not self._probes_logged:
+                self._write_probes(step)
+            self._write_event(result, step, mode)
+        self._writer.flush()
+        self._logged.add((mode, step))
+
+    def _targets(self):
+        if isinstance(self.target, np.ndarray):
+            return self.target
+        if self.target == "true":
+            return self.labels
+        return np.full(len(self.samples), -1)
+
+    def _reference_path(self):
+        return os.path.join(self.log_dir, REFERENCE_FILE)
+
+    def _load_reference(self, step):
+        """Resumed runs keep measuring filter distances from the run's first event."""
+        path = self._reference_path()
+        if step > 0 and tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path, "rb") as f:
+                saved = np.load(io.BytesIO(f.read()))
+                self._probe.set_reference({key: saved[key] for key in saved.files})
+            return
+        self._probe.set_reference()
+        buffer = io.BytesIO()
+        np.savez(buffer, **self._probe.reference())
+        tf.io.gfile.makedirs(self.log_dir)
+        with tf.io.gfile.GFile(path, "wb") as f:
+            f.write(buffer.getvalue())
+
+    def _write_probes(self, step):
+        spec = self._probe.spec
+        convs = self._probe.convs
+        images = self.samples
+        if images.shape[-1] not in (1, 3):
+            images = images.mean(axis=-1, keepdims=True)
+        encoded = tf.nest.map_structure(lambda t: t.numpy(), probe_lib.encode_maps(tf.constant(images[:, None])))
+        summary.write_maps(
+            metadata.PROBES, tag(metadata.PROBES), encoded, step,
+            labels=None if self.labels is None else self.labels.tolist(),
+            class_names=self.class_names,
+            num_classes=int(self.model.outputs[0].shape[-1]),
+            model=self.model.name,
+            layers=list(spec.activation_channels),
+            channels=spec.activation_channels,
+            filter_channels=spec.filter_channels,
+            conv_layers={
+                path: {"type": type(layer).__name__, "output_shape": list(layer.output.shape[1:])}
+                for path, layer in convs.items()
+            },
+            gradcam_layer=spec.gradcam_layer,
+            rgb_filter_layer=spec.rgb_filter_layer,
+            target=self.target if isinstance(self.target, str) else self.target.tolist(),
+            faithfulness_fraction=spec.faithfulness_fraction,
+            stat_names=list(metadata.STAT_NAMES),
+        )
+        self._probes_logged = True
+
+    def _write_event(self, result, step, mode):
+        spec = self._probe.spec
+        probabilities = result["probabilities"]
+        predicted = probabilities.argmax(axis=1)
+        target = result["target"]
+        rows = np.arange(len(target))
+        target_probability = probabilities[rows, target]
+        drop = target_probability - result["masked_probability"]
+        top = np.argsort(-probabilities, axis=1)[:, :5]
+        summary.write_header(
+            metadata.PREDICTIONS, tag(metadata.PREDICTIONS, mode), step,
+            predicted=predicted.tolist(),
+            probability=probabilities[rows, predicted].tolist(),
+            target=target.tolist(),
+            target_probability=target_probability.tolist(),
+            masked_probability=result["masked_probability"].tolist(),
+            faithfulness_drop=drop.tolist(),
+            label=None if self.labels is None else self.labels.tolist(),
+            top_classes=top.tolist(),
+            top_probabilities=np.take_along_axis(probabilities, top, axis=1).tolist(),
+        )
+        for kind, key in ((metadata.GRADCAM, "gradcam"), (metadata.GRADCAM_PP, "gradcam++")):
+            summary.write_maps(
+                kind, tag(kind, mode), result[key], step, layer=spec.gradcam_layer
+            )
+        for path, encoded in result["activations"].items():
+            summary.write_maps(
+                metadata.ACTIVATIONS, tag(metadata.ACTIVATIONS, mode, path), encoded, step,
+                channels=spec.activation_channels[path],
+            )
+        for path, encoded in result["filters"].items():
+            summary.write_maps(
+                metadata.FILTERS, tag(metadata.FILTERS, mode, path), encoded, step,
+                channels=spec.filter_channels[path],
+                view="kernel" if path == spec.rgb_filter_layer else "mean_over_inputs",
+            )
+        first_in_process = not self._logged
+        for path, stats in result["stats"].items():
+            if first_in_process:
+                stats = stats.copy()
+                stats[metadata.STAT_NAMES.index("cos_to_prev")] = np.nan  # no previous event
+            summary.write_tensor(metadata.STATS, tag(metadata.STATS, mode, path), stats, step)
+        summary.write_tensor(metadata.FAITHFULNESS, tag(metadata.FAITHFULNESS, mode), drop.mean(), step)

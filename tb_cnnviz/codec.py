@@ -1,0 +1,76 @@
+"""Decoding of cnnviz blob sequences: a JSON header followed by 8-bit PNG mosaics.
+
+A blob sequence stores a float array of shape (B, n, h, w, c): element 0 is a JSON header,
+element 1 + b is one PNG holding the n maps of item b tiled on a `grid_shape(n)` grid. Each
+map is quantised to 8 bits over its own [lo, hi] range (kept in the header), so a decoded
+value is within (hi - lo) / 510 of the value that was logged.
+
+numpy and Pillow only: used by the reader and by the TensorBoard plugin.
+"""
+
+import io
+import json
+import math
+
+import numpy as np
+from PIL import Image
+
+from tb_cnnviz import metadata
+
+
+def grid_shape(n):
+    """(rows, cols) of the near-square grid that tiles n maps."""
+    cols = max(1, math.ceil(math.sqrt(n)))
+    return math.ceil(n / cols), cols
+
+
+def encode_header(**fields):
+    return json.dumps({"version": metadata.FORMAT_VERSION, **fields}).encode()
+
+
+def decode_header(blob):
+    """Parses element 0 of a blob sequence; raises metadata.FormatError when unusable."""
+    header = metadata.parse_plugin_content(blob)
+    if "shape" in header:
+        b, n = header["shape"][:2]
+        if np.shape(header["lo"]) != (b, n) or np.shape(header["hi"]) != (b, n):
+            raise metadata.FormatError("cnnviz header ranges do not match its shape")
+    return header
+
+
+def png_to_array(png):
+    """Pixels of a PNG as uint8 (H, W, channels)."""
+    with Image.open(io.BytesIO(png)) as image:
+        pixels = np.asarray(image)
+    return pixels if pixels.ndim == 3 else pixels[..., None]
+
+
+def untile(pixels, n, h, w):
+    """Inverse of the encoder's tiling: (rows*h, cols*w, c) -> (n, h, w, c)."""
+    rows, cols = grid_shape(n)
+    c = pixels.shape[-1]
+    grid = pixels.reshape(rows, h, cols, w, c).transpose(0, 2, 1, 3, 4)
+    return grid.reshape(rows * cols, h, w, c)[:n]
+
+
+def dequantise(q, lo, hi):
+    """uint8 maps (n, h, w, c) and per-map ranges (n,) -> float32 values."""
+    lo = np.asarray(lo, np.float32).reshape(-1, 1, 1, 1)
+    hi = np.asarray(hi, np.float32).reshape(-1, 1, 1, 1)
+    return lo + q.astype(np.float32) * ((hi - lo) / 255.0)
+
+
+def decode_item(header, png, index):
+    """Float maps (n, h, w, c) of item `index` of a blob sequence, from its PNG."""
+    _, n, h, w, _ = header["shape"]
+    q = untile(png_to_array(png), n, h, w)
+    return dequantise(q, header["lo"][index], header["hi"][index])
+
+
+def decode_maps(header, pngs):
+    """Float array (B, n, h, w, c) of a whole blob sequence."""
+    if len(pngs) != header["shape"][0]:
+        raise metadata.FormatError(
+            f"cnnviz blob sequence has {len(pngs)} images, header says {header['shape'][0]}"
+        )
+    return np.stack([decode_item(header, png, i) for i, png in enumerate(pngs)])

@@ -1,0 +1,310 @@
+"""The fused probe: everything one logging event needs from the model, in one tf.function.
+
+A single forward pass records the outputs of the layers we watch by wrapping their `call`
+while the function is traced (so nested models, Sequential and subclassed models all work
+without building sub-models), the same tape gives the Grad-CAM gradients, and the function
+also computes filter statistics, the faithfulness check and the 8-bit PNG encoding.
+"""
+
+import contextlib
+import dataclasses
+import math
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tb_cnnviz import cam, codec, layers as layer_utils
+from tb_cnnviz.metadata import STAT_NAMES
+
+PNG_COMPRESSION = 1  # zlib level: maps compress nearly as well at 1 as at 6, several times faster
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeSpec:
+    """What a probe computes; paths are keys of `layers.conv_layers(model)`."""
+
+    gradcam_layer: str
+    activation_channels: dict = dataclasses.field(default_factory=dict)  # path -> channels
+    filter_channels: dict = dataclasses.field(default_factory=dict)  # path -> channels
+    rgb_filter_layer: str | None = None  # logged as colour tiles of its input channels
+    stats: bool = False
+    faithfulness_fraction: float | None = None
+    encode: bool = False
+
+
+def output_layer(model):
+    """The layer that produces the model's output, looking inside nested models."""
+    layer = model
+    while isinstance(layer, keras.Model):
+        history = getattr(layer.outputs[0], "_keras_history", None) if layer.outputs else None
+        layer = history.operation if history is not None else layer.layers[-1]
+    return layer
+
+
+def check_model(model):
+    """Raises a ValueError saying what to do if the probe cannot handle `model`."""
+    if not model.built or not getattr(model, "inputs", None):
+        raise ValueError(
+            "the model is not built yet: call it on a batch or give it an Input shape "
+            "(e.g. keras.Input((64, 64, 3))) before passing it to tb_cnnviz"
+        )
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(
+            f"tb_cnnviz needs a model with one image input and one class-score output; this "
+            f"model has {len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
+    if len(model.inputs[0].shape) != 4:
+        raise ValueError(f"the model input must be images (N, H, W, C), not {model.inputs[0].shape}")
+    if len(model.outputs[0].shape) != 2 or (model.outputs[0].shape[-1] or 0) < 2:
+        raise ValueError(
+            f"the model output must be class scores (N, classes >= 2), not "
+            f"{model.outputs[0].shape}"
+        )
+    if not layer_utils.conv_layers(model):
+        raise ValueError("the model has no Conv2D, DepthwiseConv2D or SeparableConv2D layer")
+
+
+@contextlib.contextmanager
+def _patched(obj, name, value):
+    """Sets an instance attribute for the duration of a trace, bypassing Keras' tracking."""
+    had = name in obj.__dict__
+    old = obj.__dict__.get(name)
+    obj.__dict__[name] = value
+    try:
+        yield
+    finally:
+        if had:
+            obj.__dict__[name] = old
+        else:
+            del obj.__dict__[name]
+
+
+@contextlib.contextmanager
+def recording(watched, outputs):
+    """While active, the first output of each watched layer {path: layer} goes to `outputs`."""
+    with contextlib.ExitStack() as stack:
+        for path, layer in watched.items():
+            def call(*args, _path=path, _call=layer.call, **kwargs):
+                result = _call(*args, **kwargs)
+                outputs.setdefault(_path, result)
+                return result
+
+            stack.enter_context(_patched(layer, "call", call))
+        yield
+
+
+def encode_maps(maps):
+    """(B, n, h, w, c) floats -> PNG per item (B,), per-map ranges lo, hi (B, n) and the shape.
+
+    Non-finite values are left out of the range and stored as its low end.
+    """
+    finite = tf.math.is_finite(maps)
+    lo = tf.reduce_min(tf.where(finite, maps, np.inf), axis=(2, 3, 4))
+    hi = tf.reduce_max(tf.where(finite, maps, -np.inf), axis=(2, 3, 4))
+    empty = lo > hi  # no finite value at all
+    lo = tf.where(empty, 0.0, lo)
+    hi = tf.where(empty, 0.0, hi)
+    span = hi - lo
+    scale = tf.where(span > 0, 255.0 / tf.where(span > 0, span, 1.0), 0.0)
+    q = (maps - lo[:, :, None, None, None]) * scale[:, :, None, None, None]
+    q = tf.cast(tf.clip_by_value(tf.round(tf.where(finite, q, 0.0)), 0, 255), tf.uint8)
+    b, n, h, w, c = maps.shape
+    rows, cols = codec.grid_shape(n)
+    q = tf.pad(q, [[0, 0], [0, rows * cols - n], [0, 0], [0, 0], [0, 0]])
+    tiles = tf.reshape(q, (b, rows, cols, h, w, c))
+    tiles = tf.reshape(tf.transpose(tiles, (0, 1, 3, 2, 4, 5)), (b, rows * h, cols * w, c))
+    pngs = tf.stack([tf.io.encode_png(t, compression=PNG_COMPRESSION) for t in tf.unstack(tiles)])
+    return {"png": pngs, "lo": lo, "hi": hi, "shape": tf.constant(list(maps.shape), tf.int32)}
+
+
+def _flat_filters(layer):
+    """(filters, kh*kw*in) rows, one per output channel."""
+    kernel = layer_utils.effective_kernel(layer)
+    return tf.reshape(tf.transpose(kernel, (3, 0, 1, 2)), (kernel.shape[3], -1))
+
+
+def _cosine_distance(a, b):
+    dot = tf.reduce_sum(a * b, axis=1)
+    norms = tf.norm(a, axis=1) * tf.norm(b, axis=1)
+    distance = tf.where(norms > 0, 1.0 - dot / tf.where(norms > 0, norms, 1.0), 0.0)
+    return tf.clip_by_value(distance, 0.0, 2.0)  # rounding must not give negative distances
+
+
+def _blur(images):
+    """Heavy box blur: the baseline that replaces the masked pixels in the faithfulness check."""
+    size = max(3, min(images.shape[1], images.shape[2]) // 4) | 1
+    for _ in range(2):
+        images = tf.nn.avg_pool2d(images, size, strides=1, padding="SAME")
+    return images
+
+
+class Probe:
+    """Runs a ProbeSpec on a model; call it with images and targets (-1 = predicted class)."""
+
+    def __init__(self, model, spec):
+        check_model(model)
+        self.model = model
+        self.spec = spec
+        self.convs = layer_utils.conv_layers(model)
+        watched = {spec.gradcam_layer, *spec.activation_channels}
+        if spec.stats:
+            watched.update(self.convs)
+        self._watched = {p: self.convs[p] for p in self.convs if p in watched}
+        head = output_layer(model)
+        # Grad-CAM needs the pre-softmax score: run a softmax head as linear while tracing.
+        self._softmax_head = head if getattr(head, "activation", None) is keras.activations.softmax else None
+        self._logits_model = self._softmax_head is not None or getattr(
+            head, "activation", None
+        ) is keras.activations.linear
+        self._reference = {}  # path -> tf.Variable of the first event's filters
+        self._previous = {}  # path -> tf.Variable of the previous event's filters
+        self._fn = tf.function(self._event, reduce_retracing=True)
+
+    def current_filters(self):
+        return {path: _flat_filters(layer).numpy() for path, layer in self.convs.items()}
+
+    def set_reference(self, reference=None):
+        """Distances are measured from `reference` {path: filters} (default: current weights)."""
+        current = self.current_filters()
+        reference = reference or current
+        for path, filters in current.items():
+            ref = reference.get(path)
+            ref = filters if ref is None or ref.shape != filters.shape else ref
+            for store, value in ((self._reference, ref), (self._previous, filters)):
+                if path in store:
+                    store[path].assign(value)
+                else:
+                    store[path] = tf.Variable(value, trainable=False, name="cnnviz_ref")
+
+    def reference(self):
+        return {path: var.numpy() for path, var in self._reference.items()}
+
+    def __call__(self, images, target):
+        if self.spec.stats and not self._reference:
+            self.set_reference()
+        images = tf.convert_to_tensor(np.asarray(images, np.float32))
+        target = tf.convert_to_tensor(np.asarray(target, np.int32))
+        return tf.nest.map_structure(lambda t: t.numpy(), self._fn(images, target))
+
+    def _forward(self, images):
+        outputs = self.model(images, training=False)
+        outputs = tf.cast(outputs, tf.float32)
+        probabilities = tf.nn.softmax(outputs) if self._logits_model else outputs
+        return outputs, probabilities
+
+    def _event(self, images, target):
+        spec = self.spec
+        recorded = {}
+        head = (
+            _patched(self._softmax_head, "activation", keras.activations.linear)
+            if self._softmax_head is not None
+            else contextlib.nullcontext()
+        )
+        with head:
+            with tf.GradientTape() as tape, recording(self._watched, recorded):
+                scores, probabilities = self._forward(images)
+                predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+                target = tf.where(target < 0, predicted, target)
+                score = tf.reduce_sum(tf.gather(scores, target, batch_dims=1))
+            missing = set(self._watched) - set(recorded)
+            if missing:
+                raise ValueError(f"layers {sorted(missing)} are not used by the model's forward pass")
+            acts = {p: tf.cast(a, tf.float32) for p, a in recorded.items()}
+            grads = tf.cast(tape.gradient(score, recorded[spec.gradcam_layer]), tf.float32)
+            size = images.shape[1:3]
+            maps = {
+                name: cam.class_activation_map(acts[spec.gradcam_layer], grads, name, size)
+                for name in cam.METHODS
+            }
+            out = {
+                "probabilities": probabilities,
+                "target": target,
+                "gradcam": maps["gradcam"],
+                "gradcam++": maps["gradcam++"],
+            }
+            if spec.faithfulness_fraction is not None:
+                masked = self._mask_top(images, maps["gradcam"], spec.faithfulness_fraction)
+                _, masked_probabilities = self._forward(masked)
+                out["masked_probability"] = tf.gather(masked_probabilities, target, batch_dims=1)
+        if spec.stats:
+            out["stats"] = {path: self._stats(path, acts[path]) for path in self.convs}
+        out["activations"] = {
+            path: tf.transpose(tf.gather(acts[path], list(channels), axis=-1), (0, 3, 1, 2))[..., None]
+            for path, channels in spec.activation_channels.items()
+        }
+        out["filters"] = {path: self._filter_images(path, ch) for path, ch in spec.filter_channels.items()}
+        if spec.encode:
+            for key in ("gradcam", "gradcam++"):
+                out[key] = encode_maps(out[key][:, None, :, :, None])
+            for group in ("activations", "filters"):
+                out[group] = {path: encode_maps(m) for path, m in out[group].items()}
+        return out
+
+    def _mask_top(self, images, maps, fraction):
+        """Images whose top `fraction` of map pixels are replaced by a blurred copy."""
+        n, h, w = maps.shape
+        k = max(1, math.ceil(fraction * h * w))
+        _, top = tf.math.top_k(tf.reshape(maps, (n, h * w)), k=k)
+        rows = tf.repeat(tf.range(n), k)
+        index = tf.stack([rows, tf.reshape(top, (-1,))], axis=1)
+        mask = tf.scatter_nd(index, tf.ones((n * k,)), (n, h * w))
+        mask = tf.reshape(mask, (n, h, w, 1))
+        return images * (1.0 - mask) + _blur(images) * mask
+
+    def _stats(self, path, activations):
+        filters = _flat_filters(self.convs[path])
+        stats = [
+            tf.norm(filters, axis=1),
+            _cosine_distance(filters, self._reference[path]),
+            _cosine_distance(filters, self._previous[path]),
+            tf.reduce_mean(activations, axis=(0, 1, 2)),
+            tf.reduce_mean(tf.cast(tf.reduce_max(activations, axis=(1, 2)) <= 0, tf.float32), 0),
+        ]
+        self._previous[path].assign(filters)
+        assert len(stats) == len(STAT_NAMES)
+        return tf.stack(stats)
+
+    def _filter_images(self, path, channels):
+        """(1, n, kh, kw, c): colour tiles for the RGB layer, else the mean over input channels."""
+        kernel = tf.gather(layer_utils.effective_kernel(self.convs[path]), list(channels), axis=3)
+        kernel = tf.transpose(kernel, (3, 0, 1, 2))
+        if path != self.spec.rgb_filter_layer:
+            kernel = tf.reduce_mean(kernel, axis=-1, keepdims=True)
+        return kernel[None]
+
+
+_GRADCAM_PROBES = weakref.WeakKeyDictionary()  # model -> {layer path: Probe}
+
+
+def _cam(model, images, layer, class_index, method):
+    check_model(model)
+    convs = layer_utils.conv_layers(model)
+    path = layer_utils.resolve(model, convs, layer, "layer") if layer is not None else list(convs)[-1]
+    probes = _GRADCAM_PROBES.setdefault(model, {})
+    if path not in probes:
+        probes[path] = Probe(model, ProbeSpec(gradcam_layer=path))
+    images = np.asarray(images, np.float32)
+    if class_index is None:
+        target = np.full(len(images), -1)
+    else:
+        target = np.broadcast_to(np.asarray(class_index, np.int64), (len(images),))
+        classes = model.outputs[0].shape[-1]
+        if np.any((target < 0) | (target >= classes)):
+            raise ValueError(f"class_index must be in [0, {classes}), got {class_index!r}")
+    return probes[path](images, target)[method]
+
+
+def gradcam(model, images, layer=None, class_index=None):
+    """Grad-CAM maps (N, H, W) float32 at the input resolution: non-negative, not normalised.
+
+    layer: a conv layer name or path (default: the last conv layer); class_index: None for
+    each image's predicted class, an int for all images, or one int per image.
+    """
+    return _cam(model, images, layer, class_index, "gradcam")
+
+
+def gradcam_plus_plus(model, images, layer=None, class_index=None):
+    """Grad-CAM++ maps; same arguments and result as `gradcam`."""
+    return _cam(model, images, layer, class_index, "gradcam++")
