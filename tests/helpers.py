@@ -1,0 +1,101 @@
+"""Models and reference computations shared by the tests."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tb_cnnviz import CNNViz, read_run
+
+
+def small_cnn(size=32, classes=4, softmax=True, name="small"):
+    """Conv, separable and depthwise layers, with a pooling step between them."""
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.SeparableConv2D(12, 3, padding="same", activation="relu", name="sep2")(x)
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="relu", name="dw3")(x)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv4")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(classes, activation="softmax" if softmax else None, name="head")(x)
+    model = keras.Model(inputs, outputs, name=name)
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    return model
+
+
+def fit_logged(tmp_path, model, images, labels, epochs=2, **options):
+    """Trains with CNNViz and returns (callback, reader Run)."""
+    options.setdefault("strict", True)
+    callback = CNNViz(str(tmp_path), images[:6], labels[:6], **options)
+    model.fit(images, labels, epochs=epochs, batch_size=32, verbose=0, callbacks=[callback])
+    return callback, read_run(str(tmp_path))
+
+
+def pearson(a, b):
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+
+def effective_kernel_np(layer):
+    """Reference: kernel (kh, kw, in, out) from get_weights()."""
+    weights = layer.get_weights()
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        depthwise, pointwise = weights[0], weights[1]
+        kh, kw, cin, mult = depthwise.shape
+        full = np.zeros((kh, kw, cin, pointwise.shape[-1]), np.float64)
+        for c in range(cin):
+            for m in range(mult):
+                full[:, :, c, :] += depthwise[:, :, c, m, None] * pointwise[0, 0, c * mult + m][None, None, :]
+        return full
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        kh, kw, cin, mult = weights[0].shape
+        return weights[0].reshape(kh, kw, 1, cin * mult)
+    return weights[0]
+
+
+def filter_rows(layer):
+    kernel = effective_kernel_np(layer).astype(np.float64)
+    return kernel.transpose(3, 0, 1, 2).reshape(kernel.shape[3], -1)
+
+
+def cosine_distance_np(a, b):
+    dot = (a * b).sum(1)
+    return 1 - dot / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def reference_cam(activations, grads, method, size):
+    """Grad-CAM / Grad-CAM++ written out in numpy, following the papers."""
+    a = activations.astype(np.float64)
+    g = grads.astype(np.float64)
+    if method == "gradcam":
+        weights = g.mean(axis=(1, 2))
+    else:
+        g2, g3 = g**2, g**3
+        alpha = g2 / (2 * g2 + a.sum(axis=(1, 2), keepdims=True) * g3 + 1e-6)
+        alpha = np.where(g != 0, alpha, 0)
+        weights = (np.maximum(g, 0) * alpha).sum(axis=(1, 2))
+    maps = np.maximum((a * weights[:, None, None, :]).sum(-1), 0)
+    return tf.image.resize(maps[..., None].astype(np.float32), size, method="bilinear").numpy()[..., 0]
+
+
+def reference_gradients(model, images, conv_output, score_fn, targets):
+    """Activations of `conv_output` and d score / d activations, with a plain GradientTape.
+
+    conv_output: a KerasTensor of the model graph; score_fn maps the sub-model's second
+    output to the class scores Grad-CAM differentiates (logits).
+    """
+    sub = keras.Model(model.inputs, [conv_output, model.layers[-2].output])
+    x = tf.constant(images)
+    with tf.GradientTape() as tape:
+        acts, features = sub(x, training=False)
+        scores = score_fn(features)
+        score = tf.reduce_sum(tf.gather(scores, targets, batch_dims=1))
+    return acts.numpy(), tape.gradient(score, acts).numpy()
+
+
+def quantisation_ok(decoded, true, per_map_axes):
+    """|decoded - true| <= (range of that map) / 255, with float32 slack."""
+    lo = true.min(axis=per_map_axes, keepdims=True)
+    hi = true.max(axis=per_map_axes, keepdims=True)
+    bound = (hi - lo) / 255.0 + 1e-6 * (1 + np.abs(true))
+    return bool(np.all(np.abs(decoded - true) <= bound))

@@ -1,0 +1,54 @@
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tb_cnnviz import codec, metadata
+from tb_cnnviz.probe import encode_maps
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 17, 9, 1), (2, 5, 4, 6, 1), (1, 16, 3, 3, 3), (2, 10, 8, 8, 1)])
+def test_encode_decode_round_trip_within_quantisation_bound(shape):
+    rng = np.random.default_rng(0)
+    maps = rng.normal(size=shape).astype(np.float32) * rng.uniform(0.1, 100, shape[:2])[..., None, None, None]
+    maps[0, 0] = 7.0  # a constant map decodes exactly
+    encoded = {k: v.numpy() for k, v in encode_maps(tf.constant(maps)).items()}
+    header = codec.decode_header(codec.encode_header(
+        shape=encoded["shape"].tolist(), lo=encoded["lo"].tolist(), hi=encoded["hi"].tolist()))
+    decoded = codec.decode_maps(header, list(encoded["png"]))
+    assert decoded.shape == shape
+    span = maps.max(axis=(2, 3, 4), keepdims=True) - maps.min(axis=(2, 3, 4), keepdims=True)
+    assert np.all(np.abs(decoded - maps) <= span / 510 + 1e-5 * np.abs(maps).max())
+    assert np.all(decoded[0, 0] == 7.0)
+
+
+def test_non_finite_values_do_not_break_encoding():
+    maps = np.ones((1, 2, 4, 4, 1), np.float32)
+    maps[0, 0, 0, 0] = np.nan
+    maps[0, 0, 1, 1] = 5.0
+    maps[0, 1] = np.inf
+    encoded = {k: v.numpy() for k, v in encode_maps(tf.constant(maps)).items()}
+    assert encoded["lo"].tolist() == [[1.0, 0.0]] and encoded["hi"].tolist() == [[5.0, 0.0]]
+
+
+def test_tags_round_trip_with_nested_layer_paths():
+    name = metadata.tag(metadata.ACTIVATIONS, "eval", "vgg16/block5_conv3")
+    assert name == "eval/activations/vgg16/block5_conv3"
+    assert metadata.parse_tag(name) == (metadata.ACTIVATIONS, "eval", "vgg16/block5_conv3")
+    assert metadata.parse_tag("probes") == ("probes", None, None)
+    with pytest.raises(metadata.FormatError):
+        metadata.parse_tag("train/unknown")
+
+
+def test_newer_format_version_is_refused_with_upgrade_advice():
+    content = json.dumps({"version": metadata.FORMAT_VERSION + 1}).encode()
+    with pytest.raises(metadata.FormatError, match="upgrade"):
+        metadata.parse_plugin_content(content)
+    with pytest.raises(metadata.FormatError):
+        metadata.parse_plugin_content(b"\xff not json")
+
+
+def test_every_kind_has_a_data_class():
+    for kind in metadata.BLOB_KINDS + metadata.TENSOR_KINDS:
+        assert metadata.create_summary_metadata(kind).data_class != 0

@@ -1,0 +1,160 @@
+"""What the callback logs equals independent computations on the same model and probes."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tb_cnnviz
+from helpers import (
+    cosine_distance_np, filter_rows, fit_logged, pearson, quantisation_ok, reference_cam,
+    reference_gradients, small_cnn,
+)
+from tb_cnnviz import metadata
+
+
+class WeightHistory(keras.callbacks.Callback):
+    """Filter rows of every conv layer at train begin and at each epoch end."""
+
+    def __init__(self, layers):
+        super().__init__()
+        self.layers, self.history = layers, []
+
+    def _record(self):
+        self.history.append({l.name: filter_rows(l) for l in self.layers})
+
+    def on_train_begin(self, logs=None):
+        self._record()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._record()
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory, data):
+    keras.utils.set_random_seed(1)
+    images, labels, _ = data
+    model = small_cnn()
+    convs = [model.get_layer(n) for n in ("conv1", "sep2", "dw3", "conv4")]
+    history = WeightHistory(convs)
+    logdir = tmp_path_factory.mktemp("values")
+    callback = tb_cnnviz.CNNViz(str(logdir), images[:6], labels[:6], max_channels=5,
+                                class_names=["sq", "disc", "tri", "cross"], strict=True)
+    model.fit(images, labels, epochs=3, batch_size=32, verbose=0, callbacks=[history, callback])
+    run = tb_cnnviz.read_run(str(logdir))
+    return model, images[:6], labels[:6], run, history.history
+
+
+def test_steps_follow_the_optimizer(logged):
+    model, _, _, run, _ = logged
+    assert run.steps("train") == [0, 3, 6, 9]
+    assert run.steps("eval") == []
+    assert int(model.optimizer.iterations.numpy()) == 9
+
+
+def test_probe_images_and_run_info(logged):
+    _, probes, labels, run, _ = logged
+    assert quantisation_ok(run.probes, probes, (1, 2, 3))
+    assert run.info["labels"] == labels.tolist()
+    assert run.info["class_names"] == ["sq", "disc", "tri", "cross"]
+    assert run.layers == ["conv1", "sep2", "dw3", "conv4"]
+    assert run.info["gradcam_layer"] == "conv4"
+    assert run.info["channels"]["conv4"] == [0, 4, 8, 11, 15]  # spread over 16, fixed
+
+
+def test_activations_equal_the_layers_true_outputs(logged):
+    model, probes, _, run, _ = logged
+    event = run.event(run.steps()[-1])
+    for name in run.layers:
+        true = keras.Model(model.inputs, model.get_layer(name).output)(tf.constant(probes)).numpy()
+        maps, channels = event.activations(name)
+        true = true[..., channels].transpose(0, 3, 1, 2)
+        assert maps.shape == true.shape
+        assert quantisation_ok(maps, true, (2, 3)), name
+
+
+def test_predictions_equal_the_model(logged):
+    model, probes, labels, run, _ = logged
+    probabilities = model.predict(probes, verbose=0)
+    predictions = run.event(run.steps()[-1]).predictions
+    assert predictions["predicted"] == probabilities.argmax(1).tolist()
+    np.testing.assert_allclose(predictions["probability"], probabilities.max(1), rtol=1e-4, atol=1e-6)
+    assert predictions["label"] == labels.tolist()
+    assert predictions["target"] == predictions["predicted"]
+    drops = np.asarray(predictions["target_probability"]) - predictions["masked_probability"]
+    np.testing.assert_allclose(predictions["faithfulness_drop"], drops, atol=1e-6)
+    assert run.event(run.steps()[-1]).faithfulness == pytest.approx(drops.mean(), abs=1e-6)
+
+
+@pytest.mark.parametrize("method, attribute", [("gradcam", "gradcam"), ("gradcam++", "gradcam_pp")])
+def test_gradcam_matches_a_reference_implementation(logged, method, attribute):
+    model, probes, _, run, _ = logged
+    event = run.event(run.steps()[-1])
+    targets = np.asarray(event.predictions["target"])
+    kernel, bias = model.get_layer("head").get_weights()
+    acts, grads = reference_gradients(
+        model, probes, model.get_layer("conv4").output, lambda f: tf.matmul(f, kernel) + bias, targets)
+    expected = reference_cam(acts, grads, method, probes.shape[1:3])
+    logged_maps = getattr(event, attribute)
+    assert logged_maps.shape == expected.shape
+    assert pearson(logged_maps, expected) >= 0.999
+    assert quantisation_ok(logged_maps, expected, (1, 2)) or pearson(logged_maps, expected) >= 0.9999
+    public = (tb_cnnviz.gradcam if method == "gradcam" else tb_cnnviz.gradcam_plus_plus)(
+        model, probes, class_index=targets)
+    assert public.dtype == np.float32 and public.min() >= 0
+    assert quantisation_ok(logged_maps, public, (1, 2))
+
+
+def test_filter_statistics_equal_numpy_on_get_weights(logged):
+    model, probes, _, run, history = logged
+    steps = run.steps()
+    for index, step in enumerate(steps):
+        event = run.event(step)
+        for name in ("conv1", "sep2", "dw3", "conv4"):
+            stats = event.stats(name)
+            rows = history[index][name]
+            np.testing.assert_allclose(stats["norm"], np.linalg.norm(rows, axis=1), rtol=1e-5)
+            np.testing.assert_allclose(
+                stats["cos_to_first"], np.clip(cosine_distance_np(rows, history[0][name]), 0, 2), atol=2e-6)
+            if index == 0:
+                assert np.all(np.isnan(stats["cos_to_prev"]))
+            else:
+                np.testing.assert_allclose(
+                    stats["cos_to_prev"],
+                    np.clip(cosine_distance_np(rows, history[index - 1][name]), 0, 2), atol=2e-6)
+    # activation statistics at the last step, where the model still has those weights
+    event = run.event(steps[-1])
+    for name in ("conv1", "sep2", "dw3", "conv4"):
+        true = keras.Model(model.inputs, model.get_layer(name).output)(tf.constant(probes)).numpy()
+        stats = event.stats(name)
+        np.testing.assert_allclose(stats["mean_activation"], true.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(stats["dead_fraction"], (true.max(axis=(1, 2)) <= 0).mean(0))
+
+
+def test_filter_drift_is_the_stat_over_steps(logged):
+    _, _, _, run, _ = logged
+    steps, matrix = run.filter_drift("sep2", "cos_to_first")
+    assert steps.tolist() == run.steps()
+    assert matrix.shape == (12, len(steps))
+    assert np.all(matrix[:, 0] < 1e-6) and np.all(matrix[:, -1] > 1e-6)
+
+
+def test_filter_images_equal_the_kernels(logged):
+    model, _, _, run, _ = logged
+    event = run.event(run.steps()[-1])
+    kernels, channels, view = event.filters("conv1")
+    assert view == "kernel" and channels == list(range(8))
+    true = model.get_layer("conv1").get_weights()[0].transpose(3, 0, 1, 2)
+    assert quantisation_ok(kernels, true, (1, 2, 3))
+    kernels, channels, view = event.filters("conv4")
+    assert view == "mean_over_inputs"
+    true = model.get_layer("conv4").get_weights()[0].mean(axis=2).transpose(2, 0, 1)[channels][..., None]
+    assert quantisation_ok(kernels, true, (1, 2, 3))
+
+
+def test_event_is_compact(logged):
+    _, _, _, run, _ = logged
+    import os
+    size = sum(os.path.getsize(os.path.join(run.path, f)) for f in os.listdir(run.path) if "tfevents" in f)
+    assert size / len(run.steps()) < 300_000
+    assert metadata.FORMAT_VERSION == run.info["version"]
