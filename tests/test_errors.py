@@ -1,0 +1,104 @@
+"""Every constructor and set_model error says what is wrong and what to do."""
+
+import keras
+import numpy as np
+import pytest
+
+import tb_cnnviz
+from helpers import small_cnn
+
+IMAGES = np.zeros((4, 32, 32, 3), np.float32)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"samples": np.zeros((32, 32, 3))}, ValueError, r"\(N, height, width, channels\).*x\[None\]"),
+    ({"samples": np.array([["a"]])}, TypeError, "numeric"),
+    ({"samples": np.zeros((0, 32, 32, 3))}, ValueError, "between 1 and"),
+    ({"labels": [0, 1]}, ValueError, "4 class indices"),
+    ({"labels": [0, 1, -2, 0]}, ValueError, "non-negative"),
+    ({"target": "true"}, ValueError, "needs labels"),
+    ({"target": "best"}, ValueError, '"predicted", "true"'),
+    ({"target": [0, 1]}, ValueError, "one class per sample"),
+    ({"every_n_epochs": 1, "every_n_steps": 10}, ValueError, "not both"),
+    ({"every_n_steps": 0}, ValueError, "every_n_steps must be a positive int"),
+    ({"max_channels": "some"}, ValueError, 'max_channels \\(or "all"\\)'),
+    ({"faithfulness_fraction": 1.5}, ValueError, r"in \(0, 1\)"),
+    ({"layers": []}, ValueError, "at least one conv layer"),
+])
+def test_constructor_errors(tmp_path, kwargs, error, message):
+    kwargs = {"logdir": str(tmp_path), "samples": IMAGES, **kwargs}
+    with pytest.raises(error, match=message):
+        tb_cnnviz.CNNViz(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"layers": ["nope"]}, "'nope' is not in the model; its conv layers are: conv1, sep2, dw3, conv4"),
+    ({"layers": ["head"]}, "'head' is a Dense, not a 2-D convolution; choose one of the conv layers"),
+    ({"gradcam_layer": "pool"}, "gradcam_layer 'pool' is not in the model"),
+    ({"samples": np.zeros((2, 28, 28, 3))}, r"samples have shape \(28, 28, 3\) per image but the model expects \(32, 32, 3\)"),
+    ({"labels": [0, 1, 2, 9]}, "below the model's 4 classes"),
+    ({"class_names": ["a", "b"]}, "class_names has 2 names, the model has 4 classes"),
+])
+def test_set_model_errors(tmp_path, kwargs, message):
+    kwargs = {"logdir": str(tmp_path), "samples": IMAGES, **kwargs}
+    callback = tb_cnnviz.CNNViz(**kwargs)
+    with pytest.raises(ValueError, match=message):
+        callback.set_model(small_cnn())
+
+
+def _no_conv():
+    inputs = keras.Input((32, 32, 3))
+    return keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs)))
+
+
+def _two_outputs():
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inputs))
+    return keras.Model(inputs, [keras.layers.Dense(4)(x), keras.layers.Dense(2)(x)])
+
+
+def _unbuilt():
+    return keras.Sequential([keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(4)])
+
+
+def _regression():
+    inputs = keras.Input((32, 32, 3))
+    return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inputs))))
+
+
+@pytest.mark.parametrize("build, message", [
+    (_no_conv, "no Conv2D, DepthwiseConv2D or SeparableConv2D layer"),
+    (_two_outputs, "one image input and one class-score output; this model has 1 inputs and 2 outputs"),
+    (_unbuilt, "not built yet"),
+    (_regression, r"class scores \(N, classes >= 2\)"),
+])
+def test_models_it_cannot_handle_get_a_clear_error(tmp_path, build, message):
+    with pytest.raises(ValueError, match=message):
+        tb_cnnviz.CNNViz(str(tmp_path), IMAGES, model=build())
+    with pytest.raises(ValueError, match=message):
+        tb_cnnviz.gradcam(build(), IMAGES)
+
+
+def test_log_needs_a_model_and_a_step(tmp_path):
+    callback = tb_cnnviz.CNNViz(str(tmp_path), IMAGES)
+    with pytest.raises(RuntimeError, match="set_model"):
+        callback.log(0)
+    uncompiled = small_cnn()
+    uncompiled.optimizer = None
+    callback.set_model(uncompiled)
+    with pytest.raises(ValueError, match="log\\(step=...\\)"):
+        callback.log()
+    with pytest.raises(ValueError, match="mode must be one of"):
+        callback.log(0, mode="test")
+
+
+def test_gradcam_class_index_is_checked():
+    with pytest.raises(ValueError, match=r"class_index must be in \[0, 4\)"):
+        tb_cnnviz.gradcam(small_cnn(), IMAGES, class_index=7)
+    with pytest.raises(ValueError, match="its conv layers are"):
+        tb_cnnviz.gradcam(small_cnn(), IMAGES, layer="missing")
+
+
+def test_unknown_public_name():
+    with pytest.raises(AttributeError):
+        tb_cnnviz.does_not_exist  # noqa: B018

@@ -1,0 +1,96 @@
+"""Model shapes people use: nested backbones, Sequential, mixed precision."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tb_cnnviz
+from helpers import pearson, quantisation_ok, reference_cam
+
+
+def test_nested_vgg16_backbone_with_path_names(tmp_path, data):
+    images, labels, _ = data
+    backbone = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(4, name="head")(features))  # logits
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callback = tb_cnnviz.CNNViz(str(tmp_path), images[:4], labels[:4],
+                                layers=["block1_conv1", "vgg16/block3_conv1", "block5_conv3"],
+                                gradcam_layer="vgg16/block4_conv3", max_channels=4, strict=True)
+    model.fit(images[:32], labels[:32], epochs=1, batch_size=16, verbose=0, callbacks=[callback])
+    run = tb_cnnviz.read_run(str(tmp_path))
+    assert run.layers == ["vgg16/block1_conv1", "vgg16/block3_conv1", "vgg16/block5_conv3"]
+    assert len(run.info["conv_layers"]) == 13  # stats cover every conv layer of the backbone
+    event = run.event(run.steps()[-1])
+    x = tf.constant(images[:4])
+    for name in ("block1_conv1", "block3_conv1", "block5_conv3"):
+        true = keras.Model(backbone.inputs, backbone.get_layer(name).output)(x).numpy()
+        maps, channels = event.activations(name)
+        assert quantisation_ok(maps, true[..., channels].transpose(0, 3, 1, 2), (2, 3)), name
+    # Grad-CAM at a layer inside the backbone, against a tape over an explicit split model
+    conv = keras.Model(backbone.inputs, backbone.get_layer("block4_conv3").output)
+    rest_input = keras.Input(conv.output.shape[1:])
+    y = rest_input
+    for layer in backbone.layers[backbone.layers.index(backbone.get_layer("block4_conv3")) + 1:]:
+        y = layer(y)
+    rest = keras.Model(rest_input, model.get_layer("head")(model.layers[2](y)))
+    targets = np.asarray(event.predictions["target"])
+    with tf.GradientTape() as tape:
+        acts = conv(x)
+        tape.watch(acts)
+        score = tf.reduce_sum(tf.gather(rest(acts), targets, batch_dims=1))
+    expected = reference_cam(acts.numpy(), tape.gradient(score, acts).numpy(), "gradcam", (32, 32))
+    assert pearson(event.gradcam, expected) >= 0.999
+    assert event.stats("vgg16/block2_conv2")["norm"].shape == (128,)
+
+
+def test_sequential_model(tmp_path, data):
+    images, labels, _ = data
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+        keras.layers.Conv2D(6, 3, activation="relu", name="c2"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(4, activation="softmax"),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    callback = tb_cnnviz.CNNViz(str(tmp_path), images[:3], labels[:3], strict=True)
+    model.fit(images[:32], labels[:32], epochs=1, verbose=0, callbacks=[callback])
+    run = tb_cnnviz.read_run(str(tmp_path))
+    event = run.event(run.steps()[-1])
+    true = keras.Model(model.inputs, model.get_layer("c2").output)(tf.constant(images[:3])).numpy()
+    maps, channels = event.activations("c2")
+    assert channels == list(range(6))
+    assert quantisation_ok(maps, true.transpose(0, 3, 1, 2), (2, 3))
+    assert event.gradcam.shape == (3, 32, 32)
+
+
+@pytest.fixture
+def mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mixed_precision(tmp_path, data, mixed_precision):
+    images, labels, _ = data
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = keras.layers.SeparableConv2D(8, 3, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(4, name="logits")(x)
+    model = keras.Model(inputs, keras.layers.Activation("softmax", dtype="float32")(x))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    callback = tb_cnnviz.CNNViz(str(tmp_path), images[:4], labels[:4], strict=True)
+    model.fit(images[:32], labels[:32], epochs=1, verbose=0, callbacks=[callback])
+    run = tb_cnnviz.read_run(str(tmp_path))
+    event = run.event(run.steps()[-1])
+    true = keras.Model(model.inputs, model.get_layer("c2").output)(tf.constant(images[:4]))
+    assert true.dtype == "float16"
+    maps, channels = event.activations("c2")
+    assert quantisation_ok(maps, true.numpy().astype(np.float32).transpose(0, 3, 1, 2), (2, 3))
+    assert np.all(np.isfinite(event.gradcam)) and event.gradcam.max() > 0
+    probabilities = model.predict(images[:4], verbose=0)
+    assert event.predictions["predicted"] == probabilities.argmax(1).tolist()

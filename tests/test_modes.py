@@ -1,0 +1,93 @@
+"""Where events come from: fit (per epoch or per n steps), evaluate, a custom loop, a resume."""
+
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tb_cnnviz
+from helpers import cosine_distance_np, filter_rows, small_cnn
+
+
+def test_every_n_steps_and_evaluate(tmp_path, data):
+    images, labels, _ = data
+    model = small_cnn()
+    callback = tb_cnnviz.CNNViz(str(tmp_path), images[:4], labels[:4], every_n_steps=4, strict=True)
+    model.fit(images, labels, epochs=2, batch_size=16, verbose=0, callbacks=[callback],
+              validation_data=(images[:16], labels[:16]))
+    model.evaluate(images[:16], labels[:16], verbose=0, callbacks=[callback])
+    run = tb_cnnviz.read_run(str(tmp_path))
+    assert run.steps("train") == [0, 4, 8, 12]
+    assert run.steps("eval") == [12]  # validation inside fit is not an eval event
+    eval_event = run.event(12, "eval")
+    np.testing.assert_allclose(eval_event.gradcam, run.event(12).gradcam, atol=1e-6)
+
+
+def test_custom_training_loop(tmp_path, data):
+    images, labels, _ = data
+    model = small_cnn()
+    optimizer = keras.optimizers.SGD(0.1)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    callback = tb_cnnviz.CNNViz(str(tmp_path), images[:4], labels[:4], model=model)
+    callback.log(0)
+    for step in range(1, 21):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels[:32], model(images[:32], training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        if step % 10 == 0:
+            callback.log(step)
+    callback.log(20, mode="eval")
+    run = tb_cnnviz.read_run(str(tmp_path))
+    assert run.steps() == [0, 10, 20] and run.steps("eval") == [20]
+    assert run.event(20).stats("conv4")["cos_to_first"].max() > 1e-5
+
+
+def test_resume_continues_the_step_axis_and_the_reference(tmp_path, data):
+    images, labels, _ = data
+    keras.utils.set_random_seed(2)
+    model = small_cnn()
+    model.fit(images[:1], labels[:1], epochs=1, verbose=0)  # build the optimizer state
+    model.optimizer.iterations.assign(0)
+    first_weights = filter_rows(model.get_layer("conv4"))
+    logdir = str(tmp_path / "logs")
+    model.fit(images, labels, epochs=1, batch_size=32, verbose=0,
+              callbacks=[tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], strict=True)])
+    saved = str(tmp_path / "model.keras")
+    model.save(saved)
+    # a new process: a reloaded model and a new callback on the same logdir
+    resumed = keras.models.load_model(saved)
+    assert int(resumed.optimizer.iterations.numpy()) == 3
+    resumed.fit(images, labels, epochs=1, batch_size=32, verbose=0,
+                callbacks=[tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], strict=True)])
+    run = tb_cnnviz.read_run(logdir)
+    assert run.steps() == [0, 3, 6]
+    stats = run.event(6).stats("conv4")
+    expected = cosine_distance_np(filter_rows(resumed.get_layer("conv4")), first_weights)
+    np.testing.assert_allclose(stats["cos_to_first"], np.clip(expected, 0, 2), atol=2e-6)
+    event_files = [f for f in os.listdir(logdir) if "tfevents" in f]
+    assert len(event_files) == 2  # the resumed writer appended a new file
+
+
+def test_a_failing_event_is_reported_once_and_training_goes_on(tmp_path, data, monkeypatch):
+    images, labels, _ = data
+    model = small_cnn()
+    callback = tb_cnnviz.CNNViz(str(tmp_path), images[:4], labels[:4])
+    callback.set_model(model)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("probe exploded")
+
+    monkeypatch.setattr(callback._probe, "_fn", broken)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(images, labels, epochs=3, batch_size=32, verbose=0, callbacks=[callback])
+    assert len(history.history["loss"]) == 3
+    reports = [w for w in caught if "tb_cnnviz" in str(w.message)]
+    assert len(reports) == 1 and "step 0" in str(reports[0].message)
+    strict = tb_cnnviz.CNNViz(str(tmp_path / "strict"), images[:4], strict=True, model=model)
+    monkeypatch.setattr(strict._probe, "_fn", broken)
+    with pytest.raises(RuntimeError, match="probe exploded"):
+        model.fit(images, labels, epochs=1, batch_size=32, verbose=0, callbacks=[strict])
