@@ -4,20 +4,8 @@ import keras
 import numpy as np
 
 import tb_cnnviz
+from demo.model import vgg_style
 from tb_cnnviz.datasets import pointing_game, shapes
-
-
-def vgg_style(size):
-    inputs = keras.Input((size, size, 3))
-    x = inputs
-    for block, filters in enumerate((16, 32, 64), start=1):
-        for conv in (1, 2):
-            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
-                                    name=f"block{block}_conv{conv}")(x)
-        if block < 3:
-            x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(4, activation="softmax", name="predictions")(x))
 
 
 def test_gradcam_points_at_the_object_once_trained(tmp_path):

@@ -1,0 +1,1 @@
+"""The tb-cnnviz demo: a VGG-style CNN learns synthetic shapes while CNNViz logs it."""

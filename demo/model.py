@@ -1,0 +1,18 @@
+"""A small VGG-style classifier whose conv layers carry VGG16's layer names."""
+
+import keras
+
+
+def vgg_style(size=40, classes=4, widths=(16, 32, 64)):
+    """block{b}_conv{1,2} for each width, pooling between blocks, GAP and a softmax head."""
+    inputs = keras.Input((size, size, 3))
+    x = inputs
+    for block, filters in enumerate(widths, start=1):
+        for conv in (1, 2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                                    name=f"block{block}_conv{conv}")(x)
+        if block < len(widths):
+            x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="vgg_style")

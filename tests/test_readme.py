@@ -1,0 +1,27 @@
+"""The README's Python examples run as written and print what they claim."""
+
+import contextlib
+import io
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) == 3
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        for block in blocks:
+            exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
+    lines = output.getvalue().splitlines()
+    assert lines[0] == "[0, 8, 16] [16]"
+    assert lines[1] == "(8, 32, 32)"
+    assert namespace["maps"].shape == (4, 32, 32)
+    assert namespace["drift"].shape == (16, 3)
+    assert namespace["run"].event(16).activations("block1_conv1")[0].shape == (8, 8, 30, 30)
+    custom = namespace["read_run"]("logs/custom")
+    assert custom.steps() == [0, 100, 200]
