@@ -215,7 +215,7 @@ class CNNViz(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self._in_fit = False
         if self._writer is not None:
-            self._writer.flush()
+            self._writer.writer.flush()
 
     def on_epoch_end(self, epoch, logs=None):
         if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
@@ -268,14 +268,13 @@ class CNNViz(keras.callbacks.Callback):
         if not _is_chief(self.model):
             return
         if self._writer is None:
-            self._writer = tf.summary.create_file_writer(self.log_dir)
+            self._writer = summary.EventWriter(tf.summary.create_file_writer(self.log_dir))
             self._load_reference(step)
         result = self._probe(self.samples, self._targets())
-        with self._writer.as_default():
-            if not self._probes_logged:
-                self._write_probes(step)
-            self._write_event(result, step, mode)
-        self._writer.flush()
+        if not self._probes_logged:
+            self._writer.write(self._probes_items(), step)
+            self._probes_logged = True
+        self._writer.write(self._event_items(result, mode), step)
         self._logged.add((mode, step))
 
     def _targets(self):
@@ -303,15 +302,15 @@ class CNNViz(keras.callbacks.Callback):
         with tf.io.gfile.GFile(path, "wb") as f:
             f.write(buffer.getvalue())
 
-    def _write_probes(self, step):
+    def _probes_items(self):
         spec = self._probe.spec
         convs = self._probe.convs
         images = self.samples
         if images.shape[-1] not in (1, 3):
             images = images.mean(axis=-1, keepdims=True)
         encoded = tf.nest.map_structure(lambda t: t.numpy(), probe_lib.encode_maps(tf.constant(images[:, None])))
-        summary.write_maps(
-            metadata.PROBES, tag(metadata.PROBES), encoded, step,
+        value = summary.maps_value(
+            encoded,
             labels=None if self.labels is None else self.labels.tolist(),
             class_names=self.class_names,
             num_classes=int(self.model.outputs[0].shape[-1]),
@@ -329,9 +328,10 @@ class CNNViz(keras.callbacks.Callback):
             faithfulness_fraction=spec.faithfulness_fraction,
             stat_names=list(metadata.STAT_NAMES),
         )
-        self._probes_logged = True
+        return {tag(metadata.PROBES): (metadata.PROBES, value)}
 
-    def _write_event(self, result, step, mode):
+    def _event_items(self, result, mode):
+        """{tag: (kind, value)} of every summary of one event."""
         spec = self._probe.spec
         probabilities = result["probabilities"]
         predicted = probabilities.argmax(axis=1)
@@ -340,8 +340,8 @@ class CNNViz(keras.callbacks.Callback):
         target_probability = probabilities[rows, target]
         drop = target_probability - result["masked_probability"]
         top = np.argsort(-probabilities, axis=1)[:, :5]
-        summary.write_header(
-            metadata.PREDICTIONS, tag(metadata.PREDICTIONS, mode), step,
+        items = {}
+        items[tag(metadata.PREDICTIONS, mode)] = (metadata.PREDICTIONS, summary.header_value(
             predicted=predicted.tolist(),
             probability=probabilities[rows, predicted].tolist(),
             target=target.tolist(),
@@ -351,26 +351,21 @@ class CNNViz(keras.callbacks.Callback):
             label=None if self.labels is None else self.labels.tolist(),
             top_classes=top.tolist(),
             top_probabilities=np.take_along_axis(probabilities, top, axis=1).tolist(),
-        )
+        ))
         for kind, key in ((metadata.GRADCAM, "gradcam"), (metadata.GRADCAM_PP, "gradcam++")):
-            summary.write_maps(
-                kind, tag(kind, mode), result[key], step, layer=spec.gradcam_layer
-            )
+            items[tag(kind, mode)] = (kind, summary.maps_value(result[key], layer=spec.gradcam_layer))
         for path, encoded in result["activations"].items():
-            summary.write_maps(
-                metadata.ACTIVATIONS, tag(metadata.ACTIVATIONS, mode, path), encoded, step,
-                channels=spec.activation_channels[path],
-            )
+            items[tag(metadata.ACTIVATIONS, mode, path)] = (
+                metadata.ACTIVATIONS, summary.maps_value(encoded, channels=spec.activation_channels[path]))
         for path, encoded in result["filters"].items():
-            summary.write_maps(
-                metadata.FILTERS, tag(metadata.FILTERS, mode, path), encoded, step,
-                channels=spec.filter_channels[path],
-                view="kernel" if path == spec.rgb_filter_layer else "mean_over_inputs",
-            )
+            view = "kernel" if path == spec.rgb_filter_layer else "mean_over_inputs"
+            items[tag(metadata.FILTERS, mode, path)] = (
+                metadata.FILTERS, summary.maps_value(encoded, channels=spec.filter_channels[path], view=view))
         first_in_process = not self._logged
         for path, stats in result["stats"].items():
             if first_in_process:
                 stats = stats.copy()
                 stats[metadata.STAT_NAMES.index("cos_to_prev")] = np.nan  # no previous event
-            summary.write_tensor(metadata.STATS, tag(metadata.STATS, mode, path), stats, step)
-        summary.write_tensor(metadata.FAITHFULNESS, tag(metadata.FAITHFULNESS, mode), drop.mean(), step)
+            items[tag(metadata.STATS, mode, path)] = (metadata.STATS, summary.tensor_value(stats))
+        items[tag(metadata.FAITHFULNESS, mode)] = (metadata.FAITHFULNESS, summary.tensor_value(drop.mean()))
+        return items

@@ -133,11 +133,11 @@ def _cosine_distance(a, b):
 
 
 def _blur(images):
-    """Heavy box blur: the baseline that replaces the masked pixels in the faithfulness check."""
-    size = max(3, min(images.shape[1], images.shape[2]) // 4) | 1
-    for _ in range(2):
-        images = tf.nn.avg_pool2d(images, size, strides=1, padding="SAME")
-    return images
+    """Heavy blur (area-downsample by 8, upsample back): replaces the masked pixels in the
+    faithfulness check. Far cheaper on CPU than a wide stride-1 pooling window."""
+    height, width = images.shape[1:3]
+    small = tf.image.resize(images, (max(1, height // 8), max(1, width // 8)), method="area")
+    return tf.image.resize(small, (height, width), method="bilinear")
 
 
 class Probe:

@@ -1,4 +1,8 @@
-"""Writing cnnviz summaries with tf.summary, each carrying the metadata TensorBoard needs."""
+"""Writing cnnviz summaries with tf.summary, each carrying the metadata TensorBoard needs.
+
+An event's summaries are collected as {tag: (kind, value)} and written by one tf.function
+call, so writing costs one graph execution instead of a Python round trip per summary.
+"""
 
 import functools
 
@@ -13,21 +17,40 @@ def _metadata(kind):
     return metadata.create_summary_metadata(kind)
 
 
-def write_maps(kind, tag, encoded, step, **fields):
-    """A blob sequence [header, PNG per item] from `probe.encode_maps` output."""
+def maps_value(encoded, **fields):
+    """Blob sequence [header, PNG per item] from `probe.encode_maps` output."""
     header = codec.encode_header(
         shape=encoded["shape"].tolist(), lo=encoded["lo"].tolist(), hi=encoded["hi"].tolist(), **fields
     )
-    blobs = [header, *encoded["png"]]
-    tf.summary.write(tag, tf.constant(blobs, tf.string), step=step, metadata=_metadata(kind))
+    return np.asarray([header, *encoded["png"]], dtype=object)
 
 
-def write_header(kind, tag, step, **fields):
-    """A blob sequence with only a JSON header (e.g. predictions)."""
-    blob = codec.encode_header(**fields)
-    tf.summary.write(tag, tf.constant([blob], tf.string), step=step, metadata=_metadata(kind))
+def header_value(**fields):
+    """Blob sequence holding only a JSON header (e.g. predictions, run information)."""
+    return np.asarray([codec.encode_header(**fields)], dtype=object)
 
 
-def write_tensor(kind, tag, values, step):
-    tensor = tf.constant(np.asarray(values, np.float32))
-    tf.summary.write(tag, tensor, step=step, metadata=_metadata(kind))
+def tensor_value(values):
+    return np.asarray(values, np.float32)
+
+
+class EventWriter:
+    """Writes the summaries of an event to a file writer, in one tf.function per tag layout."""
+
+    def __init__(self, writer):
+        self.writer = writer
+        self._functions = {}  # ((tag, kind), ...) -> tf.function
+
+    def write(self, items, step):
+        """items: {tag: (kind, value)}; value from maps_value, header_value or tensor_value."""
+        layout = tuple((tag, kind) for tag, (kind, _) in items.items())
+        if layout not in self._functions:
+            self._functions[layout] = tf.function(functools.partial(self._write_all, layout))
+        values = [tf.constant(value) for _, value in items.values()]
+        self._functions[layout](values, tf.constant(step, tf.int64))
+        self.writer.flush()
+
+    def _write_all(self, layout, values, step):
+        with self.writer.as_default():
+            for (tag, kind), value in zip(layout, values):
+                tf.summary.write(tag, value, step=step, metadata=_metadata(kind))
