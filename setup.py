@@ -6,7 +6,10 @@ setup(
     description="See inside convolutional networks while they train, in TensorBoard",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["tb_cnnviz", "tb_cnnviz.*"]),
+    packages=find_packages(include=["tb_cnnviz", "tb_cnnviz.*"]) + ["tb_cnnviz.frontend"],
+    package_dir={"tb_cnnviz.frontend": "frontend"},
+    package_data={"tb_cnnviz.frontend": ["*.js", "*.css"]},
+    entry_points={"tensorboard_plugins": ["cnnviz = tb_cnnviz.plugin_loader:CNNVizLoader"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16",

@@ -45,6 +45,14 @@ def png_to_array(png):
     return pixels if pixels.ndim == 3 else pixels[..., None]
 
 
+def array_to_png(pixels):
+    """uint8 (H, W, 1 or 3) -> PNG bytes."""
+    image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
 def untile(pixels, n, h, w):
     """Inverse of the encoder's tiling: (rows*h, cols*w, c) -> (n, h, w, c)."""
     rows, cols = grid_shape(n)
@@ -60,11 +68,15 @@ def dequantise(q, lo, hi):
     return lo + q.astype(np.float32) * ((hi - lo) / 255.0)
 
 
+def item_pixels(header, png):
+    """uint8 maps (n, h, w, c) of one item's PNG."""
+    _, n, h, w, _ = header["shape"]
+    return untile(png_to_array(png), n, h, w)
+
+
 def decode_item(header, png, index):
     """Float maps (n, h, w, c) of item `index` of a blob sequence, from its PNG."""
-    _, n, h, w, _ = header["shape"]
-    q = untile(png_to_array(png), n, h, w)
-    return dequantise(q, header["lo"][index], header["hi"][index])
+    return dequantise(item_pixels(header, png), header["lo"][index], header["hi"][index])
 
 
 def decode_maps(header, pngs):

@@ -89,3 +89,13 @@ def parse_plugin_content(content):
             f"{FORMAT_VERSION}): upgrade with `pip install -U tb-cnnviz`"
         )
     return parsed
+
+
+def resolve_layer(name, paths):
+    """Path among `paths` for a full layer path or an unambiguous short name, else KeyError."""
+    if name in paths:
+        return name
+    matches = [p for p in paths if p.rsplit("/", 1)[-1] == name]
+    if len(matches) != 1:
+        raise KeyError(f"layer {name!r} not logged; choose one of {list(paths)}")
+    return matches[0]

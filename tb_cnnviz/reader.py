@@ -100,12 +100,7 @@ class Run:
         return list(self.info["layers"])
 
     def layer_path(self, layer):
-        if layer in self.info["conv_layers"]:
-            return layer
-        matches = [p for p in self.info["conv_layers"] if p.rsplit("/", 1)[-1] == layer]
-        if len(matches) != 1:
-            raise KeyError(f"layer {layer!r} not logged; choose one of {list(self.info['conv_layers'])}")
-        return matches[0]
+        return metadata.resolve_layer(layer, list(self.info["conv_layers"]))
 
     def steps(self, mode="train"):
         return sorted(self._series.get(metadata.tag(metadata.FAITHFULNESS, mode), {}))

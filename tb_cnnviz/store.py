@@ -1,0 +1,130 @@
+"""cnnviz data of a TensorBoard experiment, read only through the data provider.
+
+Answers for one step read that step's blobs alone (a blob sequence lists blob keys without
+their payloads); decoded headers are cached by blob key.
+"""
+
+import collections
+import threading
+
+import numpy as np
+from tensorboard.data import provider
+
+from tb_cnnviz import codec, metadata
+
+ALL = 10**9  # `downsample` value that keeps every step
+
+
+class NotFound(KeyError):
+    """A run, step, layer, ... that is not in the data; `valid` lists what is."""
+
+    def __init__(self, message, valid=()):
+        super().__init__(message)
+        self.message = message
+        self.valid = list(valid)
+
+
+class _LRU:
+    def __init__(self, size):
+        self._size, self._items, self._lock = size, collections.OrderedDict(), threading.Lock()
+
+    def get(self, key, compute):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = compute()
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
+class Store:
+    def __init__(self, data_provider):
+        self._provider = data_provider
+        self._headers = _LRU(4096)
+
+    # -- raw access ---------------------------------------------------------------------------
+    def _blob_series(self, ctx, experiment, runs, tags):
+        """{run: {tag: {step: [BlobReference, ...]}}} for the given runs and tags."""
+        result = self._provider.read_blob_sequences(
+            ctx, experiment_id=experiment, plugin_name=metadata.PLUGIN_NAME, downsample=ALL,
+            run_tag_filter=provider.RunTagFilter(runs=runs, tags=tags),
+        )
+        return {
+            run: {tag: {datum.step: datum.values for datum in data} for tag, data in by_tag.items()}
+            for run, by_tag in result.items()
+        }
+
+    def blob(self, ctx, reference):
+        return self._provider.read_blob(ctx, blob_key=reference.blob_key)
+
+    def header(self, ctx, reference):
+        return self._headers.get(reference.blob_key, lambda: codec.decode_header(self.blob(ctx, reference)))
+
+    # -- runs ---------------------------------------------------------------------------------
+    _RUN_TAGS = [metadata.PROBES] + [metadata.tag(metadata.PREDICTIONS, m) for m in metadata.MODES]
+
+    def _run_names(self, ctx, experiment):
+        listing = self._provider.list_blob_sequences(
+            ctx, experiment_id=experiment, plugin_name=metadata.PLUGIN_NAME)
+        return sorted(run for run, tags in listing.items() if metadata.PROBES in tags)
+
+    def _run_info(self, ctx, by_tag):
+        """The run header (latest probes summary) plus its probe blobs and logged steps."""
+        probes = by_tag[metadata.PROBES]
+        info = dict(self.header(ctx, probes[max(probes)][0]))
+        info["probes"] = probes[max(probes)]
+        info["steps"] = {
+            mode: sorted(by_tag.get(metadata.tag(metadata.PREDICTIONS, mode), {})) for mode in metadata.MODES
+        }
+        return info
+
+    def runs(self, ctx, experiment):
+        """{run: info} for every run with cnnviz data, in two provider calls plus headers."""
+        runs = self._run_names(ctx, experiment)
+        series = self._blob_series(ctx, experiment, runs, self._RUN_TAGS) if runs else {}
+        return {
+            run: self._run_info(ctx, series[run])
+            for run in runs
+            if series.get(run, {}).get(metadata.PROBES)
+        }
+
+    def run(self, ctx, experiment, run):
+        """Info of one run, reading only that run's data."""
+        by_tag = self._blob_series(ctx, experiment, [run], self._RUN_TAGS).get(run, {})
+        if not by_tag.get(metadata.PROBES):
+            raise NotFound(f"no cnnviz data for run {run!r}", self._run_names(ctx, experiment))
+        return self._run_info(ctx, by_tag)
+
+    # -- one step -----------------------------------------------------------------------------
+    def step_blobs(self, ctx, experiment, run, tags, step):
+        """{tag: BlobReferences} of several summaries at one step."""
+        series = self._blob_series(ctx, experiment, [run], list(tags)).get(run, {})
+        result = {}
+        for tag in tags:
+            by_step = series.get(tag, {})
+            if step not in by_step:
+                raise NotFound(f"nothing logged under {tag!r} at step {step} in run {run!r}", sorted(by_step))
+            result[tag] = by_step[step]
+        return result
+
+    def maps(self, ctx, references, item=None):
+        """Float maps (B, n, h, w, c), or (n, h, w, c) of one item, from a blob sequence."""
+        header = self.header(ctx, references[0])
+        if item is not None:
+            return codec.decode_item(header, self.blob(ctx, references[1 + item]), item)
+        return codec.decode_maps(header, [self.blob(ctx, r) for r in references[1:]])
+
+    def tensors(self, ctx, experiment, run, tag):
+        """{step: numpy array} of a tensor summary (stats, faithfulness) over all steps."""
+        result = self._provider.read_tensors(
+            ctx, experiment_id=experiment, plugin_name=metadata.PLUGIN_NAME, downsample=ALL,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+        )
+        data = result.get(run, {}).get(tag)
+        if not data:
+            raise NotFound(f"nothing logged under {tag!r} in run {run!r}")
+        return {datum.step: np.asarray(datum.numpy) for datum in data}

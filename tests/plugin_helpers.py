@@ -1,0 +1,114 @@
+"""Logs written by the real callback, and a plugin served over them in-process or by a real
+`tensorboard` process."""
+
+import contextlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import keras
+import numpy as np
+from PIL import Image
+from tensorboard.backend import application
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+from tensorboard.plugins import base_plugin
+from werkzeug import test as werkzeug_test
+
+import tb_cnnviz
+from helpers import small_cnn
+from tb_cnnviz.datasets import SHAPE_NAMES, shapes
+from tb_cnnviz.plugin_loader import CNNVizLoader
+
+PREFIX = "/data/plugin/cnnviz"
+
+
+def write_logs(logdir, epochs=2):
+    """Two runs: "alpha" (train + eval events) and "beta"; returns {run: (model, probes)}."""
+    images, labels, _ = shapes(64, size=32, seed=5)
+    models = {}
+    for index, run in enumerate(("alpha", "beta")):
+        keras.utils.set_random_seed(index)
+        model = small_cnn()
+        probes = images[:5]
+        callback = tb_cnnviz.CNNViz(os.path.join(logdir, run), probes, labels[:5], max_channels=6,
+                                    class_names=list(SHAPE_NAMES), strict=True)
+        model.fit(images, labels, epochs=epochs, batch_size=32, verbose=0, callbacks=[callback])
+        if run == "alpha":
+            model.evaluate(images[:16], labels[:16], verbose=0, callbacks=[callback])
+        models[run] = (model, probes)
+    return models
+
+
+def wsgi_client(logdir):
+    """werkzeug Client over TensorBoardWSGI with a real MultiplexerDataProvider."""
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"cnnviz": 0})
+    multiplexer.AddRunsFromDirectory(logdir)
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, logdir)
+    context = base_plugin.TBContext(logdir=logdir, data_provider=provider, flags=None)
+    plugin = CNNVizLoader().load(context)
+    return werkzeug_test.Client(application.TensorBoardWSGI([plugin], data_provider=provider))
+
+
+def npy(body):
+    return np.load(io.BytesIO(body), allow_pickle=False)
+
+
+def png(body):
+    return np.asarray(Image.open(io.BytesIO(body)))
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(url, timeout=30):
+    """(status, headers, body) of a GET, including error statuses."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+@contextlib.contextmanager
+def tensorboard_server(logdir, load_fast, extra=()):
+    """A real `tensorboard` process on 127.0.0.1; yields its base URL once it answers."""
+    port = free_port()
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--host", "127.0.0.1",
+               "--port", str(port), f"--load_fast={'true' if load_fast else 'false'}",
+               "--reload_interval", "1", *extra]
+    log = open(os.path.join(os.path.dirname(logdir.rstrip("/")), f"tensorboard_{port}.log"), "wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"tensorboard exited with {process.returncode}; see {log.name}")
+            try:
+                status, _, body = http_get(base + "/data/plugins_listing", timeout=5)
+                if status == 200 and json.loads(body).get("cnnviz", {}).get("enabled"):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"tensorboard did not list an active cnnviz plugin; see {log.name}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -1,0 +1,179 @@
+"""The plugin in-process: TensorBoardWSGI over a real MultiplexerDataProvider."""
+
+import json
+import subprocess
+import sys
+import urllib.parse
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tb_cnnviz
+from helpers import quantisation_ok
+from plugin_helpers import PREFIX, npy, png, wsgi_client, write_logs
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    logdir = str(tmp_path_factory.mktemp("plugin_logs"))
+    models = write_logs(logdir)
+    return wsgi_client(logdir), logdir, models
+
+
+def get(client, route, **params):
+    response = client.get(f"{PREFIX}/{route}?{urllib.parse.urlencode(params)}")
+    return response.status_code, response.headers, response.get_data()
+
+
+def ok(client, route, **params):
+    status, headers, body = get(client, route, **params)
+    assert status == 200, (route, params, body[:300])
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    return headers, body
+
+
+def test_entry_point_module_imports_no_tensorflow():
+    code = "import sys, tb_cnnviz.plugin_loader, tb_cnnviz.plugin; print('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_runs_lists_layers_steps_and_classes(served):
+    client, logdir, _ = served
+    runs = json.loads(ok(client, "runs")[1])["runs"]
+    assert [r["run"] for r in runs] == ["alpha", "beta"]
+    alpha = runs[0]
+    reader = tb_cnnviz.read_run(f"{logdir}/alpha")
+    assert alpha["steps"] == {"train": reader.steps("train"), "eval": reader.steps("eval")}
+    assert alpha["steps"]["eval"] == [4]
+    assert alpha["layers"] == ["conv1", "sep2", "dw3", "conv4"]
+    assert alpha["samples"] == 5 and alpha["image_shape"] == [32, 32, 3]
+    assert alpha["class_names"] == ["square", "disc", "triangle", "cross"]
+    assert alpha["gradcam_layer"] == "conv4"
+
+
+def test_index_js_is_served_as_javascript(served):
+    client, _, _ = served
+    headers, body = ok(client, "index.js")
+    assert headers["Content-Type"].startswith("text/javascript")
+    assert b"export async function render" in body
+
+
+def test_event_metadata_and_faithfulness(served):
+    client, logdir, _ = served
+    reader = tb_cnnviz.read_run(f"{logdir}/alpha")
+    step = reader.steps()[-1]
+    event = json.loads(ok(client, "event", run="alpha", step=step)[1])
+    assert event["predictions"]["predicted"] == reader.event(step).predictions["predicted"]
+    assert event["faithfulness"] == pytest.approx(reader.event(step).faithfulness)
+    assert event["activations"]["sep2"]["channels"] == reader.event(step).activations("sep2")[1]
+    assert event["filters"]["conv1"]["view"] == "kernel"
+    faith = json.loads(ok(client, "faithfulness", run="alpha")[1])
+    assert faith["steps"] == reader.steps()
+    np.testing.assert_allclose(faith["values"], reader.faithfulness()[1], rtol=1e-6)
+
+
+def test_npy_routes_equal_the_reader_and_the_model(served):
+    client, logdir, models = served
+    model, probes = models["alpha"]
+    reader = tb_cnnviz.read_run(f"{logdir}/alpha")
+    step = reader.steps()[-1]  # the model still has these weights
+    event = reader.event(step)
+    common = {"run": "alpha", "step": step}
+    np.testing.assert_array_equal(npy(ok(client, "probes.npy", run="alpha")[1]), reader.probes)
+    gradcam = npy(ok(client, "gradcam.npy", **common)[1])
+    np.testing.assert_array_equal(gradcam, event.gradcam)
+    assert quantisation_ok(gradcam, tb_cnnviz.gradcam(model, probes, class_index=event.predictions["target"]), (1, 2))
+    np.testing.assert_array_equal(npy(ok(client, "gradcam.npy", method="gradcam++", **common)[1]), event.gradcam_pp)
+    np.testing.assert_array_equal(npy(ok(client, "gradcam.npy", sample=2, **common)[1]), event.gradcam[2])
+    for layer in reader.layers:
+        maps, channels = event.activations(layer)
+        served_maps = npy(ok(client, "activations.npy", layer=layer, **common)[1])
+        np.testing.assert_array_equal(served_maps, maps)
+        true = keras.Model(model.inputs, model.get_layer(layer).output)(tf.constant(probes)).numpy()
+        assert quantisation_ok(served_maps, true[..., channels].transpose(0, 3, 1, 2), (2, 3))
+        one = npy(ok(client, "activations.npy", layer=layer, sample=1, channel=channels[-1], **common)[1])
+        np.testing.assert_array_equal(one, maps[1, -1])
+    kernels, channels, _ = event.filters("conv4")
+    np.testing.assert_array_equal(npy(ok(client, "filters.npy", layer="conv4", **common)[1]), kernels)
+    stats = npy(ok(client, "stats.npy", layer="dw3", **common)[1])
+    np.testing.assert_array_equal(stats, np.stack(list(event.stats("dw3").values())))
+    steps, drift = reader.filter_drift("sep2", "cos_to_first")
+    np.testing.assert_array_equal(npy(ok(client, "filter_drift.npy", run="alpha", layer="sep2", stat="cos_to_first")[1]), drift)
+    body = json.loads(ok(client, "filter_drift", run="alpha", layer="sep2", stat="cos_to_prev")[1])
+    assert body["steps"] == steps.tolist() and body["filters"] == 12
+    assert body["values"][0][0] is None  # NaN (no previous event) is JSON null
+    stats_json = json.loads(ok(client, "stats", layer="dw3", **common)[1])
+    np.testing.assert_allclose(stats_json["norm"], event.stats("dw3")["norm"])
+
+
+def test_png_routes_decode_to_the_logged_pixels(served):
+    client, logdir, _ = served
+    reader = tb_cnnviz.read_run(f"{logdir}/alpha")
+    step = reader.steps()[-1]
+    event = reader.event(step)
+    headers, body = ok(client, "gradcam", run="alpha", step=step, sample=0)
+    assert headers["Content-Type"] == "image/png" and "max-age" in headers.get("Cache-Control", "")
+    pixels = png(body).astype(np.float32)
+    gradcam = event.gradcam[0]
+    span = gradcam.max() - gradcam.min()
+    np.testing.assert_allclose(gradcam.min() + pixels / 255 * span, gradcam, atol=span / 255 + 1e-6)
+    assert png(ok(client, "probe", run="alpha", sample=4)[1]).shape == (32, 32, 3)
+    maps, channels = event.activations("sep2")
+    mosaic = png(ok(client, "activations", run="alpha", step=step, layer="sep2", sample=0)[1])
+    assert mosaic.shape == (2 * 16, 3 * 16)  # 6 maps of 16x16 on a 2x3 grid
+    single = png(ok(client, "activations", run="alpha", step=step, layer="sep2", sample=0, channel=channels[1])[1])
+    assert single.shape == (16, 16)
+    np.testing.assert_array_equal(single, mosaic[:16, 16:32])
+    rgb = png(ok(client, "filters", run="alpha", step=step, layer="conv1")[1])
+    assert rgb.ndim == 3 and rgb.shape[2] == 3
+    assert png(ok(client, "filters", run="alpha", step=step, layer="conv1", channel=7)[1]).shape == (3, 3, 3)
+
+
+def test_eval_mode_is_served_separately(served):
+    client, logdir, _ = served
+    reader = tb_cnnviz.read_run(f"{logdir}/alpha")
+    body = npy(ok(client, "gradcam.npy", run="alpha", step=4, mode="eval")[1])
+    np.testing.assert_array_equal(body, reader.event(4, "eval").gradcam)
+
+
+STEP_ROUTES = ["event", "gradcam", "gradcam.npy", "activations", "activations.npy", "filters",
+               "filters.npy", "stats", "stats.npy"]
+ALL_ROUTES = STEP_ROUTES + ["probe", "probes.npy", "filter_drift", "filter_drift.npy", "faithfulness"]
+GOOD = {"run": "alpha", "step": "4", "sample": "0", "layer": "sep2", "stat": "norm"}
+BAD_VALUES = ["", "-1", "abc", "1.5", "99999999999999999999", "４", "../../etc/passwd", "x" * 5000,
+              "<script>alert(1)</script>", "\u202e\u0000"]
+
+
+@pytest.mark.parametrize("route", ALL_ROUTES)
+def test_malformed_parameters_get_400_or_404_json(served, route):
+    client, _, _ = served
+    for name in ("run", "step", "sample", "layer", "stat", "channel", "mode", "method"):
+        cases = [{**GOOD, name: value} for value in BAD_VALUES]
+        if name in GOOD:
+            cases.append({k: v for k, v in GOOD.items() if k != name})  # missing
+        for params in cases:
+            status, headers, body = get(client, route, **params)
+            if status == 200:  # a parameter this route does not use, or one it may omit
+                continue
+            assert status in (400, 404), (route, params, status, body[:200])
+            assert headers["Content-Type"].startswith("application/json")
+            assert "error" in json.loads(body)
+            assert b"<script>" not in body and b"Traceback" not in body
+
+
+def test_repeated_parameter_and_unknown_names_say_what_is_valid(served):
+    client, _, _ = served
+    status, _, body = get(client, "gradcam", run="alpha", step="4", sample="0")
+    assert status == 200
+    response = client.get(f"{PREFIX}/gradcam?run=alpha&step=4&step=5&sample=0")
+    assert response.status_code == 400 and "once" in response.get_json()["error"]
+    status, _, body = get(client, "gradcam", run="nope", step="4", sample="0")
+    assert status == 404 and json.loads(body)["valid"] == ["alpha", "beta"]
+    status, _, body = get(client, "activations", run="alpha", step="4", sample="0", layer="nope")
+    assert status == 404 and json.loads(body)["valid"] == ["conv1", "sep2", "dw3", "conv4"]
+    status, _, body = get(client, "gradcam", run="alpha", step="3", sample="0")
+    assert status == 404 and json.loads(body)["valid"] == [0, 2, 4]
+    status, _, body = get(client, "gradcam", run="alpha", step="4", sample="9")
+    assert status == 404 and json.loads(body)["valid"] == [0, 1, 2, 3, 4]
