@@ -80,12 +80,16 @@ def http_get(url, timeout=30):
 
 
 @contextlib.contextmanager
-def tensorboard_server(logdir, load_fast, extra=()):
-    """A real `tensorboard` process on 127.0.0.1; yields its base URL once it answers."""
+def tensorboard_server(logdir, load_fast, logdir_spec=None):
+    """A real `tensorboard` process on 127.0.0.1; yields its base URL once it answers.
+
+    logdir_spec: serve `--logdir_spec name:logdir` instead of `--logdir logdir`.
+    """
     port = free_port()
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--host", "127.0.0.1",
+    source = ["--logdir_spec", f"{logdir_spec}:{logdir}"] if logdir_spec else ["--logdir", logdir]
+    command = [sys.executable, "-m", "tensorboard.main", *source, "--host", "127.0.0.1",
                "--port", str(port), f"--load_fast={'true' if load_fast else 'false'}",
-               "--reload_interval", "1", *extra]
+               "--reload_interval", "1"]
     log = open(os.path.join(os.path.dirname(logdir.rstrip("/")), f"tensorboard_{port}.log"), "wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -8,9 +8,14 @@ import re
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
 def test_readme_python_examples_run(tmp_path, monkeypatch):
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    assert len(blocks) == 3
+    """The training examples; the HTTP example runs against a real server in test_server."""
+    blocks = python_blocks()[:3]
+    assert "CNNViz" in blocks[0] and "cb.log(step)" in blocks[1] and "gradcam(" in blocks[2]
     monkeypatch.chdir(tmp_path)
     namespace = {}
     output = io.StringIO()
