@@ -1,47 +1,184 @@
 // The cnnviz tab. TensorBoard loads this module in an iframe whose base URL is
-// data/plugin/cnnviz/ and calls render() once. Untrusted names are set with textContent.
-// (The full dashboard is its own piece of work; this lists what is logged.)
+// data/plugin/cnnviz/ and calls render() once. All fetches are relative; untrusted names are
+// only ever set with textContent.
 
+import { ApiError, getJSON } from "./api.js";
+import { el, message, select } from "./dom.js";
+import { Store } from "./state.js";
+import { StepControl } from "./step_control.js";
+import * as activations from "./view_activations.js";
+import * as evolution from "./view_evolution.js";
+import * as filters from "./view_filters.js";
+import * as gradcam from "./view_gradcam.js";
+
+const VIEWS = { gradcam, activations, filters, evolution };
 const SNIPPET = `from tb_cnnviz import CNNViz
 cb = CNNViz("logs/run1", samples=x_val[:8], labels=y_val[:8])
 model.fit(x, y, epochs=10, callbacks=[cb])`;
 
-function element(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
-  if (className) node.className = className;
-  return node;
+function nearest(steps, step) {
+  if (!steps.length) return undefined;
+  return steps.reduce((best, s) => (Math.abs(s - step) < Math.abs(best - step) ? s : best), steps[0]);
 }
 
-function renderRuns(root, runs) {
-  if (runs.length === 0) {
-    root.append(element("h2", "No cnnviz data yet"),
-      element("p", "Log some with the CNNViz Keras callback, then reload:"),
-      element("pre", SNIPPET));
-    return;
+function followTheme() {
+  const apply = () => {
+    let dark = window.matchMedia("(prefers-color-scheme: dark)").matches;
+    try {
+      dark = window.parent.document.body.classList.contains("dark-mode") || dark;
+    } catch { /* not inside TensorBoard */ }
+    document.documentElement.classList.toggle("dark", dark);
+  };
+  apply();
+  try {
+    new MutationObserver(apply).observe(window.parent.document.body, { attributes: true, attributeFilter: ["class"] });
+  } catch { /* not inside TensorBoard */ }
+}
+
+class App {
+  constructor(root) {
+    this.root = root;
+    this.store = new Store();
+    this.generation = 0;
+    this.pending = false;
+    this.stepControl = new StepControl((step) => this.store.update({ step }));
   }
-  const list = element("ul", undefined, "runs");
-  for (const run of runs) {
-    const item = element("li");
-    item.append(element("strong", run.run),
-      element("span", ` — ${run.samples} probes, ${run.layers.length} layers, ` +
-        `${run.steps.train.length} train / ${run.steps.eval.length} eval steps`));
-    list.append(item);
+
+  async start() {
+    this.root.replaceChildren(message("loading", "Loading cnnviz data…"));
+    try {
+      this.runs = (await getJSON("runs", {}, { fresh: true })).runs;
+    } catch (error) {
+      this.root.replaceChildren(message("error", `Could not load cnnviz data: ${error.message}`));
+      return;
+    }
+    if (!this.runs.length) {
+      this.root.replaceChildren(message("empty", "No cnnviz data yet. Log some with the CNNViz Keras callback, then reload:", el("pre", { text: SNIPPET })));
+      return;
+    }
+    this.byName = new Map(this.runs.map((run) => [run.run, run]));
+    this.header = el("header", { class: "bar" });
+    this.toolbar = el("div", { class: "bar toolbar" });
+    this.content = el("main", { class: "content" });
+    this.overlay = el("div", { class: "overlay", hidden: true, onclick: () => { this.overlay.hidden = true; } });
+    this.root.replaceChildren(this.header, this.toolbar, this.stepControl.element, this.content, this.overlay);
+    this.store.subscribe(() => this.schedule());
+    for (const target of [document, window.parent.document]) {
+      try {
+        target.addEventListener("keydown", (event) => this.onKey(event));
+      } catch { /* cross-origin parent */ }
+    }
+    this.layoutKey = "";
+    this.schedule();
   }
-  root.append(element("h2", "Runs with cnnviz data"), list);
+
+  onKey(event) {
+    if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName) && event.target.type !== "range") return;
+    if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+      event.preventDefault();
+      this.stepControl.move(event.key === "ArrowLeft" ? -1 : 1);
+    }
+  }
+
+  // Makes the state valid for the data: a known run, a mode with steps, a logged step.
+  normalised(state) {
+    const run = this.byName.get(state.run) || this.runs[0];
+    const mode = run.steps[state.mode]?.length ? state.mode : "train";
+    const steps = run.steps[mode];
+    const wanted = state.step === "" ? steps[steps.length - 1] : Number(state.step);
+    const step = steps.includes(wanted) ? wanted : nearest(steps, wanted);
+    const view = state.view in VIEWS ? state.view : "gradcam";
+    const cmp = this.byName.has(state.cmp) && state.cmp !== run.run ? state.cmp : "";
+    return { ...state, run: run.run, mode, step: step === undefined ? "" : String(step), view, cmp };
+  }
+
+  schedule() {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => {
+      this.pending = false;
+      this.update();
+    });
+  }
+
+  buildHeader(state) {
+    const runNames = this.runs.map((run) => run.run);
+    const tabs = el("nav", { class: "tabs" }, ...Object.entries(VIEWS).map(([key, view]) => el("button", {
+      class: key === state.view ? "tab active" : "tab", text: view.label, dataset: { view: key },
+      onclick: () => this.store.update({ view: key }),
+    })));
+    const modes = el("div", { class: "modes" }, ...["train", "eval"].map((mode) => el("button", {
+      class: mode === state.mode ? "mode active" : "mode", text: mode, dataset: { mode },
+      disabled: !this.byName.get(state.run).steps[mode].length,
+      onclick: () => this.store.update({ mode }),
+    })));
+    this.header.replaceChildren(tabs,
+      el("label", { class: "control" }, el("span", { text: "Run" }), select(runNames, state.run, (run) => this.store.update({ run }), { name: "run" })),
+      el("label", { class: "control" }, el("span", { text: "Compare with" }), select([["", "—"], ...runNames.filter((name) => name !== state.run)], state.cmp, (cmp) => this.store.update({ cmp }), { name: "cmp" })),
+      modes);
+  }
+
+  async update() {
+    const state = this.normalised(this.store.state);
+    if (Object.keys(state).some((key) => state[key] !== this.store.state[key])) {
+      this.store.update(state);  // schedules another update with the corrected state
+      return;
+    }
+    const generation = ++this.generation;
+    const run = this.byName.get(state.run);
+    const view = VIEWS[state.view];
+    const runs = [run, ...(state.cmp ? [this.byName.get(state.cmp)] : [])];
+    const ctx = { state, store: this.store, runs, content: this.content, showLarge: (...args) => this.showLarge(...args) };
+    const layoutKey = JSON.stringify([state.view, state.run, state.cmp, state.mode, state.method, state.cmap, state.layer, state.norm, state.stat, state.evolayer]);
+    if (layoutKey !== this.layoutKey) {
+      this.layoutKey = layoutKey;
+      this.buildHeader(state);
+      this.toolbar.replaceChildren(...view.toolbar(ctx));
+      this.toolbar.hidden = !this.toolbar.childElementCount;
+    }
+    this.content.style.setProperty("--heat-opacity", state.opacity);
+    const step = Number(state.step);
+    this.stepControl.set(run.steps[state.mode], step);
+    const panels = await Promise.all(runs.map(async (one) => {
+      const steps = one.steps[state.mode];
+      const oneStep = one === run ? step : nearest(steps, step);
+      const title = el("h2", { class: "panel-title" }, el("span", { text: one.run }), el("span", { class: "note", text: ` · ${state.mode} step ${oneStep ?? "—"}` }));
+      if (oneStep === undefined) return el("section", { class: "panel" }, title, message("error", `run ${one.run} has no ${state.mode} steps`));
+      try {
+        return el("section", { class: "panel", dataset: { run: one.run, step: String(oneStep) } }, title, await view.render(ctx, one, oneStep));
+      } catch (error) {
+        const text = error instanceof ApiError ? error.message : `${error.name}: ${error.message}`;
+        return el("section", { class: "panel" }, title, message("error", text));
+      }
+    }));
+    if (generation !== this.generation) return;  // a newer selection is being drawn
+    this.content.replaceChildren(el("div", { class: runs.length > 1 ? "panels compare" : "panels" }, ...panels));
+    this.content.dataset.ready = `${state.view}:${state.step}`;
+    this.prefetch(ctx, run, step);
+  }
+
+  prefetch(ctx, run, step) {
+    if (!VIEWS[ctx.state.view].prefetch) return;
+    const steps = run.steps[ctx.state.mode];
+    const index = steps.indexOf(step);
+    for (const neighbour of [steps[index + 1], steps[index - 1], steps[index + 2]]) {
+      if (neighbour !== undefined) VIEWS[ctx.state.view].prefetch(ctx, run, neighbour);
+    }
+  }
+
+  showLarge(canvas, [x, y], [w, h], caption) {
+    const large = el("canvas", { class: "large", width: w, height: h });
+    large.getContext("2d").drawImage(canvas, x, y, w, h, 0, 0, w, h);
+    this.overlay.replaceChildren(el("figure", {}, large, el("figcaption", { text: `${caption} — click to close` })));
+    this.overlay.hidden = false;
+  }
 }
 
 export async function render() {
-  const root = element("div", undefined, "cnnviz");
+  const link = el("link", { rel: "stylesheet", href: "./style.css" });
+  document.head.append(link);
+  followTheme();
+  const root = el("div", { class: "cnnviz" });
   document.body.append(root);
-  root.append(element("p", "Loading…", "loading"));
-  try {
-    const response = await fetch("./runs");
-    const body = await response.json();
-    root.replaceChildren();
-    if (!response.ok) throw new Error(body.error || response.statusText);
-    renderRuns(root, body.runs);
-  } catch (error) {
-    root.replaceChildren(element("p", `Could not load cnnviz data: ${error.message}`, "error"));
-  }
+  await new App(root).start();
 }

@@ -26,6 +26,7 @@ from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 from tb_cnnviz.plugin_loader import CNNVizLoader
 
 PREFIX = "/data/plugin/cnnviz"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write_logs(logdir, epochs=2):
@@ -91,7 +92,9 @@ def tensorboard_server(logdir, load_fast, logdir_spec=None):
                "--port", str(port), f"--load_fast={'true' if load_fast else 'false'}",
                "--reload_interval", "1"]
     log = open(os.path.join(os.path.dirname(logdir.rstrip("/")), f"tensorboard_{port}.log"), "wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    # serve this checkout's code, whichever copy of tb_cnnviz is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

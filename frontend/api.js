@@ -1,0 +1,66 @@
+// Requests to the plugin's routes, relative to the iframe's base URL data/plugin/cnnviz/.
+// Immutable answers (one step's data, images) are cached by URL, so scrubbing back is free.
+
+const cache = new Map();
+const MAX_CACHED = 600;
+
+export function url(route, params = {}) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") query.set(key, value);
+  }
+  const text = query.toString();
+  return `./${route}${text ? `?${text}` : ""}`;
+}
+
+function remember(key, make) {
+  if (cache.has(key)) {
+    const value = cache.get(key);
+    cache.delete(key);
+    cache.set(key, value);
+    return value;
+  }
+  const value = make();
+  value.catch(() => cache.delete(key));
+  cache.set(key, value);
+  if (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value);
+  return value;
+}
+
+export class ApiError extends Error {}
+
+async function fetchJSON(address) {
+  const response = await fetch(address);
+  let body;
+  try {
+    body = await response.json();
+  } catch {
+    throw new ApiError(`${response.status} ${response.statusText} from ${address}`);
+  }
+  if (!response.ok) throw new ApiError(body.error || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+export function getJSON(route, params, { fresh = false } = {}) {
+  const address = url(route, params);
+  return fresh ? fetchJSON(address) : remember(address, () => fetchJSON(address));
+}
+
+export function loadImage(route, params) {
+  const address = url(route, params);
+  return remember(address, () => new Promise((resolve, reject) => {
+    const image = new Image();
+    image.onload = () => resolve(image);
+    image.onerror = () => reject(new ApiError(`could not load ${address}`));
+    image.src = address;
+  }));
+}
+
+export function pixels(image) {
+  const canvas = document.createElement("canvas");
+  canvas.width = image.naturalWidth;
+  canvas.height = image.naturalHeight;
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(image, 0, 0);
+  return context.getImageData(0, 0, canvas.width, canvas.height);
+}

@@ -1,0 +1,41 @@
+// Small DOM helpers. Text always goes through textContent: run, layer and class names are
+// untrusted and must never be parsed as HTML.
+
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "text") node.textContent = String(value);
+    else if (key === "class") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+export function select(options, value, onChange, props = {}) {
+  const node = el("select", props);
+  for (const option of options) {
+    const [optionValue, label] = Array.isArray(option) ? option : [option, option];
+    node.append(el("option", { value: optionValue, text: label }));
+  }
+  node.value = value;
+  node.addEventListener("change", () => onChange(node.value));
+  return node;
+}
+
+export function labelled(text, control) {
+  return el("label", { class: "control" }, el("span", { text }), control);
+}
+
+export function message(kind, text, ...extra) {
+  return el("div", { class: `message ${kind}` }, el("p", { text }), ...extra);
+}
+
+export function fmt(value, digits = 3) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "n/a";
+  const abs = Math.abs(value);
+  return abs !== 0 && (abs < 1e-3 || abs >= 1e4) ? value.toExponential(2) : value.toFixed(digits);
+}

@@ -1,0 +1,64 @@
+// The selection shared by every view, kept in TensorBoard's URL hash for deep links:
+// TensorBoard's hash is "#cnnviz"; our keys follow it as "&cv-<key>=<value>".
+
+const PREFIX = "cv-";
+export const DEFAULTS = {
+  view: "gradcam", run: "", cmp: "", mode: "train", step: "", sample: "0", layer: "",
+  channel: "", stat: "cos_to_first", method: "gradcam", cmap: "jet", opacity: "0.5", norm: "map",
+  evolayer: "",
+};
+
+function hostWindow() {
+  try {
+    return window.parent.location.href ? window.parent : window;  // same origin in TensorBoard
+  } catch {
+    return window;
+  }
+}
+
+export function readState() {
+  const state = { ...DEFAULTS };
+  for (const part of hostWindow().location.hash.replace(/^#/, "").split("&")) {
+    const eq = part.indexOf("=");
+    if (eq < 0) continue;
+    const key = decodeURIComponent(part.slice(0, eq));
+    if (key.startsWith(PREFIX) && key.slice(PREFIX.length) in DEFAULTS) {
+      state[key.slice(PREFIX.length)] = decodeURIComponent(part.slice(eq + 1));
+    }
+  }
+  return state;
+}
+
+function writeHash(state) {
+  const host = hostWindow();
+  const kept = host.location.hash.replace(/^#/, "").split("&").filter((p) => p && !p.startsWith(PREFIX));
+  const ours = Object.entries(state)
+    .filter(([key, value]) => value !== DEFAULTS[key])
+    .map(([key, value]) => `${PREFIX}${key}=${encodeURIComponent(value)}`);
+  host.history.replaceState(host.history.state, "", `#${[...kept, ...ours].join("&")}`);
+}
+
+export class Store {
+  constructor() {
+    this.state = readState();
+    this.listeners = [];
+    // Back/forward or an edited address: follow the hash.
+    hostWindow().addEventListener("hashchange", () => {
+      this.state = readState();
+      for (const listener of this.listeners) listener(this.state);
+    });
+  }
+
+  subscribe(listener) {
+    this.listeners.push(listener);
+  }
+
+  update(patch) {
+    const next = { ...this.state };
+    for (const [key, value] of Object.entries(patch)) next[key] = value === undefined ? DEFAULTS[key] : String(value);
+    if (Object.keys(next).every((key) => next[key] === this.state[key])) return;
+    this.state = next;
+    writeHash(next);
+    for (const listener of this.listeners) listener(next);
+  }
+}

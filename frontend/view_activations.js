@@ -1,0 +1,80 @@
+// Activations view: the feature maps of one layer for every probe; hover names the channel
+// and its value range, click enlarges it.
+
+import { getJSON, loadImage, pixels } from "./api.js";
+import { el, fmt, labelled, select } from "./dom.js";
+import { drawLevels, greyLevels, gridShape, rescaled, tileAt, tileOrigin } from "./mosaic.js";
+
+export const label = "Activations";
+
+function layerOf(state, run) {
+  return run.layers.includes(state.layer) ? state.layer : run.layers[0];
+}
+
+export function toolbar({ state, store, runs }) {
+  const run = runs[0];
+  return [
+    labelled("Layer", select(run.layers, layerOf(state, run), (layer) => store.update({ layer, channel: "" }), { name: "layer" })),
+    labelled("Normalise", select([["map", "each map"], ["layer", "whole layer"]], state.norm, (norm) => store.update({ norm }), { name: "norm" })),
+  ];
+}
+
+function params(state, run, step, layer) {
+  return { run: run.run, step, mode: state.mode, layer };
+}
+
+export async function render({ state, showLarge }, run, step) {
+  const layer = layerOf(state, run);
+  const event = await getJSON("event", { run: run.run, step, mode: state.mode });
+  const header = event.activations[layer];
+  const [, n, h, w] = header.shape;
+  const low = state.norm === "layer" ? Math.min(...header.lo.flat()) : undefined;
+  const high = state.norm === "layer" ? Math.max(...header.hi.flat()) : undefined;
+  const tooltip = el("div", { class: "tooltip", hidden: true });
+  const rows = el("div", { class: "mosaics" });
+  const highlighted = state.channel === "" ? -1 : header.channels.indexOf(Number(state.channel));
+  const jobs = [];
+  for (let sample = 0; sample < run.samples; sample += 1) {
+    const canvas = el("canvas", { class: "mosaic", dataset: { sample: String(sample) } });
+    const wrap = el("div", { class: "mosaic-wrap" }, canvas);
+    const describe = (event_) => {
+      const rect = canvas.getBoundingClientRect();
+      const x = ((event_.clientX - rect.left) / rect.width) * canvas.width;
+      const y = ((event_.clientY - rect.top) / rect.height) * canvas.height;
+      return tileAt(x, y, header);
+    };
+    canvas.addEventListener("mousemove", (event_) => {
+      const tile = describe(event_);
+      tooltip.hidden = tile < 0;
+      if (tile < 0) return;
+      tooltip.textContent = `probe ${sample} · channel ${header.channels[tile]} · values ${fmt(header.lo[sample][tile])} … ${fmt(header.hi[sample][tile])}`;
+    });
+    canvas.addEventListener("mouseleave", () => { tooltip.hidden = true; });
+    canvas.addEventListener("click", (event_) => {
+      const tile = describe(event_);
+      if (tile >= 0) showLarge(canvas, tileOrigin(tile, header), [w, h], `${run.run} · ${layer} · probe ${sample} · channel ${header.channels[tile]} · step ${step} · values ${fmt(header.lo[sample][tile])} … ${fmt(header.hi[sample][tile])}`);
+    });
+    if (highlighted >= 0) {
+      const [x0, y0] = tileOrigin(highlighted, header);
+      const [rowsCount, cols] = gridShape(n);
+      wrap.append(el("div", { class: "highlight", style: `left:${(100 * x0) / (cols * w)}%;top:${(100 * y0) / (rowsCount * h)}%;width:${100 / cols}%;height:${100 / rowsCount}%` }));
+    }
+    rows.append(el("figure", { class: "mosaic-card" }, wrap, el("figcaption", { text: `probe ${sample}` })));
+    jobs.push(loadImage("activations", { ...params(state, run, step, layer), sample }).then((image) => {
+      const source = pixels(image);
+      drawLevels(canvas, source, rescaled(greyLevels(source), source.width, header, sample, low, high));
+    }));
+  }
+  await Promise.all(jobs);
+  return el("div", {},
+    el("p", { class: "note", text: `${layer}: ${n} of its channels (${header.channels.join(", ")}), ${w}×${h} each, colour = ${state.norm === "layer" ? "value on the layer's shared range" : "value on each map's own range"}. Hover for values, click to enlarge.` }),
+    tooltip, rows);
+}
+
+export function prefetch({ state }, run, step) {
+  const layer = layerOf(state, run);
+  getJSON("event", { run: run.run, step, mode: state.mode }).catch(() => {});
+  for (let sample = 0; sample < run.samples; sample += 1) {
+    loadImage("activations", { ...params(state, run, step, layer), sample }).catch(() => {});
+  }
+}

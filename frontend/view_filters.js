@@ -1,0 +1,45 @@
+// Filters view: the first layer's kernels as colour tiles, deeper layers' kernels averaged
+// over their input channels, at the selected step.
+
+import { getJSON, loadImage } from "./api.js";
+import { el } from "./dom.js";
+import { drawSpaced, tileAt } from "./mosaic.js";
+
+const GAP = 1;
+
+export const label = "Filters";
+
+export function toolbar() {
+  return [];
+}
+
+export async function render({ state }, run, step) {
+  const event = await getJSON("event", { run: run.run, step, mode: state.mode });
+  const sections = [];
+  for (const layer of Object.keys(run.filter_channels)) {
+    const header = event.filters[layer];
+    const [, n, kh, kw, depth] = header.shape;
+    const image = await loadImage("filters", { run: run.run, step, mode: state.mode, layer });
+    const canvas = el("canvas", { class: "filters", dataset: { layer } });
+    drawSpaced(canvas, image, header, GAP);
+    const hint = el("span", { class: "hint" });
+    canvas.addEventListener("mousemove", (event_) => {
+      const rect = canvas.getBoundingClientRect();
+      const tile = tileAt(((event_.clientX - rect.left) / rect.width) * canvas.width,
+        ((event_.clientY - rect.top) / rect.height) * canvas.height, header, GAP);
+      hint.textContent = tile < 0 ? "" : `filter ${header.channels[tile]}`;
+    });
+    const what = header.view === "kernel" ? `${kh}×${kw} kernels in colour (${depth} input channels)` : `${kh}×${kw} kernels averaged over input channels`;
+    sections.push(el("section", { class: "filter-layer" },
+      el("h3", {}, el("span", { text: layer }), el("span", { class: "note", text: ` — ${n} filters, ${what}; each tile scaled to its own range ` }), hint),
+      canvas));
+  }
+  return el("div", { class: "filter-grid" }, ...sections);
+}
+
+export function prefetch({ state }, run, step) {
+  getJSON("event", { run: run.run, step, mode: state.mode }).catch(() => {});
+  for (const layer of Object.keys(run.filter_channels)) {
+    loadImage("filters", { run: run.run, step, mode: state.mode, layer }).catch(() => {});
+  }
+}

@@ -1,0 +1,72 @@
+// Grad-CAM view: each probe with its heat map drawn over it, the prediction and the label.
+
+import { getJSON, loadImage, pixels, url } from "./api.js";
+import { COLORMAPS, greyLevels, paint } from "./colormap.js";
+import { el, fmt, labelled, select } from "./dom.js";
+
+export const label = "Grad-CAM";
+
+export function toolbar({ state, store, content }) {
+  const opacity = el("input", { type: "range", min: "0", max: "1", step: "0.05", value: state.opacity, "aria-label": "opacity" });
+  opacity.addEventListener("input", () => {
+    content.style.setProperty("--heat-opacity", opacity.value);
+    store.update({ opacity: opacity.value });
+  });
+  return [
+    labelled("Method", select([["gradcam", "Grad-CAM"], ["gradcam++", "Grad-CAM++"]], state.method, (method) => store.update({ method }), { name: "method" })),
+    labelled("Colormap", select(Object.keys(COLORMAPS), state.cmap, (cmap) => store.update({ cmap }), { name: "cmap" })),
+    labelled("Opacity", opacity),
+  ];
+}
+
+export function className(run, index) {
+  return run.class_names?.[index] ?? `class ${index}`;
+}
+
+function heatParams(state, run, step) {
+  return { run: run.run, step, mode: state.mode, method: state.method };
+}
+
+export async function render({ state, store }, run, step) {
+  const event = await getJSON("event", { run: run.run, step, mode: state.mode });
+  const predictions = event.predictions;
+  const cards = el("div", { class: "cards" });
+  const draws = [];
+  for (let sample = 0; sample < run.samples; sample += 1) {
+    const canvas = el("canvas", { class: "heat", dataset: { sample: String(sample) } });
+    const probe = el("img", { class: "probe", alt: `probe ${sample}`, src: url("probe", { run: run.run, sample }) });
+    const predicted = predictions.predicted[sample];
+    const truth = predictions.label ? predictions.label[sample] : null;
+    const wrong = truth !== null && truth !== predicted;
+    const caption = el("figcaption", {},
+      el("div", { class: wrong ? "prediction wrong" : "prediction", title: wrong ? "wrong prediction" : "" },
+        el("span", { text: wrong ? "✗ " : truth !== null ? "✓ " : "" }),
+        el("span", { text: `${className(run, predicted)} ${fmt(predictions.probability[sample] * 100, 1)}%` })),
+      truth !== null ? el("div", { class: "label", text: `label: ${className(run, truth)}` }) : null,
+      predictions.target[sample] !== predicted
+        ? el("div", { class: "label", text: `map for: ${className(run, predictions.target[sample])}` }) : null);
+    const card = el("figure", { class: `card${String(sample) === state.sample ? " selected" : ""}`, onclick: () => store.update({ sample }) },
+      el("div", { class: "stack" }, probe, canvas), caption);
+    cards.append(card);
+    draws.push(drawHeat(canvas, { ...heatParams(state, run, step), sample }, COLORMAPS[state.cmap] || COLORMAPS.jet));
+  }
+  await Promise.all(draws);
+  const header = state.method === "gradcam" ? event.gradcam : event.gradcam_pp;
+  return el("div", {}, el("p", { class: "note", text: `${state.method === "gradcam" ? "Grad-CAM" : "Grad-CAM++"} at ${header.layer}, each map scaled to its own range. Faithfulness (probability drop when its top 20 % is blurred): ${fmt(event.faithfulness)}` }), cards);
+}
+
+async function drawHeat(canvas, params, lut) {
+  const image = await loadImage("gradcam", params);
+  const source = pixels(image);
+  canvas.width = source.width;
+  canvas.height = source.height;
+  const context = canvas.getContext("2d");
+  context.putImageData(paint(context.createImageData(source.width, source.height), greyLevels(source), lut), 0, 0);
+}
+
+export function prefetch({ state }, run, step) {
+  getJSON("event", { run: run.run, step, mode: state.mode }).catch(() => {});
+  for (let sample = 0; sample < run.samples; sample += 1) {
+    loadImage("gradcam", { ...heatParams(state, run, step), sample }).catch(() => {});
+  }
+}
