@@ -18,6 +18,6 @@ setup(
         "pillow",
         "werkzeug",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "playwright"]},
     license="Apache-2.0",
 )

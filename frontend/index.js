@@ -12,6 +12,7 @@ import * as filters from "./view_filters.js";
 import * as gradcam from "./view_gradcam.js";
 
 const VIEWS = { gradcam, activations, filters, evolution };
+const REFRESH_MS = 30000;  // new steps of a run still training appear without a reload
 const SNIPPET = `from tb_cnnviz import CNNViz
 cb = CNNViz("logs/run1", samples=x_val[:8], labels=y_val[:8])
 model.fit(x, y, epochs=10, callbacks=[cb])`;
@@ -56,7 +57,8 @@ class App {
       this.root.replaceChildren(message("empty", "No cnnviz data yet. Log some with the CNNViz Keras callback, then reload:", el("pre", { text: SNIPPET })));
       return;
     }
-    this.byName = new Map(this.runs.map((run) => [run.run, run]));
+    this.setRuns(this.runs);
+    setInterval(() => this.refreshRuns(), REFRESH_MS);
     this.header = el("header", { class: "bar" });
     this.toolbar = el("div", { class: "bar toolbar" });
     this.content = el("main", { class: "content" });
@@ -70,6 +72,22 @@ class App {
     }
     this.layoutKey = "";
     this.schedule();
+  }
+
+  setRuns(runs) {
+    this.runs = runs;
+    this.byName = new Map(runs.map((run) => [run.run, run]));
+  }
+
+  async refreshRuns() {
+    try {
+      const runs = (await getJSON("runs", {}, { fresh: true })).runs;
+      if (runs.length && JSON.stringify(runs) !== JSON.stringify(this.runs)) {
+        this.setRuns(runs);
+        this.layoutKey = "";
+        this.schedule();
+      }
+    } catch { /* keep showing what we have; the next refresh tries again */ }
   }
 
   onKey(event) {

@@ -81,10 +81,11 @@ def http_get(url, timeout=30):
 
 
 @contextlib.contextmanager
-def tensorboard_server(logdir, load_fast, logdir_spec=None):
+def tensorboard_server(logdir, load_fast, logdir_spec=None, require_plugin=True):
     """A real `tensorboard` process on 127.0.0.1; yields its base URL once it answers.
 
-    logdir_spec: serve `--logdir_spec name:logdir` instead of `--logdir logdir`.
+    logdir_spec: serve `--logdir_spec name:logdir` instead of `--logdir logdir`;
+    require_plugin: wait until the plugin is listed as active (False for an empty logdir).
     """
     port = free_port()
     source = ["--logdir_spec", f"{logdir_spec}:{logdir}"] if logdir_spec else ["--logdir", logdir]
@@ -103,7 +104,8 @@ def tensorboard_server(logdir, load_fast, logdir_spec=None):
                 raise RuntimeError(f"tensorboard exited with {process.returncode}; see {log.name}")
             try:
                 status, _, body = http_get(base + "/data/plugins_listing", timeout=5)
-                if status == 200 and json.loads(body).get("cnnviz", {}).get("enabled"):
+                listing = json.loads(body) if status == 200 else {}
+                if "cnnviz" in listing and (listing["cnnviz"].get("enabled") or not require_plugin):
                     break
             except OSError:
                 pass

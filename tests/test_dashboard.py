@@ -1,0 +1,239 @@
+"""The dashboard in real headless Chromium, inside a real TensorBoard."""
+
+import contextlib
+import json
+import os
+import shutil
+import urllib.parse
+
+import numpy as np
+import pytest
+
+from plugin_helpers import PREFIX, http_get, npy, tensorboard_server, write_logs
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e .[test]")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+HOSTILE = "<img src=x onerror=alert(1)>"
+# demo/screenshots.sh points these at a demo run and at docs/screenshots for the README
+SHOT_LOGDIR = os.environ.get("CNNVIZ_SCREENSHOT_LOGDIR")
+SHOT_DIR = os.environ.get("CNNVIZ_SCREENSHOT_DIR")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    logdir = str(tmp_path_factory.mktemp("dash") / "logs")
+    write_logs(logdir, epochs=4)
+    shutil.copytree(os.path.join(logdir, "alpha"), os.path.join(logdir, HOSTILE))
+    with tensorboard_server(logdir, load_fast=False) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1300, "height": 950})
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    yield page
+    assert page.errors == []
+    context.close()
+
+
+def open_tab(page, base, **state):
+    hash_ = "".join(f"&cv-{k}={urllib.parse.quote(str(v))}" for k, v in state.items())
+    page.goto(f"{base}/#cnnviz{hash_}")
+    return page.frame_locator("iframe")
+
+
+def frame_of(page):
+    return next(f for f in page.frames if f.url.endswith("plugin_entry.html?name=cnnviz"))
+
+
+def wait_ready(frame, view, step=None):
+    selector = f"main[data-ready='{view}:{step}']" if step is not None else f"main[data-ready^='{view}:']"
+    frame.locator(selector).wait_for(timeout=60000)
+
+
+def ready_step(page):
+    return int(frame_of(page).eval_on_selector("main", "m => m.dataset.ready.split(':')[1]"))
+
+
+def canvas_data(page, selector):
+    return frame_of(page).eval_on_selector(selector, "c => c.toDataURL()")
+
+
+def runs(base):
+    return {r["run"]: r for r in json.loads(http_get(f"{base}{PREFIX}/runs")[2])["runs"]}
+
+
+def test_every_view_renders_and_the_step_slider_changes_the_image(page, server):
+    steps = runs(server)["alpha"]["steps"]["train"]
+    frame = open_tab(page, server, run="alpha")
+    wait_ready(frame, "gradcam", steps[-1])
+    last = canvas_data(page, "canvas.heat[data-sample='0']")
+    frame.locator("input.step-slider").focus()
+    page.keyboard.press("Home")
+    wait_ready(frame, "gradcam", steps[0])
+    assert canvas_data(page, "canvas.heat[data-sample='0']") != last
+    page.keyboard.press("ArrowRight")
+    wait_ready(frame, "gradcam", steps[1])
+    for view, selector in (("activations", "canvas.mosaic"), ("filters", "canvas.filters"), ("evolution", "canvas.drift")):
+        frame.locator(f"button[data-view={view}]").click()
+        wait_ready(frame, view)
+        assert frame.locator(selector).count() > 0
+    frame.locator("button[data-view=activations]").click()
+    wait_ready(frame, "activations")
+    before = canvas_data(page, "canvas.mosaic[data-sample='0']")
+    frame.locator("input.step-slider").focus()
+    page.keyboard.press("End")
+    wait_ready(frame, "activations", steps[-1])
+    assert canvas_data(page, "canvas.mosaic[data-sample='0']") != before
+
+
+def test_drawn_heat_map_matches_the_served_array(page, server):
+    step = runs(server)["alpha"]["steps"]["train"][-1]
+    frame = open_tab(page, server, run="alpha", cmap="viridis", step=step)
+    wait_ready(frame, "gradcam", step)
+    rgba = np.asarray(frame_of(page).eval_on_selector(
+        "canvas.heat[data-sample='2']", "c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)"),
+        np.uint8).reshape(32, 32, 4)
+    lut = np.asarray(frame_of(page).evaluate(
+        "async () => Array.from((await import('./colormap.js')).COLORMAPS.viridis)"), np.uint8).reshape(256, 3)
+    values = npy(http_get(f"{server}{PREFIX}/gradcam.npy?run=alpha&step={step}&sample=2")[2])
+    event = json.loads(http_get(f"{server}{PREFIX}/event?run=alpha&step={step}")[2])
+    lo, hi = event["gradcam"]["lo"][2][0], event["gradcam"]["hi"][2][0]
+    levels = np.round((values - lo) / (hi - lo) * 255).astype(int)
+    np.testing.assert_array_equal(rgba[..., :3], lut[levels])
+    assert np.all(rgba[..., 3] == 255)
+    # viridis runs from dark purple to yellow (a polynomial fit: within 5 levels of matplotlib)
+    assert lut[0].tolist() == pytest.approx([68, 1, 84], abs=5) and lut[255].tolist() == pytest.approx([253, 231, 37], abs=5)
+
+
+def test_run_comparison_side_by_side(page, server):
+    frame = open_tab(page, server, run="alpha", view="activations")
+    wait_ready(frame, "activations")
+    frame.locator("select[name=cmp]").select_option("beta")
+    frame.locator(".panels.compare").wait_for()
+    wait_ready(frame, "activations")
+    titles = frame.locator(".panel-title > span:first-child").all_text_contents()
+    assert titles == ["alpha", "beta"]
+    assert frame.locator("section.panel[data-run=beta] canvas.mosaic").count() == 5
+    frame.locator("select[name=run]").select_option("beta")
+    frame.locator("select[name=cmp]").select_option("alpha")
+    frame.locator(".panels.compare").wait_for()
+    frame.locator("section.panel[data-run=alpha]").wait_for()
+    assert frame.locator(".panel-title > span:first-child").all_text_contents() == ["beta", "alpha"]
+
+
+def test_a_deep_link_reloads_to_the_same_view(page, server):
+    steps = runs(server)["alpha"]["steps"]["train"]
+    frame = open_tab(page, server, run="alpha")
+    wait_ready(frame, "gradcam")
+    frame.locator("button[data-view=activations]").click()
+    wait_ready(frame, "activations")
+    frame.locator("select[name=layer]").select_option("dw3")
+    frame.locator("select[name=norm]").select_option("layer")
+    frame.locator("input.step-slider").focus()
+    page.keyboard.press("Home")
+    wait_ready(frame, "activations", steps[0])
+    link = page.url
+    assert "cv-view=activations" in link and "cv-layer=dw3" in link
+    page.reload()
+    frame = page.frame_locator("iframe")
+    wait_ready(frame, "activations", steps[0])
+    assert frame.locator("select[name=layer]").input_value() == "dw3"
+    assert frame.locator("select[name=norm]").input_value() == "layer"
+    assert page.url == link
+
+
+def test_evolution_cell_jumps_to_that_filter_at_that_step(page, server):
+    steps = runs(server)["alpha"]["steps"]["train"]
+    frame = open_tab(page, server, run="alpha", view="evolution", evolayer="conv4")
+    wait_ready(frame, "evolution")
+    box = frame.locator("canvas.drift").bounding_box()
+    # conv4 has 16 filters: click the row of filter 15, the column of the first step
+    frame.locator("canvas.drift").click(position={"x": box["width"] * 0.5 / len(steps), "y": box["height"] * 15.5 / 16})
+    wait_ready(frame, "activations", steps[0])
+    assert "cv-channel=15" in page.url and "cv-layer=conv4" in page.url
+    assert frame.locator(".highlight").count() == 5  # the filter is outlined on every probe
+    assert frame.locator("svg.chart").count() == 0
+
+
+def test_hostile_run_name_is_shown_as_text(page, server):
+    frame = open_tab(page, server, run=HOSTILE)
+    wait_ready(frame, "gradcam")
+    assert frame.locator(".panel-title > span:first-child").text_content() == HOSTILE
+    assert frame.locator("img[src=x]").count() == 0
+    assert HOSTILE in frame.locator("select[name=run]").inner_text()
+    assert page.dialogs == []
+
+
+def test_keyboard_and_play_move_through_steps(page, server):
+    steps = runs(server)["alpha"]["steps"]["train"]
+    frame = open_tab(page, server, run="alpha", step=steps[0])
+    wait_ready(frame, "gradcam", steps[0])
+    frame.locator("h2.panel-title").click()
+    page.keyboard.press("ArrowRight")
+    wait_ready(frame, "gradcam", steps[1])
+    page.keyboard.press("ArrowLeft")
+    wait_ready(frame, "gradcam", steps[0])
+    frame.locator("button.play").click()
+    wait_ready(frame, "gradcam", steps[1])
+    frame.locator("button.play").click()
+    assert frame.locator("button.play").text_content().endswith("Play")
+
+
+def test_eval_switch_and_error_state(page, server):
+    frame = open_tab(page, server, run="alpha")
+    wait_ready(frame, "gradcam")
+    frame.locator("button[data-mode=eval]").click()
+    wait_ready(frame, "gradcam", runs(server)["alpha"]["steps"]["eval"][0])
+    assert frame.locator(".panel-title .note").text_content().startswith(" · eval")
+    # the backend's JSON message is what the user sees when a request fails
+    page.route("**/data/plugin/cnnviz/filter_drift*", lambda route: route.fulfill(
+        status=404, content_type="application/json", body=json.dumps({"error": "layer 'x' is not logged"})))
+    frame.locator("button[data-view=evolution]").click()
+    frame.locator(".message.error").wait_for()
+    assert "layer 'x' is not logged" in frame.locator(".message.error").text_content()
+
+
+def test_empty_state_tells_how_to_log(browser, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with tensorboard_server(str(empty), load_fast=False, require_plugin=False) as base:
+        page = browser.new_page()
+        page.goto(f"{base}/#cnnviz")
+        frame = page.frame_locator("iframe")
+        frame.locator(".message.empty").wait_for(timeout=60000)
+        assert "CNNViz(" in frame.locator(".message.empty pre").text_content()
+        page.close()
+
+
+def test_screenshots_of_every_view(page, server, tmp_path):
+    """Saves a screenshot of each view (of a demo run when demo/screenshots.sh asks)."""
+    out = SHOT_DIR or str(tmp_path)
+    os.makedirs(out, exist_ok=True)
+    with (tensorboard_server(SHOT_LOGDIR, load_fast=False) if SHOT_LOGDIR else contextlib.nullcontext(server)) as base:
+        run = sorted(runs(base))[0]
+        frame = open_tab(page, base, run=run)
+        for view in ("gradcam", "activations", "filters", "evolution"):
+            frame.locator(f"button[data-view={view}]").click()
+            wait_ready(frame, view)
+            page.wait_for_timeout(300)
+            path = os.path.join(out, f"{view}.png")
+            page.screenshot(path=path)
+            assert os.path.getsize(path) > 10_000
