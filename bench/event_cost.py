@@ -83,8 +83,8 @@ def main():
     untrained_size = logdir_bytes(logdir) / (args.repeats + 1)
 
     demo_dir = tempfile.mkdtemp(prefix="cnnviz_bench_demo_")
-    demo_main(["--no-serve", "--logdir", demo_dir, "--epochs", str(args.demo_epochs)])
-    demo_sizes = bytes_per_step(os.path.join(demo_dir, "vgg_style"))
+    demo_main(["--no-serve", "--logdir", demo_dir, "--epochs", str(args.demo_epochs), "--learning-rates", "0.002"])
+    demo_sizes = bytes_per_step(os.path.join(demo_dir, "vgg_style_lr0.002"))
 
     print(f"model: demo vgg_style 40x40, {len(callback._probe.convs)} conv layers, {args.probes} probes")
     print(f"bare fused forward+backward: {floor * 1e3:.1f} ms (median of {args.repeats})")

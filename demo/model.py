@@ -1,4 +1,5 @@
-"""A small VGG-style classifier whose conv layers carry VGG16's layer names."""
+"""Models for the demo: a small VGG-style CNN, or VGG16 itself as a nested backbone. Both
+carry VGG16's layer names (block1_conv1 … ), the ones the classic visualisations show."""
 
 import keras
 
@@ -16,3 +17,13 @@ def vgg_style(size=40, classes=4, widths=(16, 32, 64)):
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name="vgg_style")
+
+
+def vgg16_backbone(size=64, classes=4, weights=None):
+    """keras.applications.VGG16 (no top) nested in a classifier; `weights` may be a local .h5
+    file of VGG16 weights (nothing is downloaded)."""
+    backbone = keras.applications.VGG16(weights=weights, include_top=False, input_shape=(size, size, 3))
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone(inputs))
+    outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="vgg16_classifier")

@@ -341,17 +341,6 @@ class CNNViz(keras.callbacks.Callback):
         drop = target_probability - result["masked_probability"]
         top = np.argsort(-probabilities, axis=1)[:, :5]
         items = {}
-        items[tag(metadata.PREDICTIONS, mode)] = (metadata.PREDICTIONS, summary.header_value(
-            predicted=predicted.tolist(),
-            probability=probabilities[rows, predicted].tolist(),
-            target=target.tolist(),
-            target_probability=target_probability.tolist(),
-            masked_probability=result["masked_probability"].tolist(),
-            faithfulness_drop=drop.tolist(),
-            label=None if self.labels is None else self.labels.tolist(),
-            top_classes=top.tolist(),
-            top_probabilities=np.take_along_axis(probabilities, top, axis=1).tolist(),
-        ))
         for kind, key in ((metadata.GRADCAM, "gradcam"), (metadata.GRADCAM_PP, "gradcam++")):
             items[tag(kind, mode)] = (kind, summary.maps_value(result[key], layer=spec.gradcam_layer))
         for path, encoded in result["activations"].items():
@@ -368,4 +357,17 @@ class CNNViz(keras.callbacks.Callback):
                 stats[metadata.STAT_NAMES.index("cos_to_prev")] = np.nan  # no previous event
             items[tag(metadata.STATS, mode, path)] = (metadata.STATS, summary.tensor_value(stats))
         items[tag(metadata.FAITHFULNESS, mode)] = (metadata.FAITHFULNESS, summary.tensor_value(drop.mean()))
+        # Written last: a step whose predictions are on disk is complete, even if the
+        # process was killed while writing the next one.
+        items[tag(metadata.PREDICTIONS, mode)] = (metadata.PREDICTIONS, summary.header_value(
+            predicted=predicted.tolist(),
+            probability=probabilities[rows, predicted].tolist(),
+            target=target.tolist(),
+            target_probability=target_probability.tolist(),
+            masked_probability=result["masked_probability"].tolist(),
+            faithfulness_drop=drop.tolist(),
+            label=None if self.labels is None else self.labels.tolist(),
+            top_classes=top.tolist(),
+            top_probabilities=np.take_along_axis(probabilities, top, axis=1).tolist(),
+        ))
         return items

@@ -103,10 +103,11 @@ class Run:
         return metadata.resolve_layer(layer, list(self.info["conv_layers"]))
 
     def steps(self, mode="train"):
-        return sorted(self._series.get(metadata.tag(metadata.FAITHFULNESS, mode), {}))
+        """Steps of complete events: predictions are the last summary an event writes."""
+        return sorted(self._series.get(metadata.tag(metadata.PREDICTIONS, mode), {}))
 
     def event(self, step, mode="train"):
-        if step not in self._series.get(metadata.tag(metadata.FAITHFULNESS, mode), {}):
+        if step not in self._series.get(metadata.tag(metadata.PREDICTIONS, mode), {}):
             raise KeyError(f"no {mode} event at step {step}; logged steps: {self.steps(mode)}")
         return Event(self, mode, step)
 

@@ -11,14 +11,35 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_demo_trains_and_logs_without_serving(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "demo", "--no-serve", "--epochs", "1", "--samples", "256", "--logdir", str(tmp_path)],
+        [sys.executable, "-m", "demo", "--no-serve", "--epochs", "1", "--samples", "256", "--logdir", str(tmp_path),
+         "--learning-rates", "0.002", "0.001"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "pointing game" in result.stdout
-    run = tb_cnnviz.read_run(os.path.join(tmp_path, "vgg_style"))
+    assert sorted(os.listdir(tmp_path)) == ["vgg_style_lr0.001", "vgg_style_lr0.002"]
+    run = tb_cnnviz.read_run(os.path.join(tmp_path, "vgg_style_lr0.002"))
     assert run.steps("train") == [0, 8] and run.steps("eval") == [8]
     assert run.layers[:3] == ["block1_conv1", "block1_conv2", "block2_conv1"]
+
+
+def test_demo_vgg16_backbone_uses_the_seed_layers(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "demo", "--no-serve", "--epochs", "1", "--samples", "32", "--logdir", str(tmp_path),
+         "--model", "vgg16", "--learning-rates", "0.0001"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tb_cnnviz.read_run(os.path.join(tmp_path, "vgg16_lr0.0001"))
+    assert run.layers == [f"vgg16/{name}" for name in ("block1_conv1", "block1_conv2", "block2_conv1",
+                                                       "block3_conv1", "block4_conv1", "block5_conv3")]
+    assert run.info["gradcam_layer"] == "vgg16/block5_conv3"
+
+
+def test_demo_refuses_a_missing_weights_file(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "demo", "--model", "vgg16", "--weights", str(tmp_path / "no.h5")],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and "no such file" in result.stderr
 
 
 def test_demo_help():

@@ -30,3 +30,32 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert namespace["run"].event(16).activations("block1_conv1")[0].shape == (8, 8, 30, 30)
     custom = namespace["read_run"]("logs/custom")
     assert custom.steps() == [0, 100, 200]
+
+
+def test_readme_jupyter_magic_starts_tensorboard_with_the_tab(tmp_path, monkeypatch):
+    """`%tensorboard ARGS` runs tensorboard.notebook.start(ARGS); do that with the README's ARGS."""
+    import json
+    import os
+    import signal
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from plugin_helpers import free_port, http_get, write_logs
+
+    magic = re.search(r"^%tensorboard (.*)$", README.read_text(), re.M).group(1)
+    assert magic == "--logdir logs"
+    write_logs(str(tmp_path / "logs"), epochs=1)
+    port = free_port()
+    monkeypatch.chdir(tmp_path)
+    from tensorboard import manager, notebook
+
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        notebook.start(f"{magic} --host 127.0.0.1 --port {port}")
+    try:
+        status, _, body = http_get(f"http://127.0.0.1:{port}/data/plugins_listing")
+        assert status == 200 and json.loads(body)["cnnviz"]["enabled"]
+    finally:
+        for info in manager.get_all():
+            if info.port == port:
+                os.kill(info.pid, signal.SIGTERM)

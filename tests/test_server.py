@@ -79,7 +79,7 @@ def test_readme_npy_example_against_a_real_server(logdir):
 
     example = next(block for block in python_blocks() if "urlopen" in block)
     with tensorboard_server(logdir, load_fast=False) as base:
-        code = example.replace("http://localhost:6006", base).replace("run=vgg_style", "run=alpha")
+        code = example.replace("http://localhost:6006", base).replace("run=vgg_style_lr0.002", "run=alpha")
         namespace = {}
         exec(code, namespace)  # noqa: S102
     expected = tb_cnnviz.read_run(os.path.join(logdir, "alpha")).event(0).gradcam

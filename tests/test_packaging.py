@@ -1,0 +1,53 @@
+"""A built wheel carries the tab: installed in a fresh virtualenv, `tensorboard` lists it."""
+
+import json
+import subprocess
+import sys
+import time
+import zipfile
+
+from plugin_helpers import ROOT, free_port, http_get, write_logs
+
+
+def test_wheel_in_a_fresh_virtualenv_serves_the_plugin(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), ROOT],
+                   check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("tb_cnnviz-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ("tb_cnnviz/frontend/index.js", "tb_cnnviz/frontend/style.css", "tb_cnnviz/plugin_loader.py"):
+        assert name in names
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    # The plugin needs no TensorFlow to serve: install the wheel without its training deps.
+    subprocess.run([*pip, "--no-deps", str(wheel)], check=True)
+    subprocess.run([*pip, "tensorboard", "numpy", "pillow", "werkzeug"], check=True)
+    logdir = str(tmp_path / "logs")
+    write_logs(logdir, epochs=1)
+    port = free_port()
+    server = subprocess.Popen([str(venv / "bin" / "tensorboard"), "--logdir", logdir, "--host", "127.0.0.1",
+                               "--port", str(port), "--load_fast=false"],
+                              cwd=str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                status, _, body = http_get(base + "/data/plugins_listing", timeout=5)
+                if status == 200 and json.loads(body).get("cnnviz", {}).get("enabled"):
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the installed wheel's plugin never became active"
+            assert server.poll() is None, "tensorboard from the virtualenv exited"
+            time.sleep(0.5)
+        status, headers, body = http_get(base + "/data/plugin/cnnviz/index.js")
+        assert status == 200 and b"export async function render" in body
+        status, _, body = http_get(base + "/data/plugin/cnnviz/runs")
+        assert [r["run"] for r in json.loads(body)["runs"]] == ["alpha", "beta"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # and it did so without TensorFlow in that environment
+    assert subprocess.run([python, "-c", "import tensorflow"], capture_output=True).returncode != 0
