@@ -75,6 +75,8 @@ class Run:
     def __init__(self, path):
         self.path = str(path)
         self._series = collections.defaultdict(dict)  # tag -> {step: TensorProto}
+        if not tf.io.gfile.isdir(self.path):
+            raise FileNotFoundError(f"no run directory {self.path!r}")
         names = sorted(n for n in tf.io.gfile.listdir(self.path) if "tfevents" in n)
         for name in names:
             self._load(tf.io.gfile.join(self.path, name.rstrip("/")))

@@ -237,3 +237,12 @@ def test_screenshots_of_every_view(page, server, tmp_path):
             path = os.path.join(out, f"{view}.png")
             page.screenshot(path=path)
             assert os.path.getsize(path) > 10_000
+
+
+def test_follows_tensorboards_dark_mode(page, server):
+    page.goto(f"{server}/?darkMode=true#cnnviz")
+    frame = page.frame_locator("iframe")
+    wait_ready(frame, "gradcam")
+    assert page.evaluate("() => document.body.classList.contains('dark-mode')")
+    background = frame_of(page).evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(48, 48, 48)"

@@ -1,0 +1,82 @@
+"""`model.fit` overhead of CNNViz, side by side in one run.
+
+Trains the demo model for --epochs epochs under each setting and compares the median epoch
+time (the first epoch, which traces functions, is left out):
+  - no callback (the floor);
+  - CNNViz at its default frequency, once per epoch (target: <= 2 % overhead);
+  - CNNViz with every_n_steps=50 (target: <= 10 %);
+  - Keras' TensorBoard(histogram_freq=1, write_images=True), for reference.
+
+    python bench/fit_overhead.py [--epochs 4] [--samples 3000]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+
+from demo.model import vgg_style  # noqa: E402
+from tb_cnnviz import CNNViz  # noqa: E402
+from tb_cnnviz.datasets import SHAPE_NAMES, shapes  # noqa: E402
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self.start)
+
+
+def epoch_time(make_callbacks, data, epochs):
+    keras.utils.set_random_seed(0)
+    model = vgg_style(40)
+    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
+    timer = EpochTimer()
+    # the timer runs last, so each epoch's time includes the callbacks' epoch-end work
+    model.fit(*data, epochs=epochs, batch_size=32, verbose=0, callbacks=[*make_callbacks(), timer])
+    return statistics.median(timer.times[1:])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--samples", type=int, default=3000)
+    args = parser.parse_args()
+    images, labels, _ = shapes(args.samples, size=40, seed=1)
+    probes, probe_labels, _ = shapes(8, size=40, seed=2)
+    root = tempfile.mkdtemp(prefix="cnnviz_fit_")
+    settings = {
+        "no callback": lambda: [],
+        "CNNViz once per epoch": lambda: [CNNViz(os.path.join(root, "epoch"), probes, probe_labels, class_names=SHAPE_NAMES)],
+        "CNNViz every_n_steps=50": lambda: [CNNViz(os.path.join(root, "steps"), probes, probe_labels,
+                                                  class_names=SHAPE_NAMES, every_n_steps=50)],
+        "Keras TensorBoard(histogram_freq=1, write_images=True)": lambda: [
+            keras.callbacks.TensorBoard(os.path.join(root, "keras"), histogram_freq=1, write_images=True)],
+    }
+    times = {name: epoch_time(make, (images, labels), args.epochs) for name, make in settings.items()}
+    floor = times["no callback"]
+    targets = {"CNNViz once per epoch": 0.02, "CNNViz every_n_steps=50": 0.10}
+    steps = -(-args.samples // 32)
+    print(f"demo model, {args.samples} images, {steps} steps per epoch, median of {args.epochs - 1} epochs")
+    for name, seconds in times.items():
+        overhead = seconds / floor - 1
+        verdict = ""
+        if name in targets:
+            verdict = f"  (target <= {targets[name]:.0%}: {'PASS' if overhead <= targets[name] else 'FAIL'})"
+        print(f"{name:58s} {seconds:6.2f} s/epoch  overhead {overhead:+7.1%}{verdict}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Faults: training killed mid-write, then resumed into the same logdir."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+
+import numpy as np
+import pytest
+
+import tb_cnnviz
+from plugin_helpers import PREFIX, ROOT, http_get, npy, tensorboard_server
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crash_training.py")
+
+
+def steps_on_disk(run_dir):
+    try:
+        return tb_cnnviz.read_run(run_dir).steps()
+    except (ValueError, OSError):
+        return []
+
+
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crash")
+    logdir, checkpoint = str(root / "logs"), str(root / "model.keras")
+    run_dir = os.path.join(logdir, "crashy")
+    process = subprocess.Popen([sys.executable, SCRIPT, run_dir, checkpoint, "100000"], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while len(steps_on_disk(run_dir)) < 6:
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "training logged too few steps"
+        time.sleep(0.05)
+    time.sleep(0.13)  # land the kill somewhere inside an event
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return logdir, run_dir, checkpoint
+
+
+@pytest.mark.parametrize("load_fast", [False, True], ids=["python-loader", "rust-data-server"])
+def test_every_complete_step_of_a_killed_run_is_served(killed_run, load_fast):
+    logdir, run_dir, _ = killed_run
+    run = tb_cnnviz.read_run(run_dir)  # a truncated last record is not an error
+    steps = run.steps()
+    assert steps == list(range(steps[0], steps[0] + len(steps)))
+    with tensorboard_server(logdir, load_fast) as base:
+        deadline = time.monotonic() + 60
+        while True:
+            served = json.loads(http_get(f"{base}{PREFIX}/runs")[2])["runs"][0]["steps"]["train"]
+            if served == steps or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert served == steps
+        for step in steps:
+            query = urllib.parse.urlencode({"run": "crashy", "step": step})
+            status, _, body = http_get(f"{base}{PREFIX}/gradcam.npy?{query}")
+            assert status == 200, body[:200]
+            np.testing.assert_array_equal(npy(body), run.event(step).gradcam)
+            assert http_get(f"{base}{PREFIX}/event?{query}")[0] == 200
+
+
+def test_restarting_into_the_same_logdir_appends(killed_run):
+    logdir, run_dir, checkpoint = killed_run
+    before = tb_cnnviz.read_run(run_dir).steps()
+    result = subprocess.run([sys.executable, SCRIPT, run_dir, checkpoint, str(before[-1] + 6)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tb_cnnviz.read_run(run_dir)
+    after = run.steps()
+    assert after[: len(before)] == before and after[-1] >= before[-1] + 4
+    assert after == sorted(set(after))
+    # the resumed process measured drift from the run's first event, not its own
+    assert run.event(after[-1]).stats("conv4")["cos_to_first"].max() > run.event(before[0]).stats("conv4")["cos_to_first"].max()
