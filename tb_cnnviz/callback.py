@@ -103,6 +103,7 @@ class CNNViz(keras.callbacks.Callback):
         self._probe = None
         self._writer = None
         self._in_fit = False
+        self._fit_step = 0  # steps counted by batch hooks during fit
         self._logged = set()  # (mode, step) written by this callback
         self._probes_logged = False
         self._reported = set()
@@ -209,24 +210,31 @@ class CNNViz(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._in_fit = True
+        self._fit_step = self._current_step()
         if self.log_on_train_begin:
-            self._log_safely("train")
+            self._log_safely("train", self._fit_step)
 
     def on_train_end(self, logs=None):
         self._in_fit = False
+        if self.every_n_steps:
+            self._log_safely("train", self._current_step(), every_n_steps=True)
         if self._writer is not None:
             self._writer.writer.flush()
 
     def on_epoch_end(self, epoch, logs=None):
         if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
-            self._log_safely("train")
+            self._log_safely("train", self._current_step())
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_begin(self, batch, logs=None):
+        """Logs before the batch that follows every n-th step.
+
+        A batch-*begin* hook keeps Keras' asynchronous dispatch of batch-end hooks on (an
+        on_train_batch_end hook would make every step wait for the previous one), and the
+        step is counted here rather than read from the optimizer, which would also wait.
+        """
         if self.every_n_steps:
-            step = self._current_step()
-            last = max((s for m, s in self._logged if m == "train"), default=-1)
-            if step // self.every_n_steps > last // self.every_n_steps:
-                self._log_safely("train")
+            self._log_safely("train", self._fit_step, every_n_steps=True)
+            self._fit_step += getattr(self.model, "steps_per_execution", 1) or 1
 
     def on_test_end(self, logs=None):
         if not self._in_fit:  # validation inside fit sees the same weights as the train event
@@ -239,11 +247,17 @@ class CNNViz(keras.callbacks.Callback):
             raise ValueError("the model has no optimizer to count steps: call log(step=...) with a step")
         return int(optimizer.iterations.numpy())
 
-    def _log_safely(self, mode):
-        """Logging from a hook: an error is reported once and training goes on (unless strict)."""
-        step = None
+    def _log_safely(self, mode, step=None, every_n_steps=False):
+        """Logging from a hook: an error is reported once and training goes on (unless strict).
+
+        every_n_steps: log only if `step` starts a new block of every_n_steps steps.
+        """
         try:
-            step = self._current_step()
+            step = self._current_step() if step is None else step
+            if every_n_steps:
+                last = max((s for m, s in self._logged if m == "train"), default=-1)
+                if step // self.every_n_steps <= last // self.every_n_steps:
+                    return
             if (mode, step) not in self._logged:
                 self.log(step, mode)
         except Exception as exc:  # noqa: BLE001 - a visualisation must not kill training
