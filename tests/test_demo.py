@@ -47,3 +47,36 @@ def test_demo_help():
     assert result.returncode == 0
     for option in ("--logdir", "--epochs", "--port", "--no-serve"):
         assert option in result.stdout
+
+
+def test_demo_loads_a_local_vgg16_weights_file(tmp_path):
+    import keras
+
+    from helpers import quantisation_ok
+
+    backbone = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
+    weights = tmp_path / "vgg16.weights.h5"
+    backbone.save_weights(str(weights))
+    result = subprocess.run(
+        [sys.executable, "-m", "demo", "--no-serve", "--epochs", "1", "--samples", "32", "--model", "vgg16",
+         "--weights", str(weights), "--learning-rates", "0.0001", "--logdir", str(tmp_path / "logs")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tb_cnnviz.read_run(os.path.join(tmp_path, "logs", "vgg16_lr0.0001"))
+    kernels, channels, view = run.event(0).filters("block1_conv1")  # logged before any update
+    expected = backbone.get_layer("block1_conv1").get_weights()[0].transpose(3, 0, 1, 2)[channels]
+    assert view == "kernel" and quantisation_ok(kernels, expected, (1, 2, 3))
+
+
+def test_readme_quick_start_command_trains_runs_whose_gradcam_points_at_the_shapes(tmp_path):
+    """The README's first command, with --no-serve: installs, trains both default runs."""
+    import re
+
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    command = re.search(r"^(bash demo/quickstart\.sh)\s", readme, re.M).group(1)
+    result = subprocess.run(f"{command} --no-serve --logdir {tmp_path}", shell=True, cwd=ROOT,
+                            capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = [float(x) for x in re.findall(r"pointing game (\d\.\d\d)", result.stdout)]
+    assert len(scores) == 2 and min(scores) >= 0.9, result.stdout[-1500:]
