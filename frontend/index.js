@@ -47,23 +47,28 @@ class App {
 
   async start() {
     this.root.replaceChildren(message("loading", "Loading cnnviz data…"));
+    let runs;
     try {
-      this.runs = (await getJSON("runs", {}, { fresh: true })).runs;
+      runs = (await getJSON("runs", {}, { fresh: true })).runs;
     } catch (error) {
       this.root.replaceChildren(message("error", `Could not load cnnviz data: ${error.message}`));
       return;
     }
-    if (!this.runs.length) {
+    this.broken = el("div", { class: "broken" });
+    this.setRuns(runs);
+    if (!this.runs.length && !this.brokenRuns.length) {
       this.root.replaceChildren(message("empty", "No cnnviz data yet. Log some with the CNNViz Keras callback, then reload:", el("pre", { text: SNIPPET })));
       return;
     }
-    this.setRuns(this.runs);
-    setInterval(() => this.refreshRuns(), REFRESH_MS);
+    if (!this.runs.length) {
+      this.root.replaceChildren(this.broken);
+      return;
+    }
     this.header = el("header", { class: "bar" });
     this.toolbar = el("div", { class: "bar toolbar" });
     this.content = el("main", { class: "content" });
     this.overlay = el("div", { class: "overlay", hidden: true, onclick: () => { this.overlay.hidden = true; } });
-    this.root.replaceChildren(this.header, this.toolbar, this.stepControl.element, this.content, this.overlay);
+    this.root.replaceChildren(this.broken, this.header, this.toolbar, this.stepControl.element, this.content, this.overlay);
     this.store.subscribe(() => this.schedule());
     for (const target of [document, window.parent.document]) {
       try {
@@ -72,17 +77,22 @@ class App {
     }
     this.layoutKey = "";
     this.schedule();
+    setInterval(() => this.refreshRuns(), REFRESH_MS);
   }
 
+  // Runs the backend could not read come with an error instead of data: listed, not shown.
   setRuns(runs) {
-    this.runs = runs;
-    this.byName = new Map(runs.map((run) => [run.run, run]));
+    this.allRuns = runs;
+    this.runs = runs.filter((run) => !run.error);
+    this.brokenRuns = runs.filter((run) => run.error);
+    this.byName = new Map(this.runs.map((run) => [run.run, run]));
+    this.broken.replaceChildren(...this.brokenRuns.map((run) => message("error", `Run ${run.run}: ${run.error}`)));
   }
 
   async refreshRuns() {
     try {
       const runs = (await getJSON("runs", {}, { fresh: true })).runs;
-      if (runs.length && JSON.stringify(runs) !== JSON.stringify(this.runs)) {
+      if (runs.some((run) => !run.error) && JSON.stringify(runs) !== JSON.stringify(this.allRuns)) {
         this.setRuns(runs);
         this.layoutKey = "";
         this.schedule();

@@ -229,6 +229,9 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         experiment = plugin_util.experiment_id(request.environ)
         runs = []
         for name, info in self._store.runs(ctx, experiment).items():
+            if "error" in info:
+                runs.append({"run": name, "error": info["error"]})
+                continue
             runs.append({
                 "run": name,
                 "model": info.get("model"),

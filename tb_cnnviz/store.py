@@ -5,6 +5,7 @@ their payloads); decoded headers are cached by blob key.
 """
 
 import collections
+import logging
 import threading
 
 import numpy as np
@@ -13,6 +14,7 @@ from tensorboard.data import provider
 from tb_cnnviz import codec, metadata
 
 ALL = 10**9  # `downsample` value that keeps every step
+logger = logging.getLogger(__name__)
 
 
 class NotFound(KeyError):
@@ -83,14 +85,25 @@ class Store:
         return info
 
     def runs(self, ctx, experiment):
-        """{run: info} for every run with cnnviz data, in two provider calls plus headers."""
+        """{run: info} for every run with cnnviz data, in two provider calls plus headers.
+
+        A run that cannot be read gets {"error": message} instead, so one bad run (newer
+        format, unreadable data) does not hide the others.
+        """
         runs = self._run_names(ctx, experiment)
         series = self._blob_series(ctx, experiment, runs, self._RUN_TAGS) if runs else {}
-        return {
-            run: self._run_info(ctx, series[run])
-            for run in runs
-            if series.get(run, {}).get(metadata.PROBES)
-        }
+        result = {}
+        for run in runs:
+            if not series.get(run, {}).get(metadata.PROBES):
+                continue
+            try:
+                result[run] = self._run_info(ctx, series[run])
+            except metadata.FormatError as error:
+                result[run] = {"error": str(error)}
+            except Exception as error:  # noqa: BLE001 - e.g. files removed while serving
+                logger.warning("cnnviz: cannot read run %r: %r", run, error)
+                result[run] = {"error": f"cannot read this run's cnnviz data: {error}"}
+        return result
 
     def run(self, ctx, experiment, run):
         """Info of one run, reading only that run's data."""

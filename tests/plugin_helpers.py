@@ -14,9 +14,11 @@ import urllib.request
 
 import keras
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 from tensorboard.backend import application
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins import base_plugin
 from werkzeug import test as werkzeug_test
 
@@ -44,6 +46,16 @@ def write_logs(logdir, epochs=2):
             model.evaluate(images[:16], labels[:16], verbose=0, callbacks=[callback])
         models[run] = (model, probes)
     return models
+
+
+def write_future_run(run_dir):
+    """A run written by a (hypothetical) newer tb_cnnviz: format version 99."""
+    metadata_ = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="cnnviz", content=b'{"version": 99}'),
+        data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
+    with tf.summary.create_file_writer(run_dir).as_default():
+        tf.summary.write("probes", tf.constant([b'{"version": 99, "shape": [1, 1, 2, 2, 1]}']), step=0,
+                         metadata=metadata_)
 
 
 def wsgi_client(logdir):

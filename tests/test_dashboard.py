@@ -9,7 +9,7 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from plugin_helpers import PREFIX, http_get, npy, tensorboard_server, write_logs
+from plugin_helpers import PREFIX, http_get, npy, tensorboard_server, write_future_run, write_logs
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e .[test]")
 CHROMIUM = "/usr/bin/chromium"
@@ -28,6 +28,7 @@ def server(tmp_path_factory):
     logdir = str(tmp_path_factory.mktemp("dash") / "logs")
     write_logs(logdir, epochs=4)
     shutil.copytree(os.path.join(logdir, "alpha"), os.path.join(logdir, HOSTILE))
+    write_future_run(os.path.join(logdir, "future"))
     with tensorboard_server(logdir, load_fast=False) as base:
         yield base
 
@@ -182,6 +183,14 @@ def test_hostile_run_name_is_shown_as_text(page, server):
     assert page.dialogs == []
 
 
+def test_an_unreadable_run_is_named_and_the_others_still_work(page, server):
+    frame = open_tab(page, server, run="alpha")
+    wait_ready(frame, "gradcam")
+    assert "Run future:" in frame.locator(".broken").text_content()
+    assert "upgrade" in frame.locator(".broken").text_content()
+    assert "future" not in frame.locator("select[name=run]").inner_text()
+
+
 def test_keyboard_and_play_move_through_steps(page, server):
     steps = runs(server)["alpha"]["steps"]["train"]
     frame = open_tab(page, server, run="alpha", step=steps[0])
@@ -207,8 +216,8 @@ def test_eval_switch_and_error_state(page, server):
     page.route("**/data/plugin/cnnviz/filter_drift*", lambda route: route.fulfill(
         status=404, content_type="application/json", body=json.dumps({"error": "layer 'x' is not logged"})))
     frame.locator("button[data-view=evolution]").click()
-    frame.locator(".message.error").wait_for()
-    assert "layer 'x' is not logged" in frame.locator(".message.error").text_content()
+    frame.locator("main .message.error").wait_for()
+    assert "layer 'x' is not logged" in frame.locator("main .message.error").text_content()
 
 
 def test_empty_state_tells_how_to_log(browser, tmp_path):

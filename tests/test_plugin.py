@@ -12,13 +12,14 @@ import tensorflow as tf
 
 import tb_cnnviz
 from helpers import quantisation_ok
-from plugin_helpers import PREFIX, npy, png, wsgi_client, write_logs
+from plugin_helpers import PREFIX, npy, png, write_future_run, wsgi_client, write_logs
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     logdir = str(tmp_path_factory.mktemp("plugin_logs"))
     models = write_logs(logdir)
+    write_future_run(f"{logdir}/future")
     return wsgi_client(logdir), logdir, models
 
 
@@ -42,7 +43,8 @@ def test_entry_point_module_imports_no_tensorflow():
 def test_runs_lists_layers_steps_and_classes(served):
     client, logdir, _ = served
     runs = json.loads(ok(client, "runs")[1])["runs"]
-    assert [r["run"] for r in runs] == ["alpha", "beta"]
+    assert [r["run"] for r in runs] == ["alpha", "beta", "future"]
+    assert "upgrade" in runs[2]["error"] and "layers" not in runs[2]
     alpha = runs[0]
     reader = tb_cnnviz.read_run(f"{logdir}/alpha")
     assert alpha["steps"] == {"train": reader.steps("train"), "eval": reader.steps("eval")}
@@ -170,7 +172,9 @@ def test_repeated_parameter_and_unknown_names_say_what_is_valid(served):
     response = client.get(f"{PREFIX}/gradcam?run=alpha&step=4&step=5&sample=0")
     assert response.status_code == 400 and "once" in response.get_json()["error"]
     status, _, body = get(client, "gradcam", run="nope", step="4", sample="0")
-    assert status == 404 and json.loads(body)["valid"] == ["alpha", "beta"]
+    assert status == 404 and json.loads(body)["valid"] == ["alpha", "beta", "future"]
+    status, _, body = get(client, "gradcam", run="future", step="0", sample="0")
+    assert status == 422 and "upgrade" in json.loads(body)["error"]
     status, _, body = get(client, "activations", run="alpha", step="4", sample="0", layer="nope")
     assert status == 404 and json.loads(body)["valid"] == ["conv1", "sep2", "dw3", "conv4"]
     status, _, body = get(client, "gradcam", run="alpha", step="3", sample="0")
