@@ -47,7 +47,8 @@ export async function render({ state, showLarge }, run, step) {
       const tile = describe(event_);
       tooltip.hidden = tile < 0;
       if (tile < 0) return;
-      tooltip.textContent = `probe ${sample} · channel ${header.channels[tile]} · values ${fmt(header.lo[sample][tile])} … ${fmt(header.hi[sample][tile])}`;
+      const bad = header.nonfinite?.[sample]?.[tile] ?? 0;
+      tooltip.textContent = `probe ${sample} · channel ${header.channels[tile]} · values ${fmt(header.lo[sample][tile])} … ${fmt(header.hi[sample][tile])}${bad ? ` · ⚠ ${bad} NaN/inf values` : ""}`;
     });
     canvas.addEventListener("mouseleave", () => { tooltip.hidden = true; });
     canvas.addEventListener("click", (event_) => {

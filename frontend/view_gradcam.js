@@ -23,6 +23,11 @@ export function className(run, index) {
   return run.class_names?.[index] ?? `class ${index}`;
 }
 
+function nonfinite(event, state, sample) {
+  const header = state.method === "gradcam" ? event.gradcam : event.gradcam_pp;
+  return header.nonfinite?.[sample]?.[0] ?? 0;
+}
+
 function heatParams(state, run, step) {
   return { run: run.run, step, mode: state.mode, method: state.method };
 }
@@ -44,7 +49,8 @@ export async function render({ state, store }, run, step) {
         el("span", { text: `${className(run, predicted)} ${fmt(predictions.probability[sample] * 100, 1)}%` })),
       truth !== null ? el("div", { class: "label", text: `label: ${className(run, truth)}` }) : null,
       predictions.target[sample] !== predicted
-        ? el("div", { class: "label", text: `map for: ${className(run, predictions.target[sample])}` }) : null);
+        ? el("div", { class: "label", text: `map for: ${className(run, predictions.target[sample])}` }) : null,
+      nonfinite(event, state, sample) ? el("div", { class: "prediction wrong", text: `⚠ ${nonfinite(event, state, sample)} NaN/inf values (shown as the minimum)` }) : null);
     const card = el("figure", { class: `card${String(sample) === state.sample ? " selected" : ""}`, onclick: () => store.update({ sample }) },
       el("div", { class: "stack" }, probe, canvas), caption);
     cards.append(card);

@@ -96,9 +96,11 @@ def recording(watched, outputs):
 
 
 def encode_maps(maps):
-    """(B, n, h, w, c) floats -> PNG per item (B,), per-map ranges lo, hi (B, n) and the shape.
+    """(B, n, h, w, c) floats -> PNG per item (B,), per-map ranges lo, hi (B, n), the shape,
+    and per map the count of non-finite values (B, n).
 
-    Non-finite values are left out of the range and stored as its low end.
+    Non-finite values (a diverged run) are left out of the range, stored as its low end and
+    counted, so readers can mark the map.
     """
     finite = tf.math.is_finite(maps)
     lo = tf.reduce_min(tf.where(finite, maps, np.inf), axis=(2, 3, 4))
@@ -116,7 +118,9 @@ def encode_maps(maps):
     tiles = tf.reshape(q, (b, rows, cols, h, w, c))
     tiles = tf.reshape(tf.transpose(tiles, (0, 1, 3, 2, 4, 5)), (b, rows * h, cols * w, c))
     pngs = tf.stack([tf.io.encode_png(t, compression=PNG_COMPRESSION) for t in tf.unstack(tiles)])
-    return {"png": pngs, "lo": lo, "hi": hi, "shape": tf.constant(list(maps.shape), tf.int32)}
+    nonfinite = tf.reduce_sum(tf.cast(tf.logical_not(finite), tf.int32), axis=(2, 3, 4))
+    return {"png": pngs, "lo": lo, "hi": hi, "nonfinite": nonfinite,
+            "shape": tf.constant(list(maps.shape), tf.int32)}
 
 
 def _flat_filters(layer):

@@ -41,6 +41,12 @@ class Event:
         """dict: predicted, probability, target, target_probability, label, top classes, ..."""
         return codec.decode_header(self._blobs(metadata.PREDICTIONS)[0])
 
+    def nonfinite(self, kind, layer=None):
+        """Per item and map, how many logged values were NaN or infinite (B, n) — a diverged
+        run's maps are stored with those values at the low end of the map's range."""
+        header = codec.decode_header(self._blobs(kind, layer and self._run.layer_path(layer))[0])
+        return np.asarray(header.get("nonfinite", np.zeros(header["shape"][:2], int)))
+
     @property
     def gradcam(self):
         return self._maps(metadata.GRADCAM)[0][:, 0, :, :, 0]

@@ -20,7 +20,8 @@ def _metadata(kind):
 def maps_value(encoded, **fields):
     """Blob sequence [header, PNG per item] from `probe.encode_maps` output."""
     header = codec.encode_header(
-        shape=encoded["shape"].tolist(), lo=encoded["lo"].tolist(), hi=encoded["hi"].tolist(), **fields
+        shape=encoded["shape"].tolist(), lo=encoded["lo"].tolist(), hi=encoded["hi"].tolist(),
+        nonfinite=encoded["nonfinite"].tolist(), **fields
     )
     return np.asarray([header, *encoded["png"]], dtype=object)
 

@@ -76,3 +76,28 @@ def test_restarting_into_the_same_logdir_appends(killed_run):
     assert after == sorted(set(after))
     # the resumed process measured drift from the run's first event, not its own
     assert run.event(after[-1]).stats("conv4")["cos_to_first"].max() > run.event(before[0]).stats("conv4")["cos_to_first"].max()
+
+
+def test_a_diverged_model_is_logged_with_its_bad_values_marked(tmp_path):
+    import json
+
+    import keras
+
+    from helpers import small_cnn
+    from plugin_helpers import PREFIX, wsgi_client
+    from tb_cnnviz.datasets import shapes
+
+    images, labels, _ = shapes(32, size=32, seed=8)
+    model = small_cnn()
+    kernel = model.get_layer("conv4").kernel
+    kernel.assign(keras.ops.where(keras.ops.arange(16) == 0, float("nan"), kernel))  # filter 0 is NaN
+    callback = tb_cnnviz.CNNViz(str(tmp_path / "nan"), images[:3], labels[:3], strict=True)
+    model.fit(images, labels, epochs=1, batch_size=32, verbose=0, callbacks=[callback])  # must not raise
+    event = tb_cnnviz.read_run(str(tmp_path / "nan")).event(0)
+    assert np.all(event.nonfinite("activations", "conv4")[:, 0] == 16 * 16)  # channel 0: every value
+    assert np.all(event.nonfinite("activations", "conv1") == 0)
+    assert np.all(np.isfinite(event.activations("conv4")[0]))
+    assert np.isnan(event.stats("conv4")["norm"][0])
+    body = wsgi_client(str(tmp_path)).get(f"{PREFIX}/event?run=nan&step=0").get_data(as_text=True)
+    assert "NaN" not in body  # browsers' JSON.parse rejects NaN: they become null
+    assert json.loads(body)["predictions"]["probability"][0] is None
