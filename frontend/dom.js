@@ -39,3 +39,16 @@ export function fmt(value, digits = 3) {
   const abs = Math.abs(value);
   return abs !== 0 && (abs < 1e-3 || abs >= 1e4) ? value.toExponential(2) : value.toFixed(digits);
 }
+
+// [min, max] of the finite numbers in an array (no spread: it overflows the call stack on
+// large arrays), or [undefined, undefined] when there are none.
+export function extent(values) {
+  let low;
+  let high;
+  for (const value of values) {
+    if (value === null || !Number.isFinite(value)) continue;
+    if (low === undefined || value < low) low = value;
+    if (high === undefined || value > high) high = value;
+  }
+  return [low, high];
+}

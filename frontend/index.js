@@ -101,7 +101,8 @@ class App {
   }
 
   onKey(event) {
-    if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName) && event.target.type !== "range") return;
+    // Form controls (the step slider, opacity, TensorBoard's own inputs) handle their own keys.
+    if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName)) return;
     if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
       event.preventDefault();
       this.stepControl.move(event.key === "ArrowLeft" ? -1 : 1);

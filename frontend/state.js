@@ -21,9 +21,16 @@ export function readState() {
   for (const part of hostWindow().location.hash.replace(/^#/, "").split("&")) {
     const eq = part.indexOf("=");
     if (eq < 0) continue;
-    const key = decodeURIComponent(part.slice(0, eq));
+    let key;
+    let value;
+    try {
+      key = decodeURIComponent(part.slice(0, eq));
+      value = decodeURIComponent(part.slice(eq + 1));
+    } catch {
+      continue;  // a truncated or hand-edited link: ignore that part
+    }
     if (key.startsWith(PREFIX) && key.slice(PREFIX.length) in DEFAULTS) {
-      state[key.slice(PREFIX.length)] = decodeURIComponent(part.slice(eq + 1));
+      state[key.slice(PREFIX.length)] = value;
     }
   }
   return state;

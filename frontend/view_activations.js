@@ -2,7 +2,7 @@
 // and its value range, click enlarges it.
 
 import { getJSON, loadImage, pixels } from "./api.js";
-import { el, fmt, labelled, select } from "./dom.js";
+import { el, extent, fmt, labelled, select } from "./dom.js";
 import { drawLevels, greyLevels, gridShape, rescaled, tileAt, tileOrigin } from "./mosaic.js";
 
 export const label = "Activations";
@@ -28,8 +28,8 @@ export async function render({ state, showLarge }, run, step) {
   const event = await getJSON("event", { run: run.run, step, mode: state.mode });
   const header = event.activations[layer];
   const [, n, h, w] = header.shape;
-  const low = state.norm === "layer" ? Math.min(...header.lo.flat()) : undefined;
-  const high = state.norm === "layer" ? Math.max(...header.hi.flat()) : undefined;
+  const low = state.norm === "layer" ? extent(header.lo.flat())[0] : undefined;
+  const high = state.norm === "layer" ? extent(header.hi.flat())[1] : undefined;
   const tooltip = el("div", { class: "tooltip", hidden: true });
   const rows = el("div", { class: "mosaics" });
   const highlighted = state.channel === "" ? -1 : header.channels.indexOf(Number(state.channel));
@@ -67,7 +67,10 @@ export async function render({ state, showLarge }, run, step) {
     }));
   }
   await Promise.all(jobs);
-  return el("div", {},
+  const missing = state.channel !== "" && highlighted < 0
+    ? el("p", { class: "message error", text: `Filter ${state.channel} of ${layer} has no logged feature maps (logged: ${header.channels.join(", ")}). Log it with CNNViz(max_channels="all") or a larger max_channels.` })
+    : null;
+  return el("div", {}, missing,
     el("p", { class: "note", text: `${layer}: ${n} of its channels (${header.channels.join(", ")}), ${w}×${h} each, colour = ${state.norm === "layer" ? "value on the layer's shared range" : "value on each map's own range"}. Hover for values, click to enlarge.` }),
     tooltip, rows);
 }

@@ -3,7 +3,7 @@
 
 import { getJSON } from "./api.js";
 import { COLORMAPS } from "./colormap.js";
-import { el, fmt, labelled, select } from "./dom.js";
+import { el, extent, fmt, labelled, select } from "./dom.js";
 
 export const label = "Evolution";
 
@@ -29,9 +29,7 @@ export function toolbar({ state, store, runs }) {
 function heatmap(drift, currentStep, onPick) {
   const { values, steps } = drift;
   const filters = values.length;
-  const finite = values.flat().filter((v) => v !== null);
-  const low = Math.min(...finite);
-  const high = Math.max(...finite);
+  const [low, high] = extent(values.flat());
   const canvas = el("canvas", { class: "drift", width: steps.length, height: filters });
   const context = canvas.getContext("2d");
   const image = context.createImageData(steps.length, filters);
@@ -75,9 +73,9 @@ export function lineChart(title, xs, ys, currentX) {
   const width = 420;
   const height = 120;
   const pad = 28;
-  const finite = ys.filter((y) => y !== null && Number.isFinite(y));
-  const low = Math.min(0, ...finite);
-  const high = Math.max(...finite, low + 1e-9);
+  const [minimum, maximum] = extent(ys);
+  const low = Math.min(0, minimum ?? 0);
+  const high = Math.max(maximum ?? low, low + 1e-9);
   const x = (v) => pad + ((v - xs[0]) / Math.max(1, xs[xs.length - 1] - xs[0])) * (width - 2 * pad);
   const y = (v) => height - pad / 2 - ((v - low) / (high - low)) * (height - pad);
   const svg = document.createElementNS(SVG, "svg");

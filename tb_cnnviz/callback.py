@@ -221,6 +221,10 @@ class CNNViz(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.writer.flush()
 
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.every_n_steps:  # an epoch's last execution may run fewer steps than the others
+            self._fit_step = self._current_step()
+
     def on_epoch_end(self, epoch, logs=None):
         if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
             self._log_safely("train", self._current_step())

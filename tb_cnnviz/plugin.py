@@ -13,7 +13,7 @@ import pathlib
 import re
 
 import numpy as np
-from tensorboard import context as tb_context, plugin_util
+from tensorboard import context as tb_context, errors as tb_errors, plugin_util
 from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
@@ -23,7 +23,9 @@ from tb_cnnviz.store import NotFound, Store
 
 logger = logging.getLogger(__name__)
 
-STEP_EXPIRES = 24 * 3600  # data of a logged step does not change
+# A logged step's data only changes if training is resumed from an older checkpoint into the
+# same logdir, so per-step answers are cached briefly rather than for a day.
+STEP_EXPIRES = 300
 MAX_PARAM = 1000
 METHODS = {"gradcam": metadata.GRADCAM, "gradcam++": metadata.GRADCAM_PP, "gradcam_pp": metadata.GRADCAM_PP}
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
@@ -121,7 +123,7 @@ def _route(handler):
             return http_util.Respond(request, body, content_type, expires=expires)
         except BadRequest as error:
             return _error(request, 400, error.message, error.valid)
-        except (NotFound, KeyError) as error:
+        except (NotFound, KeyError, tb_errors.NotFoundError) as error:
             return _error(request, 404, getattr(error, "message", str(error)), getattr(error, "valid", []))
         except metadata.FormatError as error:
             return _error(request, 422, str(error))
@@ -220,7 +222,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         ctx, experiment, run, info, mode, step = self._step(request)
         tag = metadata.tag(kind, mode, layer(info) if layer else None)
         references = self._store.step_blobs(ctx, experiment, run, [tag], step)[tag]
-        return ctx, info, references, self._store.header(ctx, references[0])
+        return ctx, info, references, self._store.header(ctx, references)
 
     # -- routes -------------------------------------------------------------------------------
     @_route
@@ -258,7 +260,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         tags = [metadata.tag(metadata.PREDICTIONS, mode), metadata.tag(metadata.GRADCAM, mode),
                 metadata.tag(metadata.GRADCAM_PP, mode), *layers]
         blobs = self._store.step_blobs(ctx, experiment, run, tags, step)
-        headers = {tag: self._store.header(ctx, refs[0]) for tag, refs in blobs.items()}
+        headers = {tag: self._store.header(ctx, refs) for tag, refs in blobs.items()}
         summary = {"activations": {}, "filters": {}}
         for tag, (group, path) in layers.items():
             summary[group][path] = headers[tag]
@@ -375,7 +377,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         layer = self._layer(request, info, list(info["conv_layers"]))
         stat = _choice(request, "stat", metadata.STAT_NAMES)
         series = self._store.tensors(ctx, experiment, run, metadata.tag(metadata.STATS, mode, layer))
-        steps = sorted(series)
+        steps = [s for s in info["steps"][mode] if s in series]  # complete events only
         row = metadata.STAT_NAMES.index(stat)
         return layer, stat, steps, np.stack([series[s][row] for s in steps], axis=1)
 
@@ -391,11 +393,11 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     @_route
     def _serve_faithfulness(self, request):
-        ctx, experiment, run, _ = self._run(request)
+        ctx, experiment, run, info = self._run(request)
         mode = _choice(request, "mode", metadata.MODES, default="train")
         try:
             series = self._store.tensors(ctx, experiment, run, metadata.tag(metadata.FAITHFULNESS, mode))
         except NotFound:
             series = {}
-        steps = sorted(series)
+        steps = [s for s in info["steps"][mode] if s in series]  # complete events only
         return {"steps": steps, "values": [float(series[s]) for s in steps]}, "application/json", 0

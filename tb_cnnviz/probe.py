@@ -149,7 +149,7 @@ class Probe:
 
     def __init__(self, model, spec):
         check_model(model)
-        self.model = model
+        self._model = weakref.ref(model)  # weak: gradcam()'s cache must not keep models alive
         self.spec = spec
         self.convs = layer_utils.conv_layers(model)
         watched = {spec.gradcam_layer, *spec.activation_channels}
@@ -165,6 +165,10 @@ class Probe:
         self._reference = {}  # path -> tf.Variable of the first event's filters
         self._previous = {}  # path -> tf.Variable of the previous event's filters
         self._fn = tf.function(self._event, reduce_retracing=True)
+
+    @property
+    def model(self):
+        return self._model()
 
     def current_filters(self):
         return {path: _flat_filters(layer).numpy() for path, layer in self.convs.items()}
@@ -217,7 +221,7 @@ class Probe:
                 raise ValueError(f"layers {sorted(missing)} are not used by the model's forward pass")
             acts = {p: tf.cast(a, tf.float32) for p, a in recorded.items()}
             grads = tf.cast(tape.gradient(score, recorded[spec.gradcam_layer]), tf.float32)
-            size = images.shape[1:3]
+            size = tf.shape(images)[1:3]
             maps = {
                 name: cam.class_activation_map(acts[spec.gradcam_layer], grads, name, size)
                 for name in cam.METHODS

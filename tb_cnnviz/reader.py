@@ -136,7 +136,7 @@ class Run:
         if stat not in metadata.STAT_NAMES:
             raise KeyError(f"unknown stat {stat!r}; choose one of {metadata.STAT_NAMES}")
         series = self._series[metadata.tag(metadata.STATS, mode, self.layer_path(layer))]
-        steps = sorted(series)
+        steps = [s for s in self.steps(mode) if s in series]  # complete events only
         row = metadata.STAT_NAMES.index(stat)
         matrix = np.stack([tensor_util.make_ndarray(series[s])[row] for s in steps], axis=1)
         return np.asarray(steps), matrix

@@ -26,6 +26,15 @@ class NotFound(KeyError):
         self.valid = list(valid)
 
 
+class Blobs(list):
+    """The BlobReferences of one step of a blob sequence, with the time it was written (a
+    step rewritten by a resumed run keeps its blob keys but gets a new wall time)."""
+
+    def __init__(self, datum):
+        super().__init__(datum.values)
+        self.wall_time = datum.wall_time
+
+
 class _LRU:
     def __init__(self, size):
         self._size, self._items, self._lock = size, collections.OrderedDict(), threading.Lock()
@@ -50,21 +59,23 @@ class Store:
 
     # -- raw access ---------------------------------------------------------------------------
     def _blob_series(self, ctx, experiment, runs, tags):
-        """{run: {tag: {step: [BlobReference, ...]}}} for the given runs and tags."""
+        """{run: {tag: {step: Blobs}}} for the given runs and tags."""
         result = self._provider.read_blob_sequences(
             ctx, experiment_id=experiment, plugin_name=metadata.PLUGIN_NAME, downsample=ALL,
             run_tag_filter=provider.RunTagFilter(runs=runs, tags=tags),
         )
         return {
-            run: {tag: {datum.step: datum.values for datum in data} for tag, data in by_tag.items()}
+            run: {tag: {datum.step: Blobs(datum) for datum in data} for tag, data in by_tag.items()}
             for run, by_tag in result.items()
         }
 
     def blob(self, ctx, reference):
         return self._provider.read_blob(ctx, blob_key=reference.blob_key)
 
-    def header(self, ctx, reference):
-        return self._headers.get(reference.blob_key, lambda: codec.decode_header(self.blob(ctx, reference)))
+    def header(self, ctx, blobs):
+        """Decoded element 0 of a blob sequence, cached until that step is rewritten."""
+        key = (blobs[0].blob_key, blobs.wall_time)
+        return self._headers.get(key, lambda: codec.decode_header(self.blob(ctx, blobs[0])))
 
     # -- runs ---------------------------------------------------------------------------------
     _RUN_TAGS = [metadata.PROBES] + [metadata.tag(metadata.PREDICTIONS, m) for m in metadata.MODES]
@@ -77,7 +88,7 @@ class Store:
     def _run_info(self, ctx, by_tag):
         """The run header (latest probes summary) plus its probe blobs and logged steps."""
         probes = by_tag[metadata.PROBES]
-        info = dict(self.header(ctx, probes[max(probes)][0]))
+        info = dict(self.header(ctx, probes[max(probes)]))
         info["probes"] = probes[max(probes)]
         info["steps"] = {
             mode: sorted(by_tag.get(metadata.tag(metadata.PREDICTIONS, mode), {})) for mode in metadata.MODES
@@ -126,7 +137,7 @@ class Store:
 
     def maps(self, ctx, references, item=None):
         """Float maps (B, n, h, w, c), or (n, h, w, c) of one item, from a blob sequence."""
-        header = self.header(ctx, references[0])
+        header = self.header(ctx, references)
         if item is not None:
             return codec.decode_item(header, self.blob(ctx, references[1 + item]), item)
         return codec.decode_maps(header, [self.blob(ctx, r) for r in references[1:]])

@@ -31,14 +31,16 @@ def killed_run(tmp_path_factory):
     run_dir = os.path.join(logdir, "crashy")
     process = subprocess.Popen([sys.executable, SCRIPT, run_dir, checkpoint, "100000"], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while len(steps_on_disk(run_dir)) < 6:
-        assert process.poll() is None, process.stderr.read().decode()[-2000:]
-        assert time.monotonic() < deadline, "training logged too few steps"
-        time.sleep(0.05)
-    time.sleep(0.13)  # land the kill somewhere inside an event
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    try:
+        deadline = time.monotonic() + 240
+        while len(steps_on_disk(run_dir)) < 6:
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "training logged too few steps"
+            time.sleep(0.05)
+        time.sleep(0.13)  # land the kill somewhere inside an event
+    finally:
+        process.send_signal(signal.SIGKILL)  # also when the wait above failed
+        process.wait()
     return logdir, run_dir, checkpoint
 
 
