@@ -94,3 +94,19 @@ def test_mixed_precision(tmp_path, data, mixed_precision):
     assert np.all(np.isfinite(event.gradcam)) and event.gradcam.max() > 0
     probabilities = model.predict(images[:4], verbose=0)
     assert event.predictions["predicted"] == probabilities.argmax(1).tolist()
+
+
+def test_gradcam_on_any_image_size_and_without_keeping_the_model_alive():
+    import gc
+    import weakref
+
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+    for size in (32, 48):
+        maps = tb_cnnviz.gradcam(model, np.random.rand(2, size, size, 3).astype("float32"))
+        assert maps.shape == (2, size, size)
+    alive = weakref.ref(model)
+    del model, x, inputs
+    gc.collect()
+    assert alive() is None
