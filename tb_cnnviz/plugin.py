@@ -314,15 +314,18 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         return self._maps_at(request, metadata.ACTIVATIONS,
                              lambda info: self._layer(request, info, info["layers"]))
 
+    def _item_png(self, ctx, references, header, item, position):
+        """The stored PNG mosaic of one item, or one of its maps re-encoded alone."""
+        png = self._store.blob(ctx, references[1 + item])
+        if position is not None:
+            png = codec.array_to_png(codec.item_pixels(header, png)[position])
+        return png, "image/png", STEP_EXPIRES
+
     @_route
     def _serve_activations(self, request):
         ctx, info, references, header = self._activations_at(request)
         sample = self._sample(request, info)
-        position = self._channel(request, header)
-        png = self._store.blob(ctx, references[1 + sample])
-        if position is not None:
-            png = codec.array_to_png(codec.item_pixels(header, png)[position])
-        return png, "image/png", STEP_EXPIRES
+        return self._item_png(ctx, references, header, sample, self._channel(request, header))
 
     @_route
     def _serve_activations_npy(self, request):
@@ -341,11 +344,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
     @_route
     def _serve_filters(self, request):
         ctx, _, references, header = self._filters_at(request)
-        position = self._channel(request, header)
-        png = self._store.blob(ctx, references[1])
-        if position is not None:
-            png = codec.array_to_png(codec.item_pixels(header, png)[position])
-        return png, "image/png", STEP_EXPIRES
+        return self._item_png(ctx, references, header, 0, self._channel(request, header))
 
     @_route
     def _serve_filters_npy(self, request):
