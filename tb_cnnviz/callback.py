@@ -159,6 +159,10 @@ class CNNViz(keras.callbacks.Callback):
 
     # -- Keras hooks --------------------------------------------------------------------------
     def set_model(self, model):
+        # Keras calls set_model when each fit/evaluate/predict builds its callback list, but not
+        # for the validation inside fit: so a fit that was interrupted (no on_train_end) does not
+        # leave a later evaluate() thinking it is validation.
+        self._in_fit = False
         if model is self.model and self._probe is not None:
             return
         super().set_model(model)

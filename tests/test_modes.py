@@ -91,3 +91,18 @@ def test_a_failing_event_is_reported_once_and_training_goes_on(tmp_path, data, m
     monkeypatch.setattr(strict._probe, "_fn", broken)
     with pytest.raises(RuntimeError, match="probe exploded"):
         model.fit(images, labels, epochs=1, batch_size=32, verbose=0, callbacks=[strict])
+
+
+def test_evaluate_after_an_interrupted_fit_logs_an_eval_event(tmp_path, data):
+    images, labels, _ = data
+    model = small_cnn()
+    callback = tb_cnnviz.CNNViz(str(tmp_path), images[:4], labels[:4], strict=True)
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(images, labels, epochs=3, batch_size=32, verbose=0, callbacks=[callback, Interrupt()])
+    model.evaluate(images[:16], labels[:16], verbose=0, callbacks=[callback])
+    assert tb_cnnviz.read_run(str(tmp_path)).steps("eval") == [3]
