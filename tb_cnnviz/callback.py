@@ -236,9 +236,9 @@ class CNNViz(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         """Logs before the batch that follows every n-th step.
 
-        A batch-*begin* hook keeps Keras' asynchronous dispatch of batch-end hooks on (an
-        on_train_batch_end hook would make every step wait for the previous one), and the
-        step is counted here rather than read from the optimizer, which would also wait.
+        The step is counted here rather than read from the optimizer after every batch, which
+        would make each step wait for the previous one; and a batch-begin hook leaves Keras'
+        asynchronous dispatch of batch-end hooks on, on backends that offer it.
         """
         if self.every_n_steps:
             self._log_safely("train", self._fit_step, every_n_steps=True)
