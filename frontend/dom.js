@@ -34,6 +34,13 @@ export function message(kind, text, ...extra) {
   return el("div", { class: `message ${kind}` }, el("p", { text }), ...extra);
 }
 
+// Position of a mouse event in a canvas's own pixels (canvases are drawn scaled by CSS).
+export function canvasPoint(canvas, event) {
+  const rect = canvas.getBoundingClientRect();
+  return [((event.clientX - rect.left) / rect.width) * canvas.width,
+    ((event.clientY - rect.top) / rect.height) * canvas.height];
+}
+
 export function fmt(value, digits = 3) {
   if (value === null || value === undefined || Number.isNaN(value)) return "n/a";
   const abs = Math.abs(value);

@@ -1,7 +1,7 @@
 // Feature maps and filters arrive as one PNG per item: n maps tiled on a near-square grid
 // (see tb_cnnviz/codec.py). These helpers find a tile and redraw tiles in colour.
 
-import { COLORMAPS, greyLevels, paint } from "./colormap.js";
+import { COLORMAPS, paint } from "./colormap.js";
 
 export function gridShape(n) {
   const cols = Math.max(1, Math.ceil(Math.sqrt(n)));
@@ -67,5 +67,3 @@ export function drawLevels(canvas, source, levels, lut = COLORMAPS.viridis) {
   const context = canvas.getContext("2d");
   context.putImageData(paint(context.createImageData(source.width, source.height), levels, lut), 0, 0);
 }
-
-export { greyLevels };

@@ -2,8 +2,9 @@
 // and its value range, click enlarges it.
 
 import { getJSON, loadImage, pixels } from "./api.js";
-import { el, extent, fmt, labelled, select } from "./dom.js";
-import { drawLevels, greyLevels, gridShape, rescaled, tileAt, tileOrigin } from "./mosaic.js";
+import { canvasPoint, el, extent, fmt, labelled, select } from "./dom.js";
+import { greyLevels } from "./colormap.js";
+import { drawLevels, gridShape, rescaled, tileAt, tileOrigin } from "./mosaic.js";
 
 export const label = "Activations";
 
@@ -37,12 +38,7 @@ export async function render({ state, showLarge }, run, step) {
   for (let sample = 0; sample < run.samples; sample += 1) {
     const canvas = el("canvas", { class: "mosaic", dataset: { sample: String(sample) } });
     const wrap = el("div", { class: "mosaic-wrap" }, canvas);
-    const describe = (event_) => {
-      const rect = canvas.getBoundingClientRect();
-      const x = ((event_.clientX - rect.left) / rect.width) * canvas.width;
-      const y = ((event_.clientY - rect.top) / rect.height) * canvas.height;
-      return tileAt(x, y, header);
-    };
+    const describe = (event_) => tileAt(...canvasPoint(canvas, event_), header);
     canvas.addEventListener("mousemove", (event_) => {
       const tile = describe(event_);
       tooltip.hidden = tile < 0;

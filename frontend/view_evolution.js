@@ -3,7 +3,7 @@
 
 import { getJSON } from "./api.js";
 import { COLORMAPS } from "./colormap.js";
-import { el, extent, fmt, labelled, select } from "./dom.js";
+import { canvasPoint, el, extent, fmt, labelled, select } from "./dom.js";
 
 export const label = "Evolution";
 
@@ -48,10 +48,9 @@ function heatmap(drift, currentStep, onPick) {
   }
   context.putImageData(image, 0, 0);
   const tooltip = el("div", { class: "tooltip", hidden: true });
-  const cell = (event_) => {
-    const rect = canvas.getBoundingClientRect();
-    return [Math.floor(((event_.clientY - rect.top) / rect.height) * filters),
-      Math.floor(((event_.clientX - rect.left) / rect.width) * steps.length)];
+  const cell = (event_) => {  // canvas pixels are cells: x = step, y = filter
+    const [x, y] = canvasPoint(canvas, event_);
+    return [Math.floor(y), Math.floor(x)];
   };
   canvas.addEventListener("mousemove", (event_) => {
     const [f, s] = cell(event_);
@@ -69,7 +68,7 @@ function heatmap(drift, currentStep, onPick) {
   return el("div", {}, el("div", { class: "drift-wrap" }, canvas, marker), tooltip, legend);
 }
 
-export function lineChart(title, xs, ys, currentX) {
+function lineChart(title, xs, ys, currentX) {
   const width = 420;
   const height = 120;
   const pad = 28;

@@ -2,7 +2,7 @@
 // over their input channels, at the selected step.
 
 import { getJSON, loadImage } from "./api.js";
-import { el } from "./dom.js";
+import { canvasPoint, el } from "./dom.js";
 import { drawSpaced, tileAt } from "./mosaic.js";
 
 const GAP = 1;
@@ -24,9 +24,7 @@ export async function render({ state }, run, step) {
     drawSpaced(canvas, image, header, GAP);
     const hint = el("span", { class: "hint" });
     canvas.addEventListener("mousemove", (event_) => {
-      const rect = canvas.getBoundingClientRect();
-      const tile = tileAt(((event_.clientX - rect.left) / rect.width) * canvas.width,
-        ((event_.clientY - rect.top) / rect.height) * canvas.height, header, GAP);
+      const tile = tileAt(...canvasPoint(canvas, event_), header, GAP);
       hint.textContent = tile < 0 ? "" : `filter ${header.channels[tile]}`;
     });
     const what = header.view === "kernel" ? `${kh}×${kw} kernels in colour (${depth} input channels)` : `${kh}×${kw} kernels averaged over input channels`;

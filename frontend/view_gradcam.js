@@ -1,8 +1,9 @@
 // Grad-CAM view: each probe with its heat map drawn over it, the prediction and the label.
 
 import { getJSON, loadImage, pixels, url } from "./api.js";
-import { COLORMAPS, greyLevels, paint } from "./colormap.js";
+import { COLORMAPS, greyLevels } from "./colormap.js";
 import { el, fmt, labelled, select } from "./dom.js";
+import { drawLevels } from "./mosaic.js";
 
 export const label = "Grad-CAM";
 
@@ -19,7 +20,7 @@ export function toolbar({ state, store, content }) {
   ];
 }
 
-export function className(run, index) {
+function className(run, index) {
   return run.class_names?.[index] ?? `class ${index}`;
 }
 
@@ -64,10 +65,7 @@ export async function render({ state, store }, run, step) {
 async function drawHeat(canvas, params, lut) {
   const image = await loadImage("gradcam", params);
   const source = pixels(image);
-  canvas.width = source.width;
-  canvas.height = source.height;
-  const context = canvas.getContext("2d");
-  context.putImageData(paint(context.createImageData(source.width, source.height), greyLevels(source), lut), 0, 0);
+  drawLevels(canvas, source, greyLevels(source), lut);
 }
 
 export function prefetch({ state }, run, step) {
