@@ -105,6 +105,7 @@ class CNNViz(keras.callbacks.Callback):
         self._in_fit = False
         self._fit_step = 0  # steps counted by batch hooks during fit
         self._logged = set()  # (mode, step) written by this callback
+        self._last_train_step = -1  # the latest train step in _logged, checked every batch
         self._probes_logged = False
         self._reported = set()
         if model is not None:
@@ -263,8 +264,7 @@ class CNNViz(keras.callbacks.Callback):
         try:
             step = self._current_step() if step is None else step
             if every_n_steps:
-                last = max((s for m, s in self._logged if m == "train"), default=-1)
-                if step // self.every_n_steps <= last // self.every_n_steps:
+                if step // self.every_n_steps <= self._last_train_step // self.every_n_steps:
                     return
             if (mode, step) not in self._logged:
                 self.log(step, mode)
@@ -298,6 +298,8 @@ class CNNViz(keras.callbacks.Callback):
             self._probes_logged = True
         self._writer.write(self._event_items(result, mode), step)
         self._logged.add((mode, step))
+        if mode == "train":
+            self._last_train_step = max(self._last_train_step, step)
 
     def _targets(self):
         if isinstance(self.target, np.ndarray):
