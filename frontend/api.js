@@ -41,6 +41,12 @@ async function fetchJSON(address) {
   return body;
 }
 
+// A summary header from the `event` answer; a damaged summary comes as {error} instead.
+export function part(header) {
+  if (header?.error) throw new ApiError(header.error);
+  return header;
+}
+
 export function getJSON(route, params, { fresh = false } = {}) {
   const address = url(route, params);
   return fresh ? fetchJSON(address) : remember(address, () => fetchJSON(address));
@@ -51,7 +57,11 @@ export function loadImage(route, params) {
   return remember(address, () => new Promise((resolve, reject) => {
     const image = new Image();
     image.onload = () => resolve(image);
-    image.onerror = () => reject(new ApiError(`could not load ${address}`));
+    image.onerror = async () => {  // an <img> cannot read the JSON reason of an error: fetch it
+      const response = await fetch(address).catch(() => null);
+      const body = await response?.json().catch(() => null);
+      reject(new ApiError(body?.error || `could not load ${address}`));
+    };
     image.src = address;
   }));
 }

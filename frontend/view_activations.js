@@ -1,7 +1,7 @@
 // Activations view: the feature maps of one layer for every probe; hover names the channel
 // and its value range, click enlarges it.
 
-import { getJSON, loadImage, pixels } from "./api.js";
+import { getJSON, loadImage, part, pixels } from "./api.js";
 import { canvasPoint, el, extent, fmt, labelled, select } from "./dom.js";
 import { greyLevels } from "./colormap.js";
 import { drawLevels, gridShape, rescaled, tileAt, tileOrigin } from "./mosaic.js";
@@ -27,7 +27,7 @@ function params(state, run, step, layer) {
 export async function render({ state, showLarge }, run, step) {
   const layer = layerOf(state, run);
   const event = await getJSON("event", { run: run.run, step, mode: state.mode });
-  const header = event.activations[layer];
+  const header = part(event.activations[layer]);
   const [, n, h, w] = header.shape;
   const low = state.norm === "layer" ? extent(header.lo.flat())[0] : undefined;
   const high = state.norm === "layer" ? extent(header.hi.flat())[1] : undefined;

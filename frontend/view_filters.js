@@ -2,7 +2,7 @@
 // over their input channels, at the selected step.
 
 import { getJSON, loadImage } from "./api.js";
-import { canvasPoint, el } from "./dom.js";
+import { canvasPoint, el, message } from "./dom.js";
 import { drawSpaced, tileAt } from "./mosaic.js";
 
 const GAP = 1;
@@ -18,6 +18,10 @@ export async function render({ state }, run, step) {
   const sections = [];
   for (const layer of Object.keys(run.filter_channels)) {
     const header = event.filters[layer];
+    if (header.error) {  // one damaged layer: say so there, show the others
+      sections.push(el("section", { class: "filter-layer" }, el("h3", { text: layer }), message("error", header.error)));
+      continue;
+    }
     const [, n, kh, kw, depth] = header.shape;
     const image = await loadImage("filters", { run: run.run, step, mode: state.mode, layer });
     const canvas = el("canvas", { class: "filters", dataset: { layer } });

@@ -1,6 +1,6 @@
 // Grad-CAM view: each probe with its heat map drawn over it, the prediction and the label.
 
-import { getJSON, loadImage, pixels, url } from "./api.js";
+import { getJSON, loadImage, part, pixels, url } from "./api.js";
 import { COLORMAPS, greyLevels } from "./colormap.js";
 import { el, fmt, labelled, select } from "./dom.js";
 import { drawLevels } from "./mosaic.js";
@@ -36,6 +36,7 @@ function heatParams(state, run, step) {
 export async function render({ state, store }, run, step) {
   const event = await getJSON("event", { run: run.run, step, mode: state.mode });
   const predictions = event.predictions;
+  part(state.method === "gradcam" ? event.gradcam : event.gradcam_pp);
   const cards = el("div", { class: "cards" });
   const draws = [];
   for (let sample = 0; sample < run.samples; sample += 1) {

@@ -32,16 +32,43 @@ def decode_header(blob):
     """Parses element 0 of a blob sequence; raises metadata.FormatError when unusable."""
     header = metadata.parse_plugin_content(blob)
     if "shape" in header:
-        b, n = header["shape"][:2]
-        if np.shape(header["lo"]) != (b, n) or np.shape(header["hi"]) != (b, n):
+        shape = header["shape"]
+        if not (isinstance(shape, list) and len(shape) == 5
+                and all(isinstance(d, int) and d > 0 for d in shape)):
+            raise metadata.FormatError(f"cnnviz header has a bad shape: {str(shape)[:80]}")
+        b, n = shape[:2]
+        try:
+            ranges_ok = np.shape(header["lo"]) == (b, n) and np.shape(header["hi"]) == (b, n)
+        except (KeyError, ValueError):
+            ranges_ok = False
+        if not ranges_ok:
             raise metadata.FormatError("cnnviz header ranges do not match its shape")
     return header
 
 
+def check_png(header, png):
+    """`png` if it starts like the PNG mosaic `header` describes: a cheap check for images
+    served without decoding. Raises metadata.FormatError otherwise."""
+    _, n, h, w, _ = header["shape"]
+    rows, cols = grid_shape(n)
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR" or len(png) < 33:
+        raise metadata.FormatError("damaged cnnviz image data: not a PNG")
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    if (width, height) != (cols * w, rows * h):
+        raise metadata.FormatError(
+            f"damaged cnnviz image data: {width}x{height} image, header says {cols * w}x{rows * h}")
+    return png
+
+
 def png_to_array(png):
-    """Pixels of a PNG as uint8 (H, W, channels)."""
-    with Image.open(io.BytesIO(png)) as image:
-        pixels = np.asarray(image)
+    """Pixels of a PNG as uint8 (H, W, channels); FormatError if the bytes are not one."""
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            pixels = np.asarray(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:  # damaged
+        raise metadata.FormatError(f"damaged cnnviz image data: {error}") from None
+    if pixels.dtype != np.uint8:
+        raise metadata.FormatError(f"cnnviz images are 8-bit, got {pixels.dtype}")
     return pixels if pixels.ndim == 3 else pixels[..., None]
 
 
@@ -57,6 +84,10 @@ def untile(pixels, n, h, w):
     """Inverse of the encoder's tiling: (rows*h, cols*w, c) -> (n, h, w, c)."""
     rows, cols = grid_shape(n)
     c = pixels.shape[-1]
+    if pixels.shape != (rows * h, cols * w, c):
+        raise metadata.FormatError(
+            f"cnnviz image is {pixels.shape[1]}x{pixels.shape[0]}, its header says "
+            f"{cols * w}x{rows * h}")
     grid = pixels.reshape(rows, h, cols, w, c).transpose(0, 2, 1, 3, 4)
     return grid.reshape(rows * cols, h, w, c)[:n]
 

@@ -27,6 +27,8 @@ FAITHFULNESS = "faithfulness"
 BLOB_KINDS = (PROBES, PREDICTIONS, GRADCAM, GRADCAM_PP, ACTIVATIONS, FILTERS)
 TENSOR_KINDS = (STATS, FAITHFULNESS)
 LAYER_KINDS = (ACTIVATIONS, FILTERS, STATS)
+# Fields every run header (the PROBES summary) has; the plugin relies on them.
+RUN_FIELDS = ("shape", "layers", "conv_layers", "channels", "filter_channels", "gradcam_layer", "stat_names")
 
 # Rows of a STATS tensor, shape (len(STAT_NAMES), filters).
 STAT_NAMES = ("norm", "cos_to_first", "cos_to_prev", "mean_activation", "dead_fraction")

@@ -125,6 +125,8 @@ def _route(handler):
             return _error(request, 400, error.message, error.valid)
         except (NotFound, KeyError, tb_errors.NotFoundError) as error:
             return _error(request, 404, getattr(error, "message", str(error)), getattr(error, "valid", []))
+        except tb_errors.InvalidArgumentError as error:  # e.g. an experiment id the Rust data server rejects
+            return _error(request, 400, str(error))
         except metadata.FormatError as error:
             return _error(request, 422, str(error))
         except Exception:  # noqa: BLE001 - no stack trace reaches the browser
@@ -260,11 +262,16 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         tags = [metadata.tag(metadata.PREDICTIONS, mode), metadata.tag(metadata.GRADCAM, mode),
                 metadata.tag(metadata.GRADCAM_PP, mode), *layers]
         blobs = self._store.step_blobs(ctx, experiment, run, tags, step)
-        headers = {tag: self._store.header(ctx, refs) for tag, refs in blobs.items()}
+        headers = {tag: self._header_or_error(ctx, refs) for tag, refs in blobs.items()}
+        if "error" in headers[tags[0]]:  # predictions: without them the step is unusable
+            raise metadata.FormatError(headers[tags[0]]["error"])
         summary = {"activations": {}, "filters": {}}
         for tag, (group, path) in layers.items():
             summary[group][path] = headers[tag]
-        faithfulness = self._store.tensors(ctx, experiment, run, metadata.tag(metadata.FAITHFULNESS, mode))
+        try:
+            faithfulness = self._store.tensors(ctx, experiment, run, metadata.tag(metadata.FAITHFULNESS, mode))
+        except metadata.FormatError:
+            faithfulness = {}  # the faithfulness route says why
         body = {
             "run": run, "mode": mode, "step": step,
             "predictions": headers[tags[0]],
@@ -275,11 +282,18 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         }
         return body, "application/json", STEP_EXPIRES
 
+    def _header_or_error(self, ctx, references):
+        """A summary's header, or {"error": why} so one damaged layer leaves the rest usable."""
+        try:
+            return self._store.header(ctx, references)
+        except metadata.FormatError as error:
+            return {"error": str(error)}
+
     @_route
     def _serve_probe(self, request):
         ctx, _, _, info = self._run(request)
         sample = self._sample(request, info)
-        return self._store.blob(ctx, info["probes"][1 + sample]), "image/png", STEP_EXPIRES
+        return self._store.png(ctx, info["probes"], sample), "image/png", STEP_EXPIRES
 
     @_route
     def _serve_probes_npy(self, request):
@@ -296,7 +310,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
     def _serve_gradcam(self, request):
         ctx, info, references, _ = self._gradcam_at(request)
         sample = self._sample(request, info)
-        return self._store.blob(ctx, references[1 + sample]), "image/png", STEP_EXPIRES
+        return self._store.png(ctx, references, sample), "image/png", STEP_EXPIRES
 
     @_route
     def _serve_gradcam_npy(self, request):
@@ -316,7 +330,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     def _item_png(self, ctx, references, header, item, position):
         """The stored PNG mosaic of one item, or one of its maps re-encoded alone."""
-        png = self._store.blob(ctx, references[1 + item])
+        png = self._store.png(ctx, references, item)
         if position is not None:
             png = codec.array_to_png(codec.item_pixels(header, png)[position])
         return png, "image/png", STEP_EXPIRES

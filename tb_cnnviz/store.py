@@ -72,6 +72,10 @@ class Store:
     def blob(self, ctx, reference):
         return self._provider.read_blob(ctx, blob_key=reference.blob_key)
 
+    def png(self, ctx, blobs, item):
+        """The stored PNG of item `item`, checked against its header but not decoded."""
+        return codec.check_png(self.header(ctx, blobs), self.blob(ctx, blobs[1 + item]))
+
     def header(self, ctx, blobs):
         """Decoded element 0 of a blob sequence, cached until that step is rewritten."""
         key = (blobs[0].blob_key, blobs.wall_time)
@@ -89,6 +93,9 @@ class Store:
         """The run header (latest probes summary) plus its probe blobs and logged steps."""
         probes = by_tag[metadata.PROBES]
         info = dict(self.header(ctx, probes[max(probes)]))
+        missing = [field for field in metadata.RUN_FIELDS if field not in info]
+        if missing or len(probes[max(probes)]) != 1 + info["shape"][0]:
+            raise metadata.FormatError(f"not a cnnviz run header (missing {missing or 'probe images'})")
         info["probes"] = probes[max(probes)]
         info["steps"] = {
             mode: sorted(by_tag.get(metadata.tag(metadata.PREDICTIONS, mode), {})) for mode in metadata.MODES
@@ -151,4 +158,7 @@ class Store:
         data = result.get(run, {}).get(tag)
         if not data:
             raise NotFound(f"nothing logged under {tag!r} in run {run!r}")
-        return {datum.step: np.asarray(datum.numpy) for datum in data}
+        values = {datum.step: np.asarray(datum.numpy) for datum in data}
+        if not all(np.issubdtype(v.dtype, np.number) for v in values.values()):
+            raise metadata.FormatError(f"{tag!r} in run {run!r} holds non-numeric data: not written by cnnviz")
+        return values

@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 from tensorboard.backend import application
-from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
-from tensorboard.compat.proto import summary_pb2
+from tensorboard.backend.event_processing import data_provider, event_file_loader, plugin_event_multiplexer
+from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins import base_plugin
 from werkzeug import test as werkzeug_test
 
@@ -56,6 +56,53 @@ def write_future_run(run_dir):
     with tf.summary.create_file_writer(run_dir).as_default():
         tf.summary.write("probes", tf.constant([b'{"version": 99, "shape": [1, 1, 2, 2, 1]}']), step=0,
                          metadata=metadata_)
+
+
+def rewrite_run(source, target, transform):
+    """Copies a run's events into `target`, passing each summary value through `transform`
+    (which edits it in place): damaged or hand-crafted data as anyone could write it."""
+    os.makedirs(target)
+    for name in os.listdir(source):
+        if "tfevents" not in name:
+            continue
+        with tf.io.TFRecordWriter(os.path.join(target, name)) as writer:
+            for record in event_file_loader.RawEventFileLoader(os.path.join(source, name)).Load():
+                event = event_pb2.Event.FromString(record)
+                for value in event.summary.value:
+                    transform(value)
+                writer.write(event.SerializeToString())
+
+
+def damage_images(value):
+    """Grad-CAM PNGs become garbage; conv1's activation header loses its ranges."""
+    if value.tag == "train/gradcam":
+        for index in range(1, len(value.tensor.string_val)):
+            value.tensor.string_val[index] = b"\x89PNG not really"
+    if value.tag == "train/activations/conv1":
+        header = json.loads(value.tensor.string_val[0])
+        del header["lo"]
+        value.tensor.string_val[0] = json.dumps(header).encode()
+
+
+HOSTILE_LAYERS = {"conv1": "<img src=x onerror=alert(1)>", "sep2": "\"'><svg onload=alert(2)>"}
+HOSTILE_CLASSES = ["<script>alert(3)</script>", '" onmouseover="alert(4)', "javascript:alert(5)", "&lt;b&gt;"]
+
+
+def rename_to_hostile(value):
+    """Transform for rewrite_run: layer and class names full of markup (TensorFlow refuses
+    such layer names, but a logdir on a shared host can hold anything)."""
+    for old, new in HOSTILE_LAYERS.items():
+        if value.tag.endswith("/" + old):
+            value.tag = value.tag[: -len(old)] + new
+    blobs = value.tensor.string_val
+    if value.metadata.plugin_data.plugin_name == "cnnviz" and blobs and blobs[0].startswith(b"{"):
+        text = blobs[0].decode()
+        for old, new in HOSTILE_LAYERS.items():
+            text = text.replace(json.dumps(old), json.dumps(new))
+        header = json.loads(text)
+        if "class_names" in header:
+            header["class_names"] = HOSTILE_CLASSES
+        blobs[0] = json.dumps(header).encode()
 
 
 def wsgi_client(logdir):

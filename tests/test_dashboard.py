@@ -9,7 +9,8 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from plugin_helpers import PREFIX, http_get, npy, tensorboard_server, write_future_run, write_logs
+from plugin_helpers import (HOSTILE_CLASSES, HOSTILE_LAYERS, PREFIX, damage_images, http_get, npy, rename_to_hostile,
+                            rewrite_run, tensorboard_server, write_future_run, write_logs)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e .[test]")
 CHROMIUM = "/usr/bin/chromium"
@@ -29,6 +30,8 @@ def server(tmp_path_factory):
     write_logs(logdir, epochs=4)
     shutil.copytree(os.path.join(logdir, "alpha"), os.path.join(logdir, HOSTILE))
     write_future_run(os.path.join(logdir, "future"))
+    rewrite_run(os.path.join(logdir, "alpha"), os.path.join(logdir, "hostile_names"), rename_to_hostile)
+    rewrite_run(os.path.join(logdir, "alpha"), os.path.join(logdir, "damaged"), damage_images)
     with tensorboard_server(logdir, load_fast=False) as base:
         yield base
 
@@ -189,6 +192,44 @@ def test_an_unreadable_run_is_named_and_the_others_still_work(page, server):
     assert "Run future:" in frame.locator(".broken").text_content()
     assert "upgrade" in frame.locator(".broken").text_content()
     assert "future" not in frame.locator("select[name=run]").inner_text()
+
+
+def test_hostile_layer_and_class_names_are_shown_as_text(page, server):
+    hostile_layer = HOSTILE_LAYERS["conv1"]
+    frame = open_tab(page, server, run="hostile_names", layer=hostile_layer)
+    wait_ready(frame, "gradcam")
+    captions = frame.locator("figcaption").all_text_contents()
+    assert any(name in text for text in captions for name in HOSTILE_CLASSES)
+    for view in ("activations", "filters", "evolution"):
+        frame.locator(f"button[data-view={view}]").click()
+        wait_ready(frame, view)
+        if view == "activations":
+            options = frame.locator("select[name=layer] option").all_text_contents()
+            assert options[:2] == [HOSTILE_LAYERS["conv1"], HOSTILE_LAYERS["sep2"]]
+            assert frame.locator("canvas.mosaic").count() == 5
+        if view == "filters":
+            assert hostile_layer in frame.locator("section.filter-layer h3").first.text_content()
+    frame.locator("select[name=evolayer]").select_option(label=HOSTILE_LAYERS["sep2"])
+    wait_ready(frame, "evolution")
+    # nothing the names hold became markup, and no script ran
+    assert frame.locator("img[src=x], svg[onload], script:not([type=module]), [onmouseover]").count() == 0
+    assert page.dialogs == []
+
+
+def test_a_damaged_summary_is_reported_where_it_is_shown(page, server):
+    frame = open_tab(page, server, run="damaged")
+    frame.locator("main .message.error").wait_for()
+    assert "damaged cnnviz image" in frame.locator("main .message.error").text_content()
+    frame.locator("button[data-view=activations]").click()  # conv1's header lost its ranges
+    frame.locator("main .message.error").wait_for()
+    assert "ranges do not match" in frame.locator("main .message.error").text_content()
+    frame.locator("select[name=layer]").select_option("conv4")  # the other layers still show
+    wait_ready(frame, "activations")
+    assert frame.locator("canvas.mosaic").count() == 5
+    frame.locator("button[data-view=filters]").click()
+    wait_ready(frame, "filters")
+    assert "ranges do not match" not in frame.locator("main").text_content()
+    assert frame.locator("canvas.filters").count() == 4
 
 
 def test_keyboard_and_play_move_through_steps(page, server):

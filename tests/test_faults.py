@@ -1,0 +1,177 @@
+"""Damaged logdirs: garbage, foreign and truncated data, and runs broken while being served.
+
+Every damaged run must get a JSON answer saying what is wrong (never a 500), and the other
+runs must keep being served unchanged.
+"""
+
+import json
+import os
+import shutil
+import time
+import urllib.parse
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.util import tensor_util
+
+from plugin_helpers import PREFIX, damage_images, http_get, npy, rewrite_run, tensorboard_server, write_logs, wsgi_client
+
+GOOD = ("alpha", "beta")
+
+
+def stats_as_strings(value):
+    """Another writer's strings where cnnviz keeps float statistics."""
+    if value.tag.startswith("train/stats/") or value.tag == "train/faithfulness":
+        value.tensor.CopyFrom(tensor_util.make_tensor_proto(np.asarray([b"not", b"floats"], dtype=object)))
+
+
+def write_foreign(run_dir, header):
+    """A summary under the cnnviz plugin name that cnnviz did not write."""
+    foreign = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="cnnviz", content=b"someone else's"),
+        data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
+    with tf.summary.create_file_writer(run_dir).as_default():
+        tf.summary.write("probes", tf.constant([header, b"\x00\x01"]), step=0, metadata=foreign)
+        tf.summary.write("train/predictions", tf.constant([header]), step=0, metadata=foreign)
+
+
+def event_file(run_dir):
+    return os.path.join(run_dir, next(n for n in os.listdir(run_dir) if "tfevents" in n))
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("faults") / "logs")
+    write_logs(root)
+    alpha = os.path.join(root, "alpha")
+    rewrite_run(alpha, os.path.join(root, "damaged_images"), damage_images)
+    rewrite_run(alpha, os.path.join(root, "foreign_stats"), stats_as_strings)
+    write_foreign(os.path.join(root, "foreign"), b"hello")
+    write_foreign(os.path.join(root, "foreign_json"), b'{"version": 1, "hello": "world"}')
+    os.makedirs(os.path.join(root, "garbage"))
+    with open(os.path.join(root, "garbage", "events.out.tfevents.1.garbage"), "wb") as f:
+        f.write(np.random.default_rng(0).bytes(50_000))
+    shutil.copytree(alpha, os.path.join(root, "garbage_tail"))
+    with open(event_file(os.path.join(root, "garbage_tail")), "ab") as f:
+        f.write(np.random.default_rng(1).bytes(5_000))
+    return root
+
+
+def runs_by_name(get):
+    status, body = get("runs")
+    assert status == 200, body
+    return {run["run"]: run for run in json.loads(body)["runs"]}
+
+
+def routes(run, info):
+    """One request per data route for `run` (info: its entry in a healthy copy's `runs`)."""
+    step = info["steps"]["train"][-1]
+    layer = info["layers"][0]
+    common = {"run": run, "step": step}
+    return [
+        ("event", common), ("probe", {"run": run, "sample": 0}), ("probes.npy", {"run": run}),
+        ("gradcam", {**common, "sample": 0}), ("gradcam.npy", {**common, "sample": 0}),
+        ("activations", {**common, "layer": layer, "sample": 0}),
+        ("activations.npy", {**common, "layer": layer, "sample": 0}),
+        ("activations", {**common, "layer": info["layers"][-1], "sample": 0}),
+        ("filters", {**common, "layer": layer}), ("filters.npy", {**common, "layer": layer}),
+        ("stats", {**common, "layer": layer}), ("stats.npy", {**common, "layer": layer}),
+        ("filter_drift", {"run": run, "layer": layer, "stat": "norm"}),
+        ("filter_drift.npy", {"run": run, "layer": layer, "stat": "norm"}),
+        ("faithfulness", {"run": run}),
+    ]
+
+
+def answers(get, run, info):
+    """{(route, params): (status, body)} of every route for `run`."""
+    result = {}
+    for route, params in routes(run, info):
+        result[route, json.dumps(params)] = get(f"{route}?{urllib.parse.urlencode(params)}")
+    return result
+
+
+def assert_json_error(status, body, *codes):
+    assert status in codes, (status, body[:300])
+    assert "error" in json.loads(body), body[:300]
+
+
+def test_damaged_and_foreign_runs_get_clear_errors_and_the_others_are_untouched(logdir):
+    client = wsgi_client(logdir)
+
+    def get(path):
+        response = client.get(f"{PREFIX}/{path}")
+        return response.status_code, response.get_data()
+
+    runs = runs_by_name(get)
+    assert "garbage" not in runs  # no readable record: TensorBoard has no run to list
+    assert "unreadable cnnviz metadata" in runs["foreign"]["error"]
+    assert "not a cnnviz run header" in runs["foreign_json"]["error"]
+    assert runs["garbage_tail"]["steps"] == runs["alpha"]["steps"]  # the damaged tail is skipped
+    for run in ("foreign", "foreign_json"):
+        for (route, _), (status, body) in answers(get, run, runs["alpha"]).items():
+            assert_json_error(status, body, 422)
+
+    damaged = answers(get, "damaged_images", runs["alpha"])
+    for (route, params), (status, body) in damaged.items():
+        if route.startswith("gradcam") or (route.startswith("activations") and "conv1" in params):
+            assert_json_error(status, body, 422)
+            assert b"damaged cnnviz image" in body or b"ranges do not match" in body, body
+        else:
+            assert status == 200, (route, params, body[:300])
+
+    foreign_stats = answers(get, "foreign_stats", runs["alpha"])
+    for (route, params), (status, body) in foreign_stats.items():
+        if route.startswith(("stats", "filter_drift", "faithfulness")):
+            assert_json_error(status, body, 422)
+        else:
+            assert status == 200, (route, params, body[:300])
+
+    healthy = list(answers(get, "alpha", runs["alpha"]).values())
+    assert all(status == 200 for status, _ in healthy)
+    tail = [(status, body.replace(b"garbage_tail", b"alpha"))
+            for status, body in answers(get, "garbage_tail", runs["alpha"]).values()]
+    assert tail == healthy
+
+
+@pytest.mark.parametrize("load_fast", [False, True], ids=["python-loader", "rust-data-server"])
+def test_runs_broken_while_served_do_not_disturb_the_others(logdir, tmp_path, load_fast):
+    live = str(tmp_path / "live")
+    for run in ("alpha", "beta"):
+        shutil.copytree(os.path.join(logdir, run), os.path.join(live, run))
+    for copy in ("deleted", "truncated", "overwritten"):
+        shutil.copytree(os.path.join(logdir, "alpha"), os.path.join(live, copy))
+    with tensorboard_server(live, load_fast) as base:
+        def get(path):
+            status, _, body = http_get(f"{base}{PREFIX}/{path}")
+            return status, body
+
+        deadline = time.monotonic() + 60
+        while len(runs_by_name(get)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        runs = runs_by_name(get)
+        assert sorted(runs) == ["alpha", "beta", "deleted", "overwritten", "truncated"]
+        before = {run: answers(get, run, runs[run]) for run in GOOD}
+
+        shutil.rmtree(os.path.join(live, "deleted"))
+        with open(event_file(os.path.join(live, "truncated")), "r+b") as f:
+            f.truncate(os.path.getsize(f.name) // 2)
+        with open(event_file(os.path.join(live, "overwritten")), "r+b") as f:
+            f.write(np.random.default_rng(2).bytes(os.path.getsize(f.name) + 10_000))
+        time.sleep(4)  # several reload cycles (--reload_interval 1)
+
+        after = runs_by_name(get)
+        for run in GOOD:
+            assert after[run] == runs[run]
+            assert answers(get, run, runs[run]) == before[run]
+        assert "deleted" not in after  # TensorBoard drops a deleted run: its routes say so
+        for (route, params), (status, body) in answers(get, "deleted", runs["alpha"]).items():
+            assert_json_error(status, body, 404)
+            assert b"no cnnviz data for run 'deleted'" in body
+        for run in ("truncated", "overwritten"):  # what was loaded stays served; no error page
+            assert after[run] == {**runs["alpha"], "run": run}
+            for (route, params), (status, body) in answers(get, run, runs["alpha"]).items():
+                assert status == 200, (run, route, params, status, body[:300])
+        status, body = get(f"gradcam.npy?run=alpha&step={runs['alpha']['steps']['train'][-1]}&sample=1")
+        assert status == 200 and npy(body).shape == (32, 32)
