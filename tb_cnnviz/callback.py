@@ -14,6 +14,9 @@ from tb_cnnviz.metadata import tag
 
 REFERENCE_FILE = "cnnviz_reference.npz"
 MAX_SAMPLES = 256
+# Feature-map values one event may log (probes x logged maps x pixels). An event needs at most
+# ~32 bytes of memory per value beyond the model's own forward pass (README, Reliability).
+MAX_LOGGED_VALUES = 128 * 2**20
 
 
 def _positive_int(value, name):
@@ -196,6 +199,7 @@ class CNNViz(keras.callbacks.Callback):
             else list(convs)[-1]
         )
         channels = {p: _spread(convs[p].output.shape[-1], self.max_channels) for p in chosen}
+        self._check_size(convs, channels)
         first = list(convs)[0]
         rgb = first if layer_utils.effective_kernel(convs[first]).shape[2] in (1, 3) else None
         filter_channels = {}
@@ -212,6 +216,23 @@ class CNNViz(keras.callbacks.Callback):
             faithfulness_fraction=self.faithfulness_fraction,
             encode=True,
         )
+
+    def _check_size(self, convs, channels):
+        """Refuses, before any work, an event too big to hold in memory."""
+        sizes = {  # logged values per layer (layers with a dynamic map size cannot be told)
+            p: len(self.samples) * int(np.prod(convs[p].output.shape[1:3])) * len(channels[p])
+            for p in channels if None not in convs[p].output.shape[1:3]
+        }
+        values = sum(sizes.values())
+        if values > MAX_LOGGED_VALUES:
+            biggest = max(sizes, key=sizes.get)
+            raise ValueError(
+                f"one event would log {values / 2**20:.0f} M feature-map values ({len(self.samples)} probes; "
+                f"layer {biggest!r} alone {sizes[biggest] / 2**20:.0f} M), more than the "
+                f"{MAX_LOGGED_VALUES // 2**20} M an event may hold (~32 bytes of memory each): lower "
+                f"max_channels (now {self.max_channels!r}), log fewer layers with layers=[...], or pass "
+                f"fewer samples"
+            )
 
     def on_train_begin(self, logs=None):
         self._in_fit = True
