@@ -136,6 +136,19 @@ def _cosine_distance(a, b):
     return tf.clip_by_value(distance, 0.0, 2.0)  # rounding must not give negative distances
 
 
+def _stats(filters, reference, previous, activations):
+    """(len(STAT_NAMES), filters) statistics of one layer's filter rows and activations."""
+    stats = [
+        tf.norm(filters, axis=1),
+        _cosine_distance(filters, reference),
+        _cosine_distance(filters, previous),
+        tf.reduce_mean(activations, axis=(0, 1, 2)),
+        tf.reduce_mean(tf.cast(tf.reduce_max(activations, axis=(1, 2)) <= 0, tf.float32), 0),
+    ]
+    assert len(stats) == len(STAT_NAMES)
+    return tf.stack(stats)
+
+
 def _blur(images):
     """Heavy blur (area-downsample by 8, upsample back): replaces the masked pixels in the
     faithfulness check. Far cheaper on CPU than a wide stride-1 pooling window."""
@@ -162,8 +175,12 @@ class Probe:
         self._logits_model = self._softmax_head is not None or getattr(
             head, "activation", None
         ) is keras.activations.linear
-        self._reference = {}  # path -> tf.Variable of the first event's filters
-        self._previous = {}  # path -> tf.Variable of the previous event's filters
+        # path -> filters of the first / the previous event, as tensors passed into the function
+        # rather than tf.Variables: a variable made inside a tf.distribute scope is distributed,
+        # and under MultiWorkerMirroredStrategy making one is a collective op that only the
+        # chief (the one worker that logs) would run, which breaks training on every worker.
+        self._reference = {}
+        self._previous = {}
         self._fn = tf.function(self._event, reduce_retracing=True)
 
     @property
@@ -180,21 +197,20 @@ class Probe:
         for path, filters in current.items():
             ref = reference.get(path)
             ref = filters if ref is None or ref.shape != filters.shape else ref
-            for store, value in ((self._reference, ref), (self._previous, filters)):
-                if path in store:
-                    store[path].assign(value)
-                else:
-                    store[path] = tf.Variable(value, trainable=False, name="cnnviz_ref")
+            self._reference[path] = tf.constant(ref)
+            self._previous[path] = tf.constant(filters)
 
     def reference(self):
-        return {path: var.numpy() for path, var in self._reference.items()}
+        return {path: tensor.numpy() for path, tensor in self._reference.items()}
 
     def __call__(self, images, target):
         if self.spec.stats and not self._reference:
             self.set_reference()
         images = tf.convert_to_tensor(np.asarray(images, np.float32))
         target = tf.convert_to_tensor(np.asarray(target, np.int32))
-        return tf.nest.map_structure(lambda t: t.numpy(), self._fn(images, target))
+        out = self._fn(images, target, self._reference, self._previous)
+        self._previous = out.pop("filter_rows", self._previous)
+        return tf.nest.map_structure(lambda t: t.numpy(), out)
 
     def _forward(self, images):
         outputs = self.model(images, training=False)
@@ -202,7 +218,7 @@ class Probe:
         probabilities = tf.nn.softmax(outputs) if self._logits_model else outputs
         return outputs, probabilities
 
-    def _event(self, images, target):
+    def _event(self, images, target, reference, previous):
         spec = self.spec
         recorded = {}
         head = (
@@ -237,7 +253,11 @@ class Probe:
                 _, masked_probabilities = self._forward(masked)
                 out["masked_probability"] = tf.gather(masked_probabilities, target, batch_dims=1)
         if spec.stats:
-            out["stats"] = {path: self._stats(path, acts[path]) for path in self.convs}
+            out["filter_rows"] = {path: _flat_filters(layer) for path, layer in self.convs.items()}
+            out["stats"] = {
+                path: _stats(rows, reference[path], previous[path], acts[path])
+                for path, rows in out["filter_rows"].items()
+            }
         out["activations"] = {
             path: tf.transpose(tf.gather(acts[path], list(channels), axis=-1), (0, 3, 1, 2))[..., None]
             for path, channels in spec.activation_channels.items()
@@ -260,19 +280,6 @@ class Probe:
         mask = tf.scatter_nd(index, tf.ones((n * k,)), (n, h * w))
         mask = tf.reshape(mask, (n, h, w, 1))
         return images * (1.0 - mask) + _blur(images) * mask
-
-    def _stats(self, path, activations):
-        filters = _flat_filters(self.convs[path])
-        stats = [
-            tf.norm(filters, axis=1),
-            _cosine_distance(filters, self._reference[path]),
-            _cosine_distance(filters, self._previous[path]),
-            tf.reduce_mean(activations, axis=(0, 1, 2)),
-            tf.reduce_mean(tf.cast(tf.reduce_max(activations, axis=(1, 2)) <= 0, tf.float32), 0),
-        ]
-        self._previous[path].assign(filters)
-        assert len(stats) == len(STAT_NAMES)
-        return tf.stack(stats)
 
     def _filter_images(self, path, channels):
         """(1, n, kh, kw, c): colour tiles for the RGB layer, else the mean over input channels."""
