@@ -57,6 +57,12 @@ def _two_outputs():
     return keras.Model(inputs, [keras.layers.Dense(4)(x), keras.layers.Dense(2)(x)])
 
 
+def _two_inputs():
+    images, extra = keras.Input((32, 32, 3)), keras.Input((5,))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(images))
+    return keras.Model([images, extra], keras.layers.Dense(4)(keras.layers.Concatenate()([x, extra])))
+
+
 def _unbuilt():
     return keras.Sequential([keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(4)])
 
@@ -69,6 +75,7 @@ def _regression():
 @pytest.mark.parametrize("build, message", [
     (_no_conv, "no Conv2D, DepthwiseConv2D or SeparableConv2D layer"),
     (_two_outputs, "one image input and one class-score output; this model has 1 inputs and 2 outputs"),
+    (_two_inputs, "this model has 2 inputs and 1 outputs"),
     (_unbuilt, "not built yet"),
     (_regression, r"class scores \(N, classes >= 2\)"),
 ])
