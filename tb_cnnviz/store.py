@@ -9,6 +9,7 @@ import logging
 import threading
 
 import numpy as np
+from tensorboard import errors
 from tensorboard.data import provider
 
 from tb_cnnviz import codec, metadata
@@ -118,6 +119,8 @@ class Store:
                 result[run] = self._run_info(ctx, series[run])
             except metadata.FormatError as error:
                 result[run] = {"error": str(error)}
+            except errors.InvalidArgumentError:  # a bad request (e.g. experiment id), not a bad run
+                raise
             except Exception as error:  # noqa: BLE001 - e.g. files removed while serving
                 logger.warning("cnnviz: cannot read run %r: %r", run, error)
                 result[run] = {"error": f"cannot read this run's cnnviz data: {error}"}
