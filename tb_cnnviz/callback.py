@@ -214,7 +214,6 @@ class CNNViz(keras.callbacks.Callback):
             rgb_filter_layer=rgb,
             stats=True,
             faithfulness_fraction=self.faithfulness_fraction,
-            encode=True,
         )
 
     def _check_size(self, convs, channels):
@@ -353,9 +352,8 @@ class CNNViz(keras.callbacks.Callback):
         images = self.samples
         if images.shape[-1] not in (1, 3):
             images = images.mean(axis=-1, keepdims=True)
-        encoded = tf.nest.map_structure(lambda t: t.numpy(), probe_lib.encode_maps(tf.constant(images[:, None])))
         value = summary.maps_value(
-            encoded,
+            images[:, None],
             labels=None if self.labels is None else self.labels.tolist(),
             class_names=self.class_names,
             num_classes=int(self.model.outputs[0].shape[-1]),
@@ -387,14 +385,15 @@ class CNNViz(keras.callbacks.Callback):
         top = np.argsort(-probabilities, axis=1)[:, :5]
         items = {}
         for kind, key in ((metadata.GRADCAM, "gradcam"), (metadata.GRADCAM_PP, "gradcam++")):
-            items[tag(kind, mode)] = (kind, summary.maps_value(result[key], layer=spec.gradcam_layer))
-        for path, encoded in result["activations"].items():
+            maps = result[key][:, None, :, :, None]  # one (H, W, 1) map per probe
+            items[tag(kind, mode)] = (kind, summary.maps_value(maps, layer=spec.gradcam_layer))
+        for path, maps in result["activations"].items():
             items[tag(metadata.ACTIVATIONS, mode, path)] = (
-                metadata.ACTIVATIONS, summary.maps_value(encoded, channels=spec.activation_channels[path]))
-        for path, encoded in result["filters"].items():
+                metadata.ACTIVATIONS, summary.maps_value(maps, channels=spec.activation_channels[path]))
+        for path, maps in result["filters"].items():
             view = "kernel" if path == spec.rgb_filter_layer else "mean_over_inputs"
             items[tag(metadata.FILTERS, mode, path)] = (
-                metadata.FILTERS, summary.maps_value(encoded, channels=spec.filter_channels[path], view=view))
+                metadata.FILTERS, summary.maps_value(maps, channels=spec.filter_channels[path], view=view))
         first_in_process = not self._logged
         for path, stats in result["stats"].items():
             if first_in_process:

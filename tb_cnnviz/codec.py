@@ -1,21 +1,25 @@
-"""Decoding of cnnviz blob sequences: a JSON header followed by 8-bit PNG mosaics.
+"""cnnviz blob sequences: a JSON header followed by 8-bit PNG mosaics.
 
 A blob sequence stores a float array of shape (B, n, h, w, c): element 0 is a JSON header,
 element 1 + b is one PNG holding the n maps of item b tiled on a `grid_shape(n)` grid. Each
 map is quantised to 8 bits over its own [lo, hi] range (kept in the header), so a decoded
 value is within (hi - lo) / 510 of the value that was logged.
 
-numpy and Pillow only: used by the reader and by the TensorBoard plugin.
+numpy, zlib and Pillow only: used by the writer, the reader and the TensorBoard plugin.
 """
 
 import io
 import json
 import math
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
 
 from tb_cnnviz import metadata
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def grid_shape(n):
@@ -51,7 +55,7 @@ def check_png(header, png):
     served without decoding. Raises metadata.FormatError otherwise."""
     _, n, h, w, _ = header["shape"]
     rows, cols = grid_shape(n)
-    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR" or len(png) < 33:
+    if png[:8] != PNG_SIGNATURE or png[12:16] != b"IHDR" or len(png) < 33:
         raise metadata.FormatError("damaged cnnviz image data: not a PNG")
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     if (width, height) != (cols * w, rows * h):
@@ -72,16 +76,66 @@ def png_to_array(png):
     return pixels if pixels.ndim == 3 else pixels[..., None]
 
 
+def _chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def array_to_png(pixels):
-    """uint8 (H, W, 1 or 3) -> PNG bytes."""
-    image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    """uint8 (H, W, 1 or 3) -> PNG bytes, written directly with zlib.
+
+    No row filter and zlib's run-length strategy: on feature maps this is ~3x faster than
+    libpng's adaptive filtering at level 1 and a few percent smaller. zlib releases the GIL,
+    so several maps can be encoded in threads.
+    """
+    height, width, channels = pixels.shape
+    rows = np.zeros((height, 1 + width * channels), np.uint8)  # filter byte 0 (none) per row
+    rows[:, 1:] = pixels.reshape(height, width * channels)
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
+    data = deflate.compress(rows.data) + deflate.flush()
+    colour_type = {1: 0, 3: 2}[channels]  # grey or RGB, 8 bits each
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+
+
+def quantise(maps):
+    """Float maps (n, h, w, c) -> (8-bit mosaic (rows*h, cols*w, c), lo (n,), hi (n,),
+    non-finite counts (n,)): each map scaled over its own [lo, hi] and tiled on a
+    `grid_shape(n)` grid.
+
+    Non-finite values (a diverged run) are left out of the range, stored as its low end and
+    counted, so readers can mark the map.
+    """
+    flat = np.asarray(maps, np.float32).reshape(len(maps), -1)
+    lo, hi = flat.min(axis=1), flat.max(axis=1)
+    nonfinite = np.zeros(len(flat), np.int64)
+    finite = None
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):  # min/max see any NaN or inf
+        finite = np.isfinite(flat)
+        nonfinite = flat.shape[1] - finite.sum(axis=1)
+        lo = np.where(finite, flat, np.inf).min(axis=1)
+        hi = np.where(finite, flat, -np.inf).max(axis=1)
+        empty = lo > hi  # no finite value at all
+        lo[empty], hi[empty] = 0.0, 0.0
+    span = hi - lo
+    scale = np.divide(np.float32(255), span, out=np.zeros_like(span), where=span > 0)
+    levels = (flat - lo[:, None]) * scale[:, None]
+    if finite is not None:
+        levels[~finite] = 0.0
+    pixels = np.clip(np.rint(levels), 0, 255).astype(np.uint8)
+    return tile(pixels.reshape(np.shape(maps))), lo, hi, nonfinite
+
+
+def tile(maps):
+    """uint8 maps (n, h, w, c) -> one (rows*h, cols*w, c) mosaic, row by row, zero-padded."""
+    n, h, w, c = maps.shape
+    rows, cols = grid_shape(n)
+    grid = np.zeros((rows * cols, h, w, c), np.uint8)
+    grid[:n] = maps
+    return grid.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
 
 
 def untile(pixels, n, h, w):
-    """Inverse of the encoder's tiling: (rows*h, cols*w, c) -> (n, h, w, c)."""
+    """Inverse of `tile`: (rows*h, cols*w, c) -> (n, h, w, c)."""
     rows, cols = grid_shape(n)
     c = pixels.shape[-1]
     if pixels.shape != (rows * h, cols * w, c):

@@ -3,7 +3,7 @@
 A single forward pass records the outputs of the layers we watch by wrapping their `call`
 while the function is traced (so nested models, Sequential and subclassed models all work
 without building sub-models), the same tape gives the Grad-CAM gradients, and the function
-also computes filter statistics, the faithfulness check and the 8-bit PNG encoding.
+also computes filter statistics and the faithfulness check.
 """
 
 import contextlib
@@ -15,10 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tb_cnnviz import cam, codec, layers as layer_utils
+from tb_cnnviz import cam, layers as layer_utils
 from tb_cnnviz.metadata import STAT_NAMES
-
-PNG_COMPRESSION = 1  # zlib level: maps compress nearly as well at 1 as at 6, several times faster
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +29,6 @@ class ProbeSpec:
     rgb_filter_layer: str | None = None  # logged as colour tiles of its input channels
     stats: bool = False
     faithfulness_fraction: float | None = None
-    encode: bool = False
 
 
 def output_layer(model):
@@ -93,34 +90,6 @@ def recording(watched, outputs):
 
             stack.enter_context(_patched(layer, "call", call))
         yield
-
-
-def encode_maps(maps):
-    """(B, n, h, w, c) floats -> PNG per item (B,), per-map ranges lo, hi (B, n), the shape,
-    and per map the count of non-finite values (B, n).
-
-    Non-finite values (a diverged run) are left out of the range, stored as its low end and
-    counted, so readers can mark the map.
-    """
-    finite = tf.math.is_finite(maps)
-    lo = tf.reduce_min(tf.where(finite, maps, np.inf), axis=(2, 3, 4))
-    hi = tf.reduce_max(tf.where(finite, maps, -np.inf), axis=(2, 3, 4))
-    empty = lo > hi  # no finite value at all
-    lo = tf.where(empty, 0.0, lo)
-    hi = tf.where(empty, 0.0, hi)
-    span = hi - lo
-    scale = tf.where(span > 0, 255.0 / tf.where(span > 0, span, 1.0), 0.0)
-    q = (maps - lo[:, :, None, None, None]) * scale[:, :, None, None, None]
-    q = tf.cast(tf.clip_by_value(tf.round(tf.where(finite, q, 0.0)), 0, 255), tf.uint8)
-    b, n, h, w, c = maps.shape
-    rows, cols = codec.grid_shape(n)
-    q = tf.pad(q, [[0, 0], [0, rows * cols - n], [0, 0], [0, 0], [0, 0]])
-    tiles = tf.reshape(q, (b, rows, cols, h, w, c))
-    tiles = tf.reshape(tf.transpose(tiles, (0, 1, 3, 2, 4, 5)), (b, rows * h, cols * w, c))
-    pngs = tf.stack([tf.io.encode_png(t, compression=PNG_COMPRESSION) for t in tf.unstack(tiles)])
-    nonfinite = tf.reduce_sum(tf.cast(tf.logical_not(finite), tf.int32), axis=(2, 3, 4))
-    return {"png": pngs, "lo": lo, "hi": hi, "nonfinite": nonfinite,
-            "shape": tf.constant(list(maps.shape), tf.int32)}
 
 
 def _flat_filters(layer):
@@ -263,11 +232,6 @@ class Probe:
             for path, channels in spec.activation_channels.items()
         }
         out["filters"] = {path: self._filter_images(path, ch) for path, ch in spec.filter_channels.items()}
-        if spec.encode:
-            for key in ("gradcam", "gradcam++"):
-                out[key] = encode_maps(out[key][:, None, :, :, None])
-            for group in ("activations", "filters"):
-                out[group] = {path: encode_maps(m) for path, m in out[group].items()}
         return out
 
     def _mask_top(self, images, maps, fraction):

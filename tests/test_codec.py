@@ -2,10 +2,8 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from tb_cnnviz import codec, metadata
-from tb_cnnviz.probe import encode_maps
+from tb_cnnviz import codec, metadata, summary
 
 
 @pytest.mark.parametrize("shape", [(3, 1, 17, 9, 1), (2, 5, 4, 6, 1), (1, 16, 3, 3, 3), (2, 10, 8, 8, 1)])
@@ -13,10 +11,8 @@ def test_encode_decode_round_trip_within_quantisation_bound(shape):
     rng = np.random.default_rng(0)
     maps = rng.normal(size=shape).astype(np.float32) * rng.uniform(0.1, 100, shape[:2])[..., None, None, None]
     maps[0, 0] = 7.0  # a constant map decodes exactly
-    encoded = {k: v.numpy() for k, v in encode_maps(tf.constant(maps)).items()}
-    header = codec.decode_header(codec.encode_header(
-        shape=encoded["shape"].tolist(), lo=encoded["lo"].tolist(), hi=encoded["hi"].tolist()))
-    decoded = codec.decode_maps(header, list(encoded["png"]))
+    header, *pngs = summary.maps_value(maps)
+    decoded = codec.decode_maps(codec.decode_header(header), pngs)
     assert decoded.shape == shape
     span = maps.max(axis=(2, 3, 4), keepdims=True) - maps.min(axis=(2, 3, 4), keepdims=True)
     assert np.all(np.abs(decoded - maps) <= span / 510 + 1e-5 * np.abs(maps).max())
@@ -28,8 +24,17 @@ def test_non_finite_values_do_not_break_encoding():
     maps[0, 0, 0, 0] = np.nan
     maps[0, 0, 1, 1] = 5.0
     maps[0, 1] = np.inf
-    encoded = {k: v.numpy() for k, v in encode_maps(tf.constant(maps)).items()}
-    assert encoded["lo"].tolist() == [[1.0, 0.0]] and encoded["hi"].tolist() == [[5.0, 0.0]]
+    header = codec.decode_header(summary.maps_value(maps)[0])
+    assert header["lo"] == [[1.0, 0.0]] and header["hi"] == [[5.0, 0.0]] and header["nonfinite"] == [[1, 16]]
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 13, 1), (5, 3, 3), (64, 300, 1)])
+def test_png_writer_output_is_read_back_exactly_by_pillow(shape):
+    pixels = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    png = codec.array_to_png(pixels)
+    assert np.array_equal(codec.png_to_array(png), pixels)
+    header = {"shape": [1, 1, shape[0], shape[1], shape[2]]}
+    assert codec.check_png(header, png) is png
 
 
 def test_tags_round_trip_with_nested_layer_paths():
