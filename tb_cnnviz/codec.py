@@ -84,8 +84,7 @@ def array_to_png(pixels):
     """uint8 (H, W, 1 or 3) -> PNG bytes, written directly with zlib.
 
     No row filter and zlib's run-length strategy: on feature maps this is ~3x faster than
-    libpng's adaptive filtering at level 1 and a few percent smaller. zlib releases the GIL,
-    so several maps can be encoded in threads.
+    libpng's adaptive filtering at level 1 and a few percent smaller.
     """
     height, width, channels = pixels.shape
     rows = np.zeros((height, 1 + width * channels), np.uint8)  # filter byte 0 (none) per row
@@ -98,44 +97,46 @@ def array_to_png(pixels):
 
 
 def quantise(maps):
-    """Float maps (n, h, w, c) -> (8-bit mosaic (rows*h, cols*w, c), lo (n,), hi (n,),
-    non-finite counts (n,)): each map scaled over its own [lo, hi] and tiled on a
-    `grid_shape(n)` grid.
+    """Float maps (B, n, h, w, c) -> (8-bit mosaics (B, rows*h, cols*w, c), lo (B, n),
+    hi (B, n), non-finite counts (B, n)): each map scaled over its own [lo, hi], the n maps of
+    an item tiled on a `grid_shape(n)` grid.
 
     Non-finite values (a diverged run) are left out of the range, stored as its low end and
     counted, so readers can mark the map.
     """
-    flat = np.asarray(maps, np.float32).reshape(len(maps), -1)
-    lo, hi = flat.min(axis=1), flat.max(axis=1)
-    nonfinite = np.zeros(len(flat), np.int64)
+    maps = np.asarray(maps, np.float32)
+    flat = maps.reshape(maps.shape[0], maps.shape[1], -1)
+    lo, hi = flat.min(axis=2), flat.max(axis=2)
+    nonfinite = np.zeros(lo.shape, np.int64)
     finite = None
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):  # min/max see any NaN or inf
         finite = np.isfinite(flat)
-        nonfinite = flat.shape[1] - finite.sum(axis=1)
-        lo = np.where(finite, flat, np.inf).min(axis=1)
-        hi = np.where(finite, flat, -np.inf).max(axis=1)
+        nonfinite = flat.shape[2] - finite.sum(axis=2)
+        lo = np.where(finite, flat, np.inf).min(axis=2)
+        hi = np.where(finite, flat, -np.inf).max(axis=2)
         empty = lo > hi  # no finite value at all
         lo[empty], hi[empty] = 0.0, 0.0
     span = hi - lo
     scale = np.divide(np.float32(255), span, out=np.zeros_like(span), where=span > 0)
-    levels = (flat - lo[:, None]) * scale[:, None]
+    levels = (flat - lo[..., None]) * scale[..., None]
     if finite is not None:
         levels[~finite] = 0.0
-    pixels = np.clip(np.rint(levels), 0, 255).astype(np.uint8)
-    return tile(pixels.reshape(np.shape(maps))), lo, hi, nonfinite
+    np.clip(np.rint(levels, out=levels), 0, 255, out=levels)
+    return tile(levels.astype(np.uint8).reshape(maps.shape)), lo, hi, nonfinite
 
 
 def tile(maps):
-    """uint8 maps (n, h, w, c) -> one (rows*h, cols*w, c) mosaic, row by row, zero-padded."""
-    n, h, w, c = maps.shape
+    """uint8 maps (B, n, h, w, c) -> mosaics (B, rows*h, cols*w, c), row by row, zero-padded."""
+    b, n, h, w, c = maps.shape
     rows, cols = grid_shape(n)
-    grid = np.zeros((rows * cols, h, w, c), np.uint8)
-    grid[:n] = maps
-    return grid.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
+    if rows * cols > n:
+        maps = np.concatenate([maps, np.zeros((b, rows * cols - n, h, w, c), np.uint8)], axis=1)
+    grid = maps.reshape(b, rows, cols, h, w, c).transpose(0, 1, 3, 2, 4, 5)
+    return grid.reshape(b, rows * h, cols * w, c)
 
 
 def untile(pixels, n, h, w):
-    """Inverse of `tile`: (rows*h, cols*w, c) -> (n, h, w, c)."""
+    """Inverse of `tile` for one item: (rows*h, cols*w, c) -> (n, h, w, c)."""
     rows, cols = grid_shape(n)
     c = pixels.shape[-1]
     if pixels.shape != (rows * h, cols * w, c):

@@ -4,9 +4,7 @@ An event's summaries are collected as {tag: (kind, value)} and written by one tf
 call, so writing costs one graph execution instead of a Python round trip per summary.
 """
 
-import concurrent.futures
 import functools
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -14,26 +12,17 @@ import tensorflow as tf
 from tb_cnnviz import codec, metadata
 
 
-_ENCODERS = concurrent.futures.ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)), "cnnviz-png")
-
-
 @functools.lru_cache(maxsize=None)
 def _metadata(kind):
     return metadata.create_summary_metadata(kind)
 
 
-def _encode_item(maps):
-    pixels, lo, hi, nonfinite = codec.quantise(maps)
-    return codec.array_to_png(pixels), lo.tolist(), hi.tolist(), nonfinite.tolist()
-
-
 def maps_value(maps, **fields):
-    """Blob sequence [header, PNG per item] of float maps (B, n, h, w, c); the items are
-    quantised and encoded in parallel threads."""
-    maps = np.asarray(maps)
-    pngs, lo, hi, nonfinite = zip(*_ENCODERS.map(_encode_item, maps))
-    header = codec.encode_header(shape=list(maps.shape), lo=list(lo), hi=list(hi), nonfinite=list(nonfinite), **fields)
-    return np.asarray([header, *pngs], dtype=object)
+    """Blob sequence [header, PNG per item] of float maps (B, n, h, w, c)."""
+    mosaics, lo, hi, nonfinite = codec.quantise(maps)
+    header = codec.encode_header(shape=list(np.shape(maps)), lo=lo.tolist(), hi=hi.tolist(),
+                                 nonfinite=nonfinite.tolist(), **fields)
+    return np.asarray([header, *map(codec.array_to_png, mosaics)], dtype=object)
 
 
 def header_value(**fields):
