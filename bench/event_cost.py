@@ -1,46 +1,48 @@
-"""Cost of one CNNViz logging event against the floor, and bytes per event.
+"""Cost of one CNNViz logging event against the floor, where it goes, and bytes per event.
 
 Prints, measured in one run on the demo model with the default options:
   - event time / time of the bare fused forward+backward tf.function (Grad-CAM only) on the
-    same probes (target: <= 3x), with the split of the event into probe call and writing;
+    same probes (target: <= 3x): the two are timed alternately (A B A B) and the figure is the
+    median of the pair ratios, so load drifting on a shared machine cancels out;
+  - where the event's time goes: the probe tf.function (and what each of its parts adds),
+    quantising and PNG-writing the maps, writing the summaries;
   - bytes of event file per event (target: <= 300 KB): for the untrained model (noisy feature
     maps compress worst), and mean and max over the events of a real demo run
     (`python -m demo --no-serve`, --demo-epochs epochs).
 
-    python bench/event_cost.py [--probes 8] [--repeats 30] [--demo-epochs 8]
+    python bench/event_cost.py [--probes 8] [--repeats 30] [--demo-epochs 8] [--json]
 """
 
 import argparse
 import collections
+import dataclasses
 import os
 import statistics
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from _common import Report
 
 import numpy as np  # noqa: E402
 from tensorboard.backend.event_processing import event_file_loader  # noqa: E402
 from tensorboard.compat.proto import event_pb2  # noqa: E402
 
 from demo.__main__ import main as demo_main  # noqa: E402
-
 from demo.model import vgg_style  # noqa: E402
 from tb_cnnviz import CNNViz  # noqa: E402
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes  # noqa: E402
 from tb_cnnviz.probe import Probe, ProbeSpec  # noqa: E402
 
 
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def median_time(fn, repeats):
     fn()  # trace / warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timed(fn) for _ in range(repeats))
 
 
 def logdir_bytes(logdir):
@@ -61,12 +63,42 @@ def bytes_per_step(run_dir):
     return list(sizes.values())
 
 
+def breakdown(report, callback, probes, targets, repeats):
+    """Milliseconds of each part of an event, and what each part of the probe adds."""
+    probe = callback._probe
+    result = probe(probes, targets)
+    items = callback._event_items(result, "train")
+    steps = iter(range(10**6, 10**7))
+    parts = {
+        "probe tf.function": median_time(lambda: probe(probes, targets), repeats),
+        "quantise + PNG-write the maps, build headers": median_time(
+            lambda: callback._event_items(result, "train"), repeats),
+        "write the summaries (one tf.function) and flush": median_time(
+            lambda: callback._writer.write(items, next(steps)), repeats),
+    }
+    report.say("where an event's time goes (medians):")
+    for name, seconds in parts.items():
+        report.say(f"  {name:50s} {seconds * 1e3:6.1f} ms")
+    full = parts["probe tf.function"]
+    spec = probe.spec
+    report.say("  of the probe function, removing one part at a time saves:")
+    for name, change in (
+        ("activations", {"activation_channels": {}}), ("filter images", {"filter_channels": {}}),
+        ("filter statistics", {"stats": False}), ("faithfulness (2nd forward pass)", {"faithfulness_fraction": None}),
+    ):
+        variant = Probe(probe.model, dataclasses.replace(spec, **change))
+        saved = full - median_time(lambda: variant(probes, targets), repeats)
+        report.say(f"    {name:48s} {saved * 1e3:6.1f} ms")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probes", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--demo-epochs", type=int, default=8)
+    parser.add_argument("--json", action="store_true", help="one JSON line per headline figure on stdout")
     args = parser.parse_args()
+    report = Report(args.json)
 
     model = vgg_style(40)
     model.compile("adam", "sparse_categorical_crossentropy")
@@ -76,30 +108,30 @@ def main():
     bare = Probe(model, ProbeSpec(gradcam_layer=callback._probe.spec.gradcam_layer))
     targets = np.full(len(probes), -1)
 
-    steps = iter(range(10**9))
-    floor = median_time(lambda: bare(probes, targets), args.repeats)
-    probe_only = median_time(lambda: callback._probe(probes, targets), args.repeats)
-    event = median_time(lambda: callback.log(next(steps)), args.repeats)
+    steps = iter(range(10**6))
+    bare(probes, targets)
+    callback.log(next(steps))  # traces both
+    pairs = [(timed(lambda: bare(probes, targets)), timed(lambda: callback.log(next(steps))))
+             for _ in range(args.repeats)]
     untrained_size = logdir_bytes(logdir) / (args.repeats + 1)
+    floor = statistics.median(b for b, _ in pairs)
+    event = statistics.median(e for _, e in pairs)
+    report.say(f"model: demo vgg_style 40x40, {len(callback._probe.convs)} conv layers, {args.probes} probes")
+    report.say(f"bare fused forward+backward {floor * 1e3:.1f} ms, full event {event * 1e3:.1f} ms "
+               f"(medians of {args.repeats} alternating pairs)")
+    breakdown(report, callback, probes, targets, args.repeats)
+    report.figure("event / bare forward+backward", statistics.median(e / b for b, e in pairs), 3,
+                  "event / bare ratio (median of pair ratios)")
 
     demo_dir = tempfile.mkdtemp(prefix="cnnviz_bench_demo_")
     demo_main(["--no-serve", "--logdir", demo_dir, "--epochs", str(args.demo_epochs), "--learning-rates", "0.002"])
     demo_sizes = bytes_per_step(os.path.join(demo_dir, "vgg_style_lr0.002"))
-
-    print(f"model: demo vgg_style 40x40, {len(callback._probe.convs)} conv layers, {args.probes} probes")
-    print(f"bare fused forward+backward: {floor * 1e3:.1f} ms (median of {args.repeats})")
-    print(f"full event: {event * 1e3:.1f} ms = probe function {probe_only * 1e3:.1f} ms "
-          f"+ summaries/writing {(event - probe_only) * 1e3:.1f} ms")
-    ratio = event / floor
-    print(f"event / bare ratio: {ratio:.2f}  (target <= 3.0: {'PASS' if ratio <= 3 else 'FAIL'})")
-    sizes = (
-        ("untrained model", untrained_size),
-        (f"demo run, mean of {len(demo_sizes)} events", statistics.mean(demo_sizes)),
-        ("demo run, largest event", max(demo_sizes)),
-    )
-    for label, per_event in sizes:
-        print(f"bytes per event, {label}: {per_event / 1e3:.1f} KB  (target <= 300 KB: "
-              f"{'PASS' if per_event <= 300e3 else 'FAIL'})")
+    for name, per_event in (
+        ("KB per event, untrained model", untrained_size),
+        (f"KB per event, demo run mean of {len(demo_sizes)}", statistics.mean(demo_sizes)),
+        ("KB per event, demo run largest (the first)", max(demo_sizes)),
+    ):
+        report.figure(name, per_event / 1e3, 300, name)
 
 
 if __name__ == "__main__":

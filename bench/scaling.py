@@ -4,18 +4,15 @@ Prints, for the demo model, the event time for 1..64 probes and for 1..6 logged 
 each relative to the first row of its table, next to the growth in work (probes or layers)
 — growth below the work ratio means batching pays off. Measured in one run.
 
-    python bench/scaling.py [--repeats 10]
+    python bench/scaling.py [--repeats 10] [--json]
 """
 
 import argparse
-import os
 import statistics
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from _common import Report
 
 from demo.model import vgg_style  # noqa: E402
 from tb_cnnviz import CNNViz  # noqa: E402
@@ -33,25 +30,29 @@ def event_time(model, probes, repeats, **options):
     return statistics.median(times)
 
 
-def table(title, unit, rows):
-    print(f"\n{title}")
-    print(f"{unit:>8s} {'event ms':>9s} {'time x':>7s} {'work x':>7s}")
+def table(report, title, unit, rows):
+    report.say(f"\n{title}")
+    report.say(f"{unit:>8s} {'event ms':>9s} {'time x':>7s} {'work x':>7s}")
     (base_count, base_time) = rows[0]
     for count, seconds in rows:
-        print(f"{count:8d} {seconds * 1e3:9.1f} {seconds / base_time:7.2f} {count / base_count:7.1f}")
+        report.say(f"{count:8d} {seconds * 1e3:9.1f} {seconds / base_time:7.2f} {count / base_count:7.1f}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--json", action="store_true", help="one JSON line per headline figure on stdout")
     args = parser.parse_args()
+    report = Report(args.json)
     model = vgg_style(40)
     images, _, _ = shapes(64, size=40, seed=2)
-    table("event time vs probes (all 6 conv layers logged)", "probes",
-          [(n, event_time(model, images[:n], args.repeats)) for n in (1, 2, 4, 8, 16, 32, 64)])
+    by_probes = [(n, event_time(model, images[:n], args.repeats)) for n in (1, 2, 4, 8, 16, 32, 64)]
+    table(report, "event time vs probes (all 6 conv layers logged)", "probes", by_probes)
     layers = ["block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1", "block3_conv2"]
-    table("event time vs logged layers (8 probes; stats always cover all 6)", "layers",
+    table(report, "event time vs logged layers (8 probes; stats always cover all 6)", "layers",
           [(k, event_time(model, images[:8], args.repeats, layers=layers[-k:])) for k in range(1, 7)])
+    report.figure("event time x for 64x the probes", by_probes[-1][1] / by_probes[0][1], 64,
+                  "event time, 64 probes / 1 probe (sub-linear below 64)")
 
 
 if __name__ == "__main__":

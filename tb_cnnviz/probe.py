@@ -150,6 +150,8 @@ class Probe:
         # chief (the one worker that logs) would run, which breaks training on every worker.
         self._reference = {}
         self._previous = {}
+        self._kernel_shapes = {  # (kh, kw, inputs) of each filter, to unflatten filter rows
+            path: tuple(layer_utils.effective_kernel(self.convs[path]).shape[:3]) for path in spec.filter_channels}
         self._fn = tf.function(self._event, reduce_retracing=True)
 
     @property
@@ -178,8 +180,20 @@ class Probe:
         images = tf.convert_to_tensor(np.asarray(images, np.float32))
         target = tf.convert_to_tensor(np.asarray(target, np.int32))
         out = self._fn(images, target, self._reference, self._previous)
-        self._previous = out.pop("filter_rows", self._previous)
-        return tf.nest.map_structure(lambda t: t.numpy(), out)
+        rows = out.pop("filter_rows")
+        if self.spec.stats:
+            self._previous = rows
+        out = tf.nest.map_structure(lambda t: t.numpy(), out)
+        # Selecting and arranging a few small arrays is cheaper in numpy than as graph ops.
+        out["activations"] = {
+            path: np.moveaxis(out["activations"][path][..., channels], -1, 1)[..., None]
+            for path, channels in self.spec.activation_channels.items()
+        }
+        out["filters"] = {
+            path: self._filter_images(path, rows[path].numpy(), channels)
+            for path, channels in self.spec.filter_channels.items()
+        }
+        return out
 
     def _forward(self, images):
         outputs = self.model(images, training=False)
@@ -221,17 +235,14 @@ class Probe:
                 masked = self._mask_top(images, maps["gradcam"], spec.faithfulness_fraction)
                 _, masked_probabilities = self._forward(masked)
                 out["masked_probability"] = tf.gather(masked_probabilities, target, batch_dims=1)
-        if spec.stats:
-            out["filter_rows"] = {path: _flat_filters(layer) for path, layer in self.convs.items()}
-            out["stats"] = {
-                path: _stats(rows, reference[path], previous[path], acts[path])
-                for path, rows in out["filter_rows"].items()
-            }
-        out["activations"] = {
-            path: tf.transpose(tf.gather(acts[path], list(channels), axis=-1), (0, 3, 1, 2))[..., None]
-            for path, channels in spec.activation_channels.items()
+        out["filter_rows"] = {
+            path: _flat_filters(layer) for path, layer in self.convs.items()
+            if spec.stats or path in spec.filter_channels
         }
-        out["filters"] = {path: self._filter_images(path, ch) for path, ch in spec.filter_channels.items()}
+        if spec.stats:
+            out["stats"] = {path: _stats(out["filter_rows"][path], reference[path], previous[path], acts[path])
+                            for path in self.convs}
+        out["activations"] = {path: acts[path] for path in spec.activation_channels}
         return out
 
     def _mask_top(self, images, maps, fraction):
@@ -245,13 +256,13 @@ class Probe:
         mask = tf.reshape(mask, (n, h, w, 1))
         return images * (1.0 - mask) + _blur(images) * mask
 
-    def _filter_images(self, path, channels):
-        """(1, n, kh, kw, c): colour tiles for the RGB layer, else the mean over input channels."""
-        kernel = tf.gather(layer_utils.effective_kernel(self.convs[path]), list(channels), axis=3)
-        kernel = tf.transpose(kernel, (3, 0, 1, 2))
+    def _filter_images(self, path, rows, channels):
+        """(1, n, kh, kw, c) from filter rows: colour tiles for the RGB layer, else the mean
+        over input channels."""
+        kernels = rows[channels].reshape(len(channels), *self._kernel_shapes[path])
         if path != self.spec.rgb_filter_layer:
-            kernel = tf.reduce_mean(kernel, axis=-1, keepdims=True)
-        return kernel[None]
+            kernels = kernels.mean(axis=-1, keepdims=True)
+        return kernels[None]
 
 
 _GRADCAM_PROBES = weakref.WeakKeyDictionary()  # model -> {layer path: Probe}
