@@ -1,12 +1,14 @@
 """cnnviz data of a TensorBoard experiment, read only through the data provider.
 
 Answers for one step read that step's blobs alone (a blob sequence lists blob keys without
-their payloads); decoded headers are cached by blob key.
+their payloads); decoded headers are cached by blob key, and a run's listings of blob keys
+are reused for LISTING_SECONDS.
 """
 
 import collections
 import logging
 import threading
+import time
 
 import numpy as np
 from tensorboard import errors
@@ -15,6 +17,10 @@ from tensorboard.data import provider
 from tb_cnnviz import codec, metadata
 
 ALL = 10**9  # `downsample` value that keeps every step
+# How long a run's listing of blob keys is reused. The tab asks for one step's images in a
+# burst, and every listing costs a data-server round trip (~45 ms with --load_fast=true) or,
+# with the Python loader, time proportional to the run's steps (bench/backend_latency.py).
+LISTING_SECONDS = 1.0
 logger = logging.getLogger(__name__)
 
 
@@ -57,6 +63,7 @@ class Store:
     def __init__(self, data_provider):
         self._provider = data_provider
         self._headers = _LRU(4096)
+        self._listings, self._listings_lock = {}, threading.Lock()  # (experiment, run, tag) -> (time, {step: Blobs})
 
     # -- raw access ---------------------------------------------------------------------------
     def _blob_series(self, ctx, experiment, runs, tags):
@@ -69,6 +76,30 @@ class Store:
             run: {tag: {datum.step: Blobs(datum) for datum in data} for tag, data in by_tag.items()}
             for run, by_tag in result.items()
         }
+
+    def _remember(self, experiment, series):
+        """Keeps {run: {tag: {step: Blobs}}} listings, dropping expired ones: beyond the
+        listings of the last second, only those of the last burst stay in memory."""
+        now = time.monotonic()
+        with self._listings_lock:
+            for key in [k for k, (listed, _) in self._listings.items() if now - listed > LISTING_SECONDS]:
+                del self._listings[key]
+            for run, by_tag in series.items():
+                self._listings.update({(experiment, run, tag): (now, steps) for tag, steps in by_tag.items()})
+
+    def _listing(self, ctx, experiment, run, tags, fresh=False):
+        """{tag: {step: Blobs}} of one run, from listings made in the last LISTING_SECONDS."""
+        now = time.monotonic()
+        with self._listings_lock:
+            cached = {} if fresh else {tag: self._listings.get((experiment, run, tag)) for tag in tags}
+        found = {tag: hit[1] for tag, hit in cached.items() if hit and now - hit[0] <= LISTING_SECONDS}
+        missing = [tag for tag in tags if tag not in found]
+        if missing:
+            read = self._blob_series(ctx, experiment, [run], missing).get(run, {})
+            read = {tag: read.get(tag, {}) for tag in missing}
+            self._remember(experiment, {run: read})
+            found.update(read)
+        return found
 
     def blob(self, ctx, reference):
         return self._provider.read_blob(ctx, blob_key=reference.blob_key)
@@ -87,7 +118,8 @@ class Store:
 
     def _run_names(self, ctx, experiment):
         listing = self._provider.list_blob_sequences(
-            ctx, experiment_id=experiment, plugin_name=metadata.PLUGIN_NAME)
+            ctx, experiment_id=experiment, plugin_name=metadata.PLUGIN_NAME,
+            run_tag_filter=provider.RunTagFilter(tags=[metadata.PROBES]))
         return sorted(run for run, tags in listing.items() if metadata.PROBES in tags)
 
     def _run_info(self, ctx, by_tag):
@@ -111,6 +143,8 @@ class Store:
         """
         runs = self._run_names(ctx, experiment)
         series = self._blob_series(ctx, experiment, runs, self._RUN_TAGS) if runs else {}
+        self._remember(experiment, {run: {tag: by_tag.get(tag, {}) for tag in self._RUN_TAGS}
+                                    for run, by_tag in series.items()})
         result = {}
         for run in runs:
             if not series.get(run, {}).get(metadata.PROBES):
@@ -128,7 +162,7 @@ class Store:
 
     def run(self, ctx, experiment, run):
         """Info of one run, reading only that run's data."""
-        by_tag = self._blob_series(ctx, experiment, [run], self._RUN_TAGS).get(run, {})
+        by_tag = self._listing(ctx, experiment, run, self._RUN_TAGS)
         if not by_tag.get(metadata.PROBES):
             raise NotFound(f"no cnnviz data for run {run!r}", self._run_names(ctx, experiment))
         return self._run_info(ctx, by_tag)
@@ -136,7 +170,9 @@ class Store:
     # -- one step -----------------------------------------------------------------------------
     def step_blobs(self, ctx, experiment, run, tags, step):
         """{tag: BlobReferences} of several summaries at one step."""
-        series = self._blob_series(ctx, experiment, [run], list(tags)).get(run, {})
+        series = self._listing(ctx, experiment, run, tags)
+        if any(step not in series[tag] for tag in tags):  # logged since the listing was made?
+            series = self._listing(ctx, experiment, run, tags, fresh=True)
         result = {}
         for tag in tags:
             by_step = series.get(tag, {})
