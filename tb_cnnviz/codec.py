@@ -118,7 +118,8 @@ def quantise(maps):
         lo[empty], hi[empty] = 0.0, 0.0
     span = hi - lo
     scale = np.divide(np.float32(255), span, out=np.zeros_like(span), where=span > 0)
-    levels = (flat - lo[..., None]) * scale[..., None]
+    with np.errstate(invalid="ignore"):  # inf - inf and inf * 0 in maps marked non-finite
+        levels = (flat - lo[..., None]) * scale[..., None]
     if finite is not None:
         levels[~finite] = 0.0
     np.clip(np.rint(levels, out=levels), 0, 255, out=levels)
