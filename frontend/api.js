@@ -1,8 +1,12 @@
 // Requests to the plugin's routes, relative to the iframe's base URL data/plugin/cnnviz/.
 // Immutable answers (one step's data, images) are cached by URL, so scrubbing back is free.
+// A step takes one entry for its event and one per probe image: 4000 entries hold a view's
+// full pass over ~400 steps of 8 probes. A pass over more steps than fit evicts each step
+// before a scrub comes back to it (bench/frontend_fps.py: 0.4 frames/s over 200 steps at 600).
 
 const cache = new Map();
-const MAX_CACHED = 600;
+const MAX_CACHED = 4000;
+let scratch;  // one canvas to read pixels back: a new canvas and context per image cost more
 
 export function url(route, params = {}) {
   const query = new URLSearchParams();
@@ -67,10 +71,9 @@ export function loadImage(route, params) {
 }
 
 export function pixels(image) {
-  const canvas = document.createElement("canvas");
-  canvas.width = image.naturalWidth;
-  canvas.height = image.naturalHeight;
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(image, 0, 0);
-  return context.getImageData(0, 0, canvas.width, canvas.height);
+  scratch ||= document.createElement("canvas").getContext("2d", { willReadFrequently: true });
+  scratch.canvas.width = image.naturalWidth;  // also clears it
+  scratch.canvas.height = image.naturalHeight;
+  scratch.drawImage(image, 0, 0);
+  return scratch.getImageData(0, 0, image.naturalWidth, image.naturalHeight);
 }

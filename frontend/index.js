@@ -42,7 +42,7 @@ class App {
     this.store = new Store();
     this.generation = 0;
     this.pending = false;
-    this.stepControl = new StepControl((step) => this.store.update({ step }));
+    this.stepControl = new StepControl((step, dragging) => this.store.update({ step }, { dragging }));
   }
 
   async start() {

@@ -49,6 +49,7 @@ export class Store {
   constructor() {
     this.state = readState();
     this.listeners = [];
+    this.unwritten = false;  // a drag moved the step without writing the hash yet
     // Back/forward or an edited address: follow the hash.
     hostWindow().addEventListener("hashchange", () => {
       this.state = readState();
@@ -60,12 +61,19 @@ export class Store {
     this.listeners.push(listener);
   }
 
-  update(patch) {
+  // dragging: one of many updates in a row (a slider drag); the hash is written by the next
+  // update without it, even one that changes nothing (the drag's release).
+  update(patch, { dragging = false } = {}) {
     const next = { ...this.state };
     for (const [key, value] of Object.entries(patch)) next[key] = value === undefined ? DEFAULTS[key] : String(value);
-    if (Object.keys(next).every((key) => next[key] === this.state[key])) return;
+    const changed = Object.keys(next).some((key) => next[key] !== this.state[key]);
+    this.unwritten ||= dragging && changed;
+    if (!dragging && (changed || this.unwritten)) {
+      writeHash(next);
+      this.unwritten = false;
+    }
+    if (!changed) return;
     this.state = next;
-    writeHash(next);
     for (const listener of this.listeners) listener(next);
   }
 }

@@ -11,7 +11,10 @@ export class StepControl {
     this.steps = [];
     this.timer = null;
     this.slider = el("input", { type: "range", min: "0", max: "0", value: "0", class: "step-slider", "aria-label": "step" });
-    this.slider.addEventListener("input", () => this.go(Number(this.slider.value)));
+    // A drag draws every step it passes but leaves the link (URL hash) to its release: writing
+    // the hash costs about as much as drawing a step (bench/frontend_fps.py).
+    this.slider.addEventListener("input", () => this.go(Number(this.slider.value), true));
+    this.slider.addEventListener("change", () => this.go(Number(this.slider.value)));
     this.label = el("span", { class: "step-label" });
     this.play = el("button", { class: "play", text: "▶ Play", title: "play / pause", onclick: () => this.toggle() });
     this.speed = select(SPEEDS, "2", () => this.timer && this.start(), { "aria-label": "speed" });
@@ -31,10 +34,10 @@ export class StepControl {
     this.label.textContent = steps.length ? `step ${step}  (${index + 1} of ${steps.length})` : "no steps";
   }
 
-  go(index) {
+  go(index, dragging = false) {
     if (!this.steps.length) return;
     const clamped = Math.min(this.steps.length - 1, Math.max(0, index));
-    this.onStep(this.steps[clamped]);
+    this.onStep(this.steps[clamped], dragging);
   }
 
   move(delta) {
