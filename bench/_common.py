@@ -163,6 +163,7 @@ class Report:
 
     def figure(self, name, value, limit, text, at_least=False):
         """A figure that passes at or below `limit` (at or above it if `at_least`)."""
+        value = float(value)  # numpy scalars are not JSON
         passed = value >= limit if at_least else value <= limit
         target = f"{'>=' if at_least else '<='} {limit:g}"
         if self.as_json:

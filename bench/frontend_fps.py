@@ -32,6 +32,8 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from _common import Report  # noqa: E402
+
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from demo.model import vgg_style  # noqa: E402
@@ -131,8 +133,8 @@ def main():
                         help="one JSON line per headline figure on stdout, the details on stderr")
     args = parser.parse_args()
 
-    def say(text=""):
-        print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
+    report = Report(args.json)
+    say = report.say
 
     logdir = os.path.join(tempfile.mkdtemp(prefix="cnnviz_fps_"), "logs")
     start = time.perf_counter()
@@ -165,12 +167,8 @@ def main():
         say(f"{view:12s} {kind:36s} {row['moves']:6d} {row['drawn']:6d} {row['seconds']:8.2f} "
             f"{row['fps']:9.1f} {row['fps'] / DISPLAY_HZ:8.2f}")
     for view, kind, row in rows[1:]:
-        ratio = row["fps"] / DISPLAY_HZ
-        if args.json:
-            print(json.dumps({"name": f"frontend_fps.{view}_scrub_ratio_to_60hz", "value": round(ratio, 3),
-                              "target": ">= 0.5 (30 frames/s)", "pass": ratio >= 0.5}), flush=True)
-        say(f"{view} scrub, prefetched: {row['fps']:.1f} frames/s = {ratio:.2f} of 60 Hz "
-            f"(target >= 0.5: {'PASS' if ratio >= 0.5 else 'FAIL'})")
+        report.figure(f"frontend_fps.{view}_scrub_ratio_to_60hz", row["fps"] / DISPLAY_HZ, 0.5,
+                      f"{view} scrub, prefetched, {row['fps']:.1f} frames/s, as a fraction of 60 Hz", at_least=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ printed too).
 import argparse
 import concurrent.futures
 import gc
-import json
 import multiprocessing
 import os
 import sys
@@ -34,6 +33,8 @@ import time
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from _common import Report  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -128,14 +129,8 @@ def main():
                         help="one JSON line per headline figure on stdout, the details on stderr")
     args = parser.parse_args()
 
-    def say(text=""):
-        print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
-
-    def headline(name, value, target, passed, text):
-        if args.json:
-            print(json.dumps({"name": name, "value": round(float(value), 4), "target": target, "pass": bool(passed)}),
-                  flush=True)
-        say(f"{text}  (target {target}: {'PASS' if passed else 'FAIL'})")
+    report = Report(args.json)
+    say = report.say
 
     start = time.perf_counter()
     samples = in_fresh_process(demo_run, args.events, args.train_every)
@@ -149,14 +144,12 @@ def main():
     for i, n in enumerate(events):
         say(f"{n:7.0f} {rss[i]:8.1f} {size[i] / 1e6:10.2f} {per_event[i - 1] / 1e3 if i else float('nan'):19.1f}")
     growth = warm_growth(say, events, rss, args.events // 10)
-    headline("long_run.demo_rss_growth_pct", growth, "<= 5 %", growth <= 5,
-             f"RSS growth after warm-up, fitted: {growth:+.2f} %")
+    report.figure("long_run.demo_rss_growth_pct", growth, 5, "RSS growth after warm-up, fitted, %")
     say(f"logdir bytes vs events: R^2 of a line {r_squared(events, size):.5f}; bytes per event in "
         f"100-event windows {per_event.min() / 1e3:.1f}-{per_event.max() / 1e3:.1f} KB "
         f"(max/min {per_event.max() / per_event.min():.2f})")
     drift = per_event[-1] / per_event[0]
-    headline("long_run.logdir_bytes_per_event_last_over_first", drift, "<= 1.1", drift <= 1.1,
-             f"bytes per event, last window / first: {drift:.2f}")
+    report.figure("long_run.logdir_bytes_per_event_last_over_first", drift, 1.1, "bytes per event, last window / first")
 
     start = time.perf_counter()
     samples = in_fresh_process(tiny_run, args.long_events)
@@ -169,10 +162,9 @@ def main():
     for n, r, f in zip(events, rss, fds):
         say(f"{n:7.0f} {r:8.1f} {f:9d}")
     growth = warm_growth(say, events, rss, args.long_events // 10)
-    headline("long_run.tiny_rss_growth_pct", growth, "<= 5 %", growth <= 5,
-             f"RSS growth after warm-up, fitted: {growth:+.2f} %")
-    headline("long_run.open_fd_growth", max(fds) - min(fds), "== 0", max(fds) == min(fds),
-             f"open file descriptors: {min(fds)}-{max(fds)}")
+    report.figure("long_run.tiny_rss_growth_pct", growth, 5, "RSS growth after warm-up, fitted, %")
+    report.figure("long_run.open_fd_growth", max(fds) - min(fds), 0,
+                  f"growth of open file descriptors ({min(fds)}-{max(fds)})")
 
 
 if __name__ == "__main__":
