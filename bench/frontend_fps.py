@@ -97,7 +97,7 @@ def write_run(logdir, steps):
         start = step * 32 % len(images)
         model.train_on_batch(images[start:start + 32], labels[start:start + 32])
         callback.log(step)
-    callback._writer.writer.flush()
+    callback._writer.writer.close()
 
 
 def wait_for_steps(base, count):
@@ -126,22 +126,10 @@ def scrub(frame, steps, view, indices, paced=True):
     return {"drawn": len(drawn), "moves": len(indices), "seconds": seconds, "fps": len(drawn) / seconds}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--json", action="store_true",
-                        help="one JSON line per headline figure on stdout, the details on stderr")
-    args = parser.parse_args()
-
-    report = Report(args.json)
-    say = report.say
-
-    logdir = os.path.join(tempfile.mkdtemp(prefix="cnnviz_fps_"), "logs")
-    start = time.perf_counter()
-    write_run(logdir, args.steps)
-    say(f"run: demo vgg_style 40x40, 8 probes, {args.steps} steps, written in {time.perf_counter() - start:.0f} s")
+def measure(logdir, count, say):
+    """[(view, kind of scrub, scrub() result)] over the run in `logdir` of `count` steps."""
     with tensorboard_server(logdir, load_fast=False) as base, sync_playwright() as playwright:
-        steps = wait_for_steps(base, args.steps)
+        steps = wait_for_steps(base, count)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 950})
         errors = []
@@ -162,6 +150,25 @@ def main():
         browser.close()
     if errors:
         raise SystemExit(f"page errors: {errors}")
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON line per headline figure on stdout, the details on stderr")
+    args = parser.parse_args()
+    report = Report(args.json)
+    say = report.say
+
+    with tempfile.TemporaryDirectory(prefix="cnnviz_fps_") as tmp:  # the run and tensorboard's log
+        logdir = os.path.join(tmp, "logs")
+        start = time.perf_counter()
+        write_run(logdir, args.steps)
+        say(f"run: demo vgg_style 40x40, 8 probes, {args.steps} steps, written in "
+            f"{time.perf_counter() - start:.0f} s")
+        rows = measure(logdir, args.steps, say)
     say(f"\n{'view':12s} {'scrub':36s} {'moves':>6s} {'drawn':>6s} {'seconds':>8s} {'frames/s':>9s} {'/ 60 Hz':>8s}")
     for view, kind, row in rows:
         say(f"{view:12s} {kind:36s} {row['moves']:6d} {row['drawn']:6d} {row['seconds']:8.2f} "

@@ -224,8 +224,9 @@ def test_a_damaged_summary_is_reported_where_it_is_shown(page, server):
     frame.locator("main .message.error").wait_for()
     assert "ranges do not match" in frame.locator("main .message.error").text_content()
     frame.locator("select[name=layer]").select_option("conv4")  # the other layers still show
-    wait_ready(frame, "activations")
+    frame.locator("canvas.mosaic").nth(4).wait_for()  # (data-ready already says activations)
     assert frame.locator("canvas.mosaic").count() == 5
+    assert frame.locator("main .message.error").count() == 0
     frame.locator("button[data-view=filters]").click()
     wait_ready(frame, "filters")
     assert "ranges do not match" not in frame.locator("main").text_content()
