@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import tb_cnnviz
 from helpers import (
-    cosine_distance_np, filter_rows, fit_logged, pearson, quantisation_ok, reference_cam,
+    cosine_distance_np, filter_rows, pearson, quantisation_ok, reference_cam,
     reference_gradients, small_cnn,
 )
 from tb_cnnviz import metadata
