@@ -4,8 +4,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tb_cnnviz import CNNViz, read_run
-
 
 def small_cnn(size=32, classes=4, softmax=True, name="small"):
     """Conv, separable and depthwise layers, with a pooling step between them."""
@@ -22,18 +20,9 @@ def small_cnn(size=32, classes=4, softmax=True, name="small"):
     return model
 
 
-def fit_logged(tmp_path, model, images, labels, epochs=2, **options):
-    """Trains with CNNViz and returns (callback, reader Run)."""
-    options.setdefault("strict", True)
-    callback = CNNViz(str(tmp_path), images[:6], labels[:6], **options)
-    model.fit(images, labels, epochs=epochs, batch_size=32, verbose=0, callbacks=[callback])
-    return callback, read_run(str(tmp_path))
-
-
 def pearson(a, b):
     a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
     return float(np.corrcoef(a, b)[0, 1])
-
 
 
 def effective_kernel_np(layer):
