@@ -25,11 +25,26 @@ def _positive_int(value, name):
     return int(value)
 
 
+def _kept_channels(max_channels, max_layer_pixels, map_pixels):
+    """How many maps of a layer to log: max_channels, fewer for large maps so that a probe logs
+    at most max_layer_pixels pixels of the layer (always at least one map)."""
+    if max_layer_pixels is None or map_pixels is None:
+        return max_channels
+    budget = max(1, max_layer_pixels // map_pixels)
+    return budget if max_channels == "all" else min(max_channels, budget)
+
+
 def _spread(count, keep):
     """`keep` channel indices spread evenly over `count`, fixed for the whole run."""
     if keep == "all" or keep >= count:
         return list(range(count))
     return sorted({int(round(i)) for i in np.linspace(0, count - 1, keep)})
+
+
+def _map_pixels(layer):
+    """Pixels of one feature map of a conv layer, or None if its size is dynamic."""
+    height, width = layer.output.shape[1:3]
+    return None if height is None or width is None else int(height * width)
 
 
 def _is_chief(model):
@@ -67,6 +82,7 @@ class CNNViz(keras.callbacks.Callback):
         class_names=None,
         target="predicted",
         max_channels=16,
+        max_layer_pixels=10_000,
         log_weights=True,
         run_name=None,
         faithfulness_fraction=0.2,
@@ -97,6 +113,8 @@ class CNNViz(keras.callbacks.Callback):
         if max_channels != "all":
             max_channels = _positive_int(max_channels, 'max_channels (or "all")')
         self.max_channels = max_channels
+        self.max_layer_pixels = (
+            None if max_layer_pixels is None else _positive_int(max_layer_pixels, "max_layer_pixels (or None)"))
         self.log_weights = bool(log_weights)
         if not 0.0 < float(faithfulness_fraction) < 1.0:
             raise ValueError(f"faithfulness_fraction must be in (0, 1), got {faithfulness_fraction!r}")
@@ -198,14 +216,18 @@ class CNNViz(keras.callbacks.Callback):
             if self.gradcam_layer_name is not None
             else list(convs)[-1]
         )
-        channels = {p: _spread(convs[p].output.shape[-1], self.max_channels) for p in chosen}
+        channels = {
+            p: _spread(convs[p].output.shape[-1],
+                       _kept_channels(self.max_channels, self.max_layer_pixels, _map_pixels(convs[p])))
+            for p in chosen
+        }
         self._check_size(convs, channels)
         first = list(convs)[0]
         rgb = first if layer_utils.effective_kernel(convs[first]).shape[2] in (1, 3) else None
         filter_channels = {}
         if self.log_weights:
-            filter_channels = {
-                p: (_spread(convs[p].output.shape[-1], 64) if p == rgb else channels[p]) for p in chosen
+            filter_channels = {  # filters are small: not limited by max_layer_pixels
+                p: _spread(convs[p].output.shape[-1], 64 if p == rgb else self.max_channels) for p in chosen
             }
         return probe_lib.ProbeSpec(
             gradcam_layer=gradcam_layer,
@@ -219,8 +241,8 @@ class CNNViz(keras.callbacks.Callback):
     def _check_size(self, convs, channels):
         """Refuses, before any work, an event too big to hold in memory."""
         sizes = {  # logged values per layer (layers with a dynamic map size cannot be told)
-            p: len(self.samples) * int(np.prod(convs[p].output.shape[1:3])) * len(channels[p])
-            for p in channels if None not in convs[p].output.shape[1:3]
+            p: len(self.samples) * _map_pixels(convs[p]) * len(channels[p])
+            for p in channels if _map_pixels(convs[p]) is not None
         }
         values = sum(sizes.values())
         if values > MAX_LOGGED_VALUES:
@@ -229,8 +251,8 @@ class CNNViz(keras.callbacks.Callback):
                 f"one event would log {values / 2**20:.0f} M feature-map values ({len(self.samples)} probes; "
                 f"layer {biggest!r} alone {sizes[biggest] / 2**20:.0f} M), more than the "
                 f"{MAX_LOGGED_VALUES // 2**20} M an event may hold (~32 bytes of memory each): lower "
-                f"max_channels (now {self.max_channels!r}), log fewer layers with layers=[...], or pass "
-                f"fewer samples"
+                f"max_channels (now {self.max_channels!r}) or max_layer_pixels (now "
+                f"{self.max_layer_pixels!r}), log fewer layers with layers=[...], or pass fewer samples"
             )
 
     def on_train_begin(self, logs=None):

@@ -1,5 +1,5 @@
 """One event of a big configuration in a fresh process: 224x224 probes, a 2,048-channel layer,
-max_channels="all". Prints JSON: logged values, peak memory above the model's own forward
+max_channels="all", max_layer_pixels=None. Prints JSON: logged values, peak memory above the model's own forward
 pass, and the worst activation error relative to each map's range."""
 
 import json
@@ -36,7 +36,7 @@ def main(logdir, count):
     wide = keras.Model(model.inputs, model.get_layer("wide").output)
     truth = wide.predict(images, batch_size=count, verbose=0)  # the model's forward on every probe
     before = peak_bytes()
-    tb_cnnviz.CNNViz(logdir, images, max_channels="all", model=model, strict=True).log(0)
+    tb_cnnviz.CNNViz(logdir, images, max_channels="all", max_layer_pixels=None, model=model, strict=True).log(0)
     extra = peak_bytes() - before
     logged = tb_cnnviz.read_run(logdir).event(0).activations("wide")[0]  # (count, 2048, 7, 7)
     truth = truth.transpose(0, 3, 1, 2)

@@ -31,6 +31,7 @@ def test_an_event_too_big_for_memory_is_refused_before_any_work():
     outputs = keras.layers.Dense(4, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
     model = keras.Model(inputs, outputs)
     probes = np.zeros((64, 224, 224, 3), np.float32)
-    with pytest.raises(ValueError, match=r"1568 M feature-map values .*'full_res'.*lower max_channels \(now 'all'\)"):
-        tb_cnnviz.CNNViz("unused", probes, max_channels="all", model=model)
-    tb_cnnviz.CNNViz("unused", probes, max_channels=16, model=model)  # 49 M values: accepted
+    with pytest.raises(ValueError, match=r"1568 M feature-map values .*'full_res'.*lower max_channels \(now 'all'\) "
+                                         r"or max_layer_pixels \(now None\)"):
+        tb_cnnviz.CNNViz("unused", probes, max_channels="all", max_layer_pixels=None, model=model)
+    tb_cnnviz.CNNViz("unused", probes, max_channels=16, max_layer_pixels=None, model=model)  # 49 M values: accepted
