@@ -374,7 +374,7 @@ class CNNViz(keras.callbacks.Callback):
         images = self.samples
         if images.shape[-1] not in (1, 3):
             images = images.mean(axis=-1, keepdims=True)
-        value = summary.maps_value(
+        _, value = summary.maps_value(
             images[:, None],
             labels=None if self.labels is None else self.labels.tolist(),
             class_names=self.class_names,
@@ -406,16 +406,20 @@ class CNNViz(keras.callbacks.Callback):
         drop = target_probability - result["masked_probability"]
         top = np.argsort(-probabilities, axis=1)[:, :5]
         items = {}
+        index = {metadata.ACTIVATIONS: {}, metadata.FILTERS: {}}  # headers, for the predictions summary
         for kind, key in ((metadata.GRADCAM, "gradcam"), (metadata.GRADCAM_PP, "gradcam++")):
             maps = result[key][:, None, :, :, None]  # one (H, W, 1) map per probe
-            items[tag(kind, mode)] = (kind, summary.maps_value(maps, layer=spec.gradcam_layer))
+            index[kind], value = summary.maps_value(maps, layer=spec.gradcam_layer)
+            items[tag(kind, mode)] = (kind, value)
         for path, maps in result["activations"].items():
-            items[tag(metadata.ACTIVATIONS, mode, path)] = (
-                metadata.ACTIVATIONS, summary.maps_value(maps, channels=spec.activation_channels[path]))
+            index[metadata.ACTIVATIONS][path], value = summary.maps_value(
+                maps, channels=spec.activation_channels[path])
+            items[tag(metadata.ACTIVATIONS, mode, path)] = (metadata.ACTIVATIONS, value)
         for path, maps in result["filters"].items():
             view = "kernel" if path == spec.rgb_filter_layer else "mean_over_inputs"
-            items[tag(metadata.FILTERS, mode, path)] = (
-                metadata.FILTERS, summary.maps_value(maps, channels=spec.filter_channels[path], view=view))
+            index[metadata.FILTERS][path], value = summary.maps_value(
+                maps, channels=spec.filter_channels[path], view=view)
+            items[tag(metadata.FILTERS, mode, path)] = (metadata.FILTERS, value)
         first_in_process = not self._logged
         for path, stats in result["stats"].items():
             if first_in_process:
@@ -423,6 +427,7 @@ class CNNViz(keras.callbacks.Callback):
                 stats[metadata.STAT_NAMES.index("cos_to_prev")] = np.nan  # no previous event
             items[tag(metadata.STATS, mode, path)] = (metadata.STATS, summary.tensor_value(stats))
         items[tag(metadata.FAITHFULNESS, mode)] = (metadata.FAITHFULNESS, summary.tensor_value(drop.mean()))
+        index[metadata.FAITHFULNESS] = float(drop.mean())
         # Written last: a step whose predictions are on disk is complete, even if the
         # process was killed while writing the next one.
         items[tag(metadata.PREDICTIONS, mode)] = (metadata.PREDICTIONS, summary.header_value(
@@ -435,5 +440,6 @@ class CNNViz(keras.callbacks.Callback):
             label=None if self.labels is None else self.labels.tolist(),
             top_classes=top.tolist(),
             top_probabilities=np.take_along_axis(probabilities, top, axis=1).tolist(),
+            **{metadata.STEP_INDEX: index},
         ))
         return items

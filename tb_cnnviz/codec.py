@@ -34,7 +34,13 @@ def encode_header(**fields):
 
 def decode_header(blob):
     """Parses element 0 of a blob sequence; raises metadata.FormatError when unusable."""
-    header = metadata.parse_plugin_content(blob)
+    return check_header(metadata.parse_plugin_content(blob))
+
+
+def check_header(header):
+    """`header` if its shape and ranges are usable, else metadata.FormatError."""
+    if not isinstance(header, dict):
+        raise metadata.FormatError(f"not a cnnviz header: {str(header)[:80]}")
     if "shape" in header:
         shape = header["shape"]
         if not (isinstance(shape, list) and len(shape) == 5

@@ -30,6 +30,11 @@ LAYER_KINDS = (ACTIVATIONS, FILTERS, STATS)
 # Fields every run header (the PROBES summary) has; the plugin relies on them.
 RUN_FIELDS = ("shape", "layers", "conv_layers", "channels", "filter_channels", "gradcam_layer", "stat_names")
 
+# Key of the PREDICTIONS header that indexes its step: the headers of the step's other blob
+# summaries ({GRADCAM: h, GRADCAM_PP: h, ACTIVATIONS: {layer: h}, FILTERS: {layer: h}}) and
+# its FAITHFULNESS value, so a step's overview is one read. Runs written before it lack it.
+STEP_INDEX = "summaries"
+
 # Rows of a STATS tensor, shape (len(STAT_NAMES), filters).
 STAT_NAMES = ("norm", "cos_to_first", "cos_to_prev", "mean_activation", "dead_fraction")
 

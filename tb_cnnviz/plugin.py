@@ -111,6 +111,27 @@ def _npy(array):
     return buffer.getvalue()
 
 
+def _checked_step_index(index):
+    """The step index of a predictions header, each summary's header checked: a damaged one
+    becomes {"error": why}, so the rest of the step stays usable."""
+    def checked(header):
+        try:
+            return codec.check_header(header)
+        except metadata.FormatError as error:
+            return {"error": str(error)}
+
+    groups = (metadata.ACTIVATIONS, metadata.FILTERS)
+    if not (isinstance(index, dict) and all(isinstance(index.get(g), dict) for g in groups)
+            and isinstance(index.get(metadata.FAITHFULNESS), (int, float, type(None)))):
+        raise metadata.FormatError("damaged cnnviz step index in the predictions summary")
+    return {
+        metadata.GRADCAM: checked(index.get(metadata.GRADCAM)),
+        metadata.GRADCAM_PP: checked(index.get(metadata.GRADCAM_PP)),
+        **{group: {str(path): checked(h) for path, h in index[group].items()} for group in groups},
+        metadata.FAITHFULNESS: index[metadata.FAITHFULNESS],
+    }
+
+
 def _route(handler):
     """Runs a handler returning (body, content type, expires); errors become JSON answers."""
 
@@ -256,31 +277,33 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     @_route
     def _serve_event(self, request):
+        """A step's overview: predictions and the header of every summary of the step."""
         ctx, experiment, run, info, mode, step = self._step(request)
-        layers = {metadata.tag(metadata.ACTIVATIONS, mode, p): ("activations", p) for p in info["layers"]}
-        layers.update({metadata.tag(metadata.FILTERS, mode, p): ("filters", p) for p in info["filter_channels"]})
-        tags = [metadata.tag(metadata.PREDICTIONS, mode), metadata.tag(metadata.GRADCAM, mode),
-                metadata.tag(metadata.GRADCAM_PP, mode), *layers]
+        tag = metadata.tag(metadata.PREDICTIONS, mode)
+        predictions = dict(self._store.header(ctx, self._store.step_blobs(ctx, experiment, run, [tag], step)[tag]))
+        index = predictions.pop(metadata.STEP_INDEX, None)
+        summaries = (self._read_step_summaries(ctx, experiment, run, info, mode, step) if index is None
+                     else _checked_step_index(index))
+        return {"run": run, "mode": mode, "step": step, "predictions": predictions, **summaries}, \
+            "application/json", STEP_EXPIRES
+
+    def _read_step_summaries(self, ctx, experiment, run, info, mode, step):
+        """The step index of a run written without one: read from every summary of the step."""
+        layers = {metadata.tag(metadata.ACTIVATIONS, mode, p): (metadata.ACTIVATIONS, p) for p in info["layers"]}
+        layers.update({metadata.tag(metadata.FILTERS, mode, p): (metadata.FILTERS, p) for p in info["filter_channels"]})
+        tags = [metadata.tag(metadata.GRADCAM, mode), metadata.tag(metadata.GRADCAM_PP, mode), *layers]
         blobs = self._store.step_blobs(ctx, experiment, run, tags, step)
         headers = {tag: self._header_or_error(ctx, refs) for tag, refs in blobs.items()}
-        if "error" in headers[tags[0]]:  # predictions: without them the step is unusable
-            raise metadata.FormatError(headers[tags[0]]["error"])
-        summary = {"activations": {}, "filters": {}}
+        summaries = {metadata.GRADCAM: headers[tags[0]], metadata.GRADCAM_PP: headers[tags[1]],
+                     metadata.ACTIVATIONS: {}, metadata.FILTERS: {}}
         for tag, (group, path) in layers.items():
-            summary[group][path] = headers[tag]
+            summaries[group][path] = headers[tag]
         try:
             faithfulness = self._store.tensors(ctx, experiment, run, metadata.tag(metadata.FAITHFULNESS, mode))
         except metadata.FormatError:
             faithfulness = {}  # the faithfulness route says why
-        body = {
-            "run": run, "mode": mode, "step": step,
-            "predictions": headers[tags[0]],
-            "gradcam": headers[tags[1]],
-            "gradcam_pp": headers[tags[2]],
-            "faithfulness": float(faithfulness[step]) if step in faithfulness else None,
-            **summary,
-        }
-        return body, "application/json", STEP_EXPIRES
+        summaries[metadata.FAITHFULNESS] = float(faithfulness[step]) if step in faithfulness else None
+        return summaries
 
     def _header_or_error(self, ctx, references):
         """A summary's header, or {"error": why} so one damaged layer leaves the rest usable."""

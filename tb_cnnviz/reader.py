@@ -39,7 +39,8 @@ class Event:
     @property
     def predictions(self):
         """dict: predicted, probability, target, target_probability, label, top classes, ..."""
-        return codec.decode_header(self._blobs(metadata.PREDICTIONS)[0])
+        header = codec.decode_header(self._blobs(metadata.PREDICTIONS)[0])
+        return {key: value for key, value in header.items() if key != metadata.STEP_INDEX}
 
     def nonfinite(self, kind, layer=None):
         """Per item and map, how many logged values were NaN or infinite (B, n) — a diverged

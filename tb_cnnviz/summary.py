@@ -18,11 +18,12 @@ def _metadata(kind):
 
 
 def maps_value(maps, **fields):
-    """Blob sequence [header, PNG per item] of float maps (B, n, h, w, c)."""
+    """(header, blob sequence [header JSON, PNG per item]) of float maps (B, n, h, w, c); the
+    header as a dict too, for the step index the predictions summary carries."""
     mosaics, lo, hi, nonfinite = codec.quantise(maps)
-    header = codec.encode_header(shape=list(np.shape(maps)), lo=lo.tolist(), hi=hi.tolist(),
-                                 nonfinite=nonfinite.tolist(), **fields)
-    return np.asarray([header, *map(codec.array_to_png, mosaics)], dtype=object)
+    header = {"version": metadata.FORMAT_VERSION, "shape": list(np.shape(maps)), "lo": lo.tolist(),
+              "hi": hi.tolist(), "nonfinite": nonfinite.tolist(), **fields}
+    return header, np.asarray([codec.encode_header(**header), *map(codec.array_to_png, mosaics)], dtype=object)
 
 
 def header_value(**fields):

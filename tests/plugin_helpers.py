@@ -74,7 +74,8 @@ def rewrite_run(source, target, transform):
 
 
 def damage_images(value):
-    """Grad-CAM PNGs become garbage; conv1's activation header loses its ranges."""
+    """Grad-CAM PNGs become garbage; conv1's activation header (and its copy in the step index)
+    loses its ranges."""
     if value.tag == "train/gradcam":
         for index in range(1, len(value.tensor.string_val)):
             value.tensor.string_val[index] = b"\x89PNG not really"
@@ -82,6 +83,20 @@ def damage_images(value):
         header = json.loads(value.tensor.string_val[0])
         del header["lo"]
         value.tensor.string_val[0] = json.dumps(header).encode()
+    if value.tag == "train/predictions":
+        header = json.loads(value.tensor.string_val[0])
+        del header["summaries"]["activations"]["conv1"]["lo"]
+        value.tensor.string_val[0] = json.dumps(header).encode()
+
+
+def edit_step_index(edit):
+    """Transform for rewrite_run: `edit(predictions header)` on every predictions summary."""
+    def transform(value):
+        if value.tag.endswith("/predictions"):
+            header = json.loads(value.tensor.string_val[0])
+            edit(header)
+            value.tensor.string_val[0] = json.dumps(header).encode()
+    return transform
 
 
 HOSTILE_LAYERS = {"conv1": "<img src=x onerror=alert(1)>", "sep2": "\"'><svg onload=alert(2)>"}
@@ -105,13 +120,33 @@ def rename_to_hostile(value):
         blobs[0] = json.dumps(header).encode()
 
 
-def wsgi_client(logdir):
-    """werkzeug Client over TensorBoardWSGI with a real MultiplexerDataProvider."""
+class _Recording:
+    """A data provider that reports each payload read (read_blob, read_tensors) to `on_read`."""
+
+    def __init__(self, inner, on_read):
+        self._inner, self._on_read = inner, on_read
+
+    def read_blob(self, ctx=None, *, blob_key):
+        self._on_read(("read_blob", None))
+        return self._inner.read_blob(ctx, blob_key=blob_key)
+
+    def read_tensors(self, ctx=None, **kwargs):
+        self._on_read(("read_tensors", tuple(kwargs["run_tag_filter"].tags)))
+        return self._inner.read_tensors(ctx, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def wsgi_client(logdir, on_read=None):
+    """werkzeug Client over TensorBoardWSGI with a real MultiplexerDataProvider (whose payload
+    reads the plugin makes are reported to `on_read`, if given)."""
     multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"cnnviz": 0})
     multiplexer.AddRunsFromDirectory(logdir)
     multiplexer.Reload()
     provider = data_provider.MultiplexerDataProvider(multiplexer, logdir)
-    context = base_plugin.TBContext(logdir=logdir, data_provider=provider, flags=None)
+    plugin_provider = provider if on_read is None else _Recording(provider, on_read)
+    context = base_plugin.TBContext(logdir=logdir, data_provider=plugin_provider, flags=None)
     plugin = CNNVizLoader().load(context)
     return werkzeug_test.Client(application.TensorBoardWSGI([plugin], data_provider=provider))
 

@@ -11,7 +11,7 @@ def test_encode_decode_round_trip_within_quantisation_bound(shape):
     rng = np.random.default_rng(0)
     maps = rng.normal(size=shape).astype(np.float32) * rng.uniform(0.1, 100, shape[:2])[..., None, None, None]
     maps[0, 0] = 7.0  # a constant map decodes exactly
-    header, *pngs = summary.maps_value(maps)
+    header, *pngs = summary.maps_value(maps)[1]
     decoded = codec.decode_maps(codec.decode_header(header), pngs)
     assert decoded.shape == shape
     span = maps.max(axis=(2, 3, 4), keepdims=True) - maps.min(axis=(2, 3, 4), keepdims=True)
@@ -24,7 +24,7 @@ def test_non_finite_values_do_not_break_encoding():
     maps[0, 0, 0, 0] = np.nan
     maps[0, 0, 1, 1] = 5.0
     maps[0, 1] = np.inf
-    header = codec.decode_header(summary.maps_value(maps)[0])
+    header = codec.decode_header(summary.maps_value(maps)[1][0])
     assert header["lo"] == [[1.0, 0.0]] and header["hi"] == [[5.0, 0.0]] and header["nonfinite"] == [[1, 16]]
 
 

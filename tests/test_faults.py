@@ -16,7 +16,8 @@ import tensorflow as tf
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.util import tensor_util
 
-from plugin_helpers import PREFIX, damage_images, http_get, npy, rewrite_run, tensorboard_server, write_logs, wsgi_client
+from plugin_helpers import (PREFIX, damage_images, edit_step_index, http_get, npy, rewrite_run, tensorboard_server,
+                            write_logs, wsgi_client)
 
 GOOD = ("alpha", "beta")
 
@@ -48,6 +49,8 @@ def logdir(tmp_path_factory):
     alpha = os.path.join(root, "alpha")
     rewrite_run(alpha, os.path.join(root, "damaged_images"), damage_images)
     rewrite_run(alpha, os.path.join(root, "foreign_stats"), stats_as_strings)
+    rewrite_run(alpha, os.path.join(root, "damaged_index"),
+                edit_step_index(lambda header: header.update(summaries=["not", "an", "index"])))
     write_foreign(os.path.join(root, "foreign"), b"hello")
     write_foreign(os.path.join(root, "foreign_json"), b'{"version": 1, "hello": "world"}')
     os.makedirs(os.path.join(root, "garbage"))
@@ -118,6 +121,16 @@ def test_damaged_and_foreign_runs_get_clear_errors_and_the_others_are_untouched(
         if route.startswith("gradcam") or (route.startswith("activations") and "conv1" in params):
             assert_json_error(status, body, 422)
             assert b"damaged cnnviz image" in body or b"ranges do not match" in body, body
+        else:
+            assert status == 200, (route, params, body[:300])
+    event = json.loads(get(f"event?run=damaged_images&step={runs['alpha']['steps']['train'][-1]}")[1])
+    assert "ranges do not match" in event["activations"]["conv1"]["error"]  # the rest of the step is usable
+    assert "error" not in event["activations"]["sep2"] and "error" not in event["gradcam"]
+
+    for (route, params), (status, body) in answers(get, "damaged_index", runs["alpha"]).items():
+        if route == "event":
+            assert_json_error(status, body, 422)
+            assert b"damaged cnnviz step index" in body
         else:
             assert status == 200, (route, params, body[:300])
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import tb_cnnviz
 from helpers import quantisation_ok
-from plugin_helpers import PREFIX, npy, png, write_future_run, wsgi_client, write_logs
+from plugin_helpers import PREFIX, edit_step_index, npy, png, rewrite_run, write_future_run, wsgi_client, write_logs
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,26 @@ def test_event_metadata_and_faithfulness(served):
     faith = json.loads(ok(client, "faithfulness", run="alpha")[1])
     assert faith["steps"] == reader.steps()
     np.testing.assert_allclose(faith["values"], reader.faithfulness()[1], rtol=1e-6)
+
+
+def test_event_reads_one_stored_payload_and_runs_written_without_a_step_index_still_open(served, tmp_path):
+    _, logdir, _ = served
+    copies = str(tmp_path / "logs")
+    rewrite_run(f"{logdir}/alpha", f"{copies}/indexed", lambda value: None)
+    rewrite_run(f"{logdir}/alpha", f"{copies}/unindexed", edit_step_index(lambda header: header.pop("summaries")))
+    reads = []
+    client = wsgi_client(copies, on_read=reads.append)
+    runs = {run["run"]: run for run in json.loads(ok(client, "runs")[1])["runs"]}
+    for mode in ("train", "eval"):
+        for step in runs["indexed"]["steps"][mode]:
+            reads.clear()
+            indexed = json.loads(ok(client, "event", run="indexed", mode=mode, step=step)[1])
+            assert reads == [("read_blob", None)], reads  # the predictions summary of that step, nothing else
+            reads.clear()
+            unindexed = json.loads(ok(client, "event", run="unindexed", mode=mode, step=step)[1])
+            assert len(reads) > 10  # every summary of the step, the faithfulness series
+            assert "summaries" not in indexed["predictions"]
+            assert unindexed == {**indexed, "run": "unindexed"}
 
 
 def test_npy_routes_equal_the_reader_and_the_model(served):
