@@ -428,8 +428,9 @@ class CNNViz(keras.callbacks.Callback):
             items[tag(metadata.STATS, mode, path)] = (metadata.STATS, summary.tensor_value(stats))
         items[tag(metadata.FAITHFULNESS, mode)] = (metadata.FAITHFULNESS, summary.tensor_value(drop.mean()))
         index[metadata.FAITHFULNESS] = float(drop.mean())
-        # Written last: a step whose predictions are on disk is complete, even if the
-        # process was killed while writing the next one.
+        # Readers take a step whose predictions are on disk as complete. The event is written
+        # as one record, whole or not at all; runs written by earlier versions (a record per
+        # summary) wrote predictions last for the same reason.
         items[tag(metadata.PREDICTIONS, mode)] = (metadata.PREDICTIONS, summary.header_value(
             predicted=predicted.tolist(),
             probability=probabilities[rows, predicted].tolist(),
