@@ -17,6 +17,9 @@ setup(
         "numpy",
         "pillow",
         "werkzeug",
+        # ISA-L deflate for the PNGs (2.6x faster than zlib); codec.py falls back to zlib where
+        # no wheel exists.
+        "isal; platform_machine in 'x86_64 AMD64 aarch64 arm64'",
     ],
     extras_require={"test": ["pytest", "playwright"]},
     license="Apache-2.0",

@@ -374,7 +374,7 @@ class CNNViz(keras.callbacks.Callback):
         images = self.samples
         if images.shape[-1] not in (1, 3):
             images = images.mean(axis=-1, keepdims=True)
-        _, value = summary.maps_value(
+        value = summary.maps_value(
             images[:, None],
             labels=None if self.labels is None else self.labels.tolist(),
             class_names=self.class_names,
@@ -406,20 +406,20 @@ class CNNViz(keras.callbacks.Callback):
         drop = target_probability - result["masked_probability"]
         top = np.argsort(-probabilities, axis=1)[:, :5]
         items = {}
-        index = {metadata.ACTIVATIONS: {}, metadata.FILTERS: {}}  # headers, for the predictions summary
+        index = {metadata.ACTIVATIONS: {}, metadata.FILTERS: {}}  # encoded headers of the step
         for kind, key in ((metadata.GRADCAM, "gradcam"), (metadata.GRADCAM_PP, "gradcam++")):
             maps = result[key][:, None, :, :, None]  # one (H, W, 1) map per probe
-            index[kind], value = summary.maps_value(maps, layer=spec.gradcam_layer)
-            items[tag(kind, mode)] = (kind, value)
+            items[tag(kind, mode)] = (kind, summary.maps_value(maps, layer=spec.gradcam_layer))
+            index[kind] = items[tag(kind, mode)][1][0]
         for path, maps in result["activations"].items():
-            index[metadata.ACTIVATIONS][path], value = summary.maps_value(
-                maps, channels=spec.activation_channels[path])
+            value = summary.maps_value(maps, channels=spec.activation_channels[path])
             items[tag(metadata.ACTIVATIONS, mode, path)] = (metadata.ACTIVATIONS, value)
+            index[metadata.ACTIVATIONS][path] = value[0]
         for path, maps in result["filters"].items():
             view = "kernel" if path == spec.rgb_filter_layer else "mean_over_inputs"
-            index[metadata.FILTERS][path], value = summary.maps_value(
-                maps, channels=spec.filter_channels[path], view=view)
+            value = summary.maps_value(maps, channels=spec.filter_channels[path], view=view)
             items[tag(metadata.FILTERS, mode, path)] = (metadata.FILTERS, value)
+            index[metadata.FILTERS][path] = value[0]
         first_in_process = not self._logged
         for path, stats in result["stats"].items():
             if first_in_process:

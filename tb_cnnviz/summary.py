@@ -16,12 +16,11 @@ def _metadata(kind):
 
 
 def maps_value(maps, **fields):
-    """(header, blob sequence [header JSON, PNG per item]) of float maps (B, n, h, w, c); the
-    header as a dict too, for the step index the predictions summary carries."""
+    """Blob sequence [header, PNG per item] of float maps (B, n, h, w, c)."""
     mosaics, lo, hi, nonfinite = codec.quantise(maps)
-    header = {"version": metadata.FORMAT_VERSION, "shape": list(np.shape(maps)), "lo": lo.tolist(),
-              "hi": hi.tolist(), "nonfinite": nonfinite.tolist(), **fields}
-    return header, np.asarray([codec.encode_header(**header), *map(codec.array_to_png, mosaics)], dtype=object)
+    header = codec.encode_header(shape=list(np.shape(maps)), lo=lo.tolist(), hi=hi.tolist(),
+                                 nonfinite=nonfinite.tolist(), **fields)
+    return np.asarray([header, *map(codec.array_to_png, mosaics)], dtype=object)
 
 
 def header_value(**fields):

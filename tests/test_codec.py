@@ -11,7 +11,7 @@ def test_encode_decode_round_trip_within_quantisation_bound(shape):
     rng = np.random.default_rng(0)
     maps = rng.normal(size=shape).astype(np.float32) * rng.uniform(0.1, 100, shape[:2])[..., None, None, None]
     maps[0, 0] = 7.0  # a constant map decodes exactly
-    header, *pngs = summary.maps_value(maps)[1]
+    header, *pngs = summary.maps_value(maps)
     decoded = codec.decode_maps(codec.decode_header(header), pngs)
     assert decoded.shape == shape
     span = maps.max(axis=(2, 3, 4), keepdims=True) - maps.min(axis=(2, 3, 4), keepdims=True)
@@ -24,7 +24,7 @@ def test_non_finite_values_do_not_break_encoding():
     maps[0, 0, 0, 0] = np.nan
     maps[0, 0, 1, 1] = 5.0
     maps[0, 1] = np.inf
-    header = codec.decode_header(summary.maps_value(maps)[1][0])
+    header = codec.decode_header(summary.maps_value(maps)[0])
     assert header["lo"] == [[1.0, 0.0]] and header["hi"] == [[5.0, 0.0]] and header["nonfinite"] == [[1, 16]]
 
 
@@ -57,3 +57,16 @@ def test_newer_format_version_is_refused_with_upgrade_advice():
 def test_every_kind_has_a_data_class():
     for kind in metadata.BLOB_KINDS + metadata.TENSOR_KINDS:
         assert metadata.create_summary_metadata(kind).data_class != 0
+
+
+@pytest.mark.parametrize("deflate", ["isal", "zlib"])
+def test_pngs_written_with_either_deflate_decode_exactly(monkeypatch, deflate):
+    if deflate == "zlib":  # the fallback where no isal wheel exists
+        monkeypatch.setattr(codec, "isal_zlib", None)
+    else:
+        assert codec.isal_zlib is not None  # setup.py installs it on this platform
+    rng = np.random.default_rng(1)
+    for shape in [(1, 1, 1), (17, 9, 1), (30, 40, 3), (200, 160, 1)]:
+        pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+        pixels[: shape[0] // 2] = 7  # a run-length-friendly half
+        assert np.array_equal(codec.png_to_array(codec.array_to_png(pixels)), pixels)
