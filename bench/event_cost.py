@@ -73,7 +73,7 @@ def breakdown(report, callback, probes, targets, repeats):
         "probe tf.function": median_time(lambda: probe(probes, targets), repeats),
         "quantise + PNG-write the maps, build headers": median_time(
             lambda: callback._event_items(result, "train"), repeats),
-        "write the summaries (one tf.function) and flush": median_time(
+        "write the summaries (one record) and flush": median_time(
             lambda: callback._writer.write(items, next(steps)), repeats),
     }
     report.say("where an event's time goes (medians):")
