@@ -21,6 +21,9 @@ ALL = 10**9  # `downsample` value that keeps every step
 # burst, and every listing costs a data-server round trip (~45 ms with --load_fast=true) or,
 # with the Python loader, time proportional to the run's steps (bench/backend_latency.py).
 LISTING_SECONDS = 1.0
+# JSON bytes of decoded headers kept (a predictions header, which indexes its step, is ~30 KB for
+# the demo model; decoded, a header takes two to three times its JSON size in memory).
+HEADER_CACHE_BYTES = 32 * 2**20
 logger = logging.getLogger(__name__)
 
 
@@ -43,26 +46,32 @@ class Blobs(list):
 
 
 class _LRU:
-    def __init__(self, size):
-        self._size, self._items, self._lock = size, collections.OrderedDict(), threading.Lock()
+    """Least-recently-used cache bounded by the summed sizes its compute functions report."""
+
+    def __init__(self, max_size):
+        self._max_size, self._size = max_size, 0
+        self._items, self._lock = collections.OrderedDict(), threading.Lock()  # key -> (value, size)
 
     def get(self, key, compute):
+        """The value of `key`; compute() -> (value, size) when it is not cached."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
-                return self._items[key]
-        value = compute()
+                return self._items[key][0]
+        value, size = compute()
         with self._lock:
-            self._items[key] = value
-            if len(self._items) > self._size:
-                self._items.popitem(last=False)
+            if key not in self._items:
+                self._items[key] = (value, size)
+                self._size += size
+            while self._size > self._max_size and len(self._items) > 1:
+                self._size -= self._items.popitem(last=False)[1][1]
         return value
 
 
 class Store:
     def __init__(self, data_provider):
         self._provider = data_provider
-        self._headers = _LRU(4096)
+        self._headers = _LRU(HEADER_CACHE_BYTES)
         self._listings, self._listings_lock = {}, threading.Lock()  # (experiment, run, tag) -> (time, {step: Blobs})
 
     # -- raw access ---------------------------------------------------------------------------
@@ -111,7 +120,12 @@ class Store:
     def header(self, ctx, blobs):
         """Decoded element 0 of a blob sequence, cached until that step is rewritten."""
         key = (blobs[0].blob_key, blobs.wall_time)
-        return self._headers.get(key, lambda: codec.decode_header(self.blob(ctx, blobs[0])))
+
+        def decode():
+            blob = self.blob(ctx, blobs[0])
+            return codec.decode_header(blob), len(blob)
+
+        return self._headers.get(key, decode)
 
     # -- runs ---------------------------------------------------------------------------------
     _RUN_TAGS = [metadata.PROBES] + [metadata.tag(metadata.PREDICTIONS, m) for m in metadata.MODES]

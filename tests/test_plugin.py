@@ -201,3 +201,17 @@ def test_repeated_parameter_and_unknown_names_say_what_is_valid(served):
     assert status == 404 and json.loads(body)["valid"] == [0, 2, 4]
     status, _, body = get(client, "gradcam", run="alpha", step="4", sample="9")
     assert status == 404 and json.loads(body)["valid"] == [0, 1, 2, 3, 4]
+
+
+def test_header_cache_is_bounded_by_bytes_least_recent_out_first():
+    from tb_cnnviz.store import _LRU
+    cache, computed = _LRU(10), []
+
+    def compute(key, size):
+        return lambda: (computed.append(key) or key.upper(), size)
+
+    for key in ("a", "b", "a", "c", "b"):  # "c" pushes the total over 10: "b", least recent, goes
+        assert cache.get(key, compute(key, 4)) == key.upper()
+    assert computed == ["a", "b", "c", "b"]
+    assert cache.get("big", compute("big", 50)) == "BIG"  # larger than the bound: kept alone
+    assert cache.get("big", compute("big", 50)) == "BIG" and computed[-1] == "big" and len(computed) == 5
