@@ -102,6 +102,9 @@ def _chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+_IEND = _chunk(b"IEND", b"")
+
+
 def deflate(data):
     """zlib stream of `data` at the fastest setting that still compresses feature maps."""
     if isal_zlib is not None:
@@ -111,14 +114,19 @@ def deflate(data):
 
 
 def array_to_png(pixels):
-    """uint8 (H, W, 1 or 3) -> PNG bytes, written directly: no row filter (feature maps are
-    noise-like; filters made them larger) and one fast deflate call."""
-    height, width, channels = pixels.shape
-    rows = np.zeros((height, 1 + width * channels), np.uint8)  # filter byte 0 (none) per row
-    rows[:, 1:] = pixels.reshape(height, width * channels)
+    """uint8 (H, W, 1 or 3) -> PNG bytes."""
+    return arrays_to_pngs(pixels[None])[0]
+
+
+def arrays_to_pngs(images):
+    """uint8 (B, H, W, 1 or 3) -> B PNGs, written directly: no row filter (feature maps are
+    noise-like; filters made them larger), one deflate call each, the rest shared."""
+    count, height, width, channels = images.shape
+    rows = np.zeros((count, height, 1 + width * channels), np.uint8)  # filter byte 0 (none) per row
+    rows[:, :, 1:] = images.reshape(count, height, width * channels)
     colour_type = {1: 0, 3: 2}[channels]  # grey or RGB, 8 bits each
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", deflate(rows.data)) + _chunk(b"IEND", b"")
+    start = PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0))
+    return [start + _chunk(b"IDAT", deflate(item.data)) + _IEND for item in rows]
 
 
 def quantise(maps):

@@ -20,7 +20,7 @@ def maps_value(maps, **fields):
     mosaics, lo, hi, nonfinite = codec.quantise(maps)
     header = codec.encode_header(shape=list(np.shape(maps)), lo=lo.tolist(), hi=hi.tolist(),
                                  nonfinite=nonfinite.tolist(), **fields)
-    return np.asarray([header, *map(codec.array_to_png, mosaics)], dtype=object)
+    return np.asarray([header, *codec.arrays_to_pngs(mosaics)], dtype=object)
 
 
 def header_value(**fields):
