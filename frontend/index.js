@@ -40,7 +40,8 @@ class App {
   constructor(root) {
     this.root = root;
     this.store = new Store();
-    this.generation = 0;
+    this.generation = 0;  // of the newest update started
+    this.drawnGeneration = 0;  // of the update on screen
     this.pending = false;
     this.stepControl = new StepControl((step, dragging) => this.store.update({ step }, { dragging }));
   }
@@ -180,7 +181,11 @@ class App {
         return el("section", { class: "panel" }, title, message("error", text));
       }
     }));
-    if (generation !== this.generation) return;  // a newer selection is being drawn
+    // An update that finishes after a newer one started is still drawn if nothing newer is on
+    // screen and the layout is the same: moving through steps faster than they load shows each
+    // step as it arrives, not nothing until the last one has loaded.
+    if (generation < this.drawnGeneration || layoutKey !== this.layoutKey) return;
+    this.drawnGeneration = generation;
     this.content.replaceChildren(el("div", { class: runs.length > 1 ? "panels compare" : "panels" }, ...panels));
     this.content.dataset.ready = `${state.view}:${state.step}`;
     this.prefetch(ctx, run, step);

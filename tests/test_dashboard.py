@@ -297,3 +297,31 @@ def test_follows_tensorboards_dark_mode(page, server):
     assert page.evaluate("() => document.body.classList.contains('dark-mode')")
     background = frame_of(page).evaluate("() => getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(48, 48, 48)"
+
+
+def test_steps_fetched_while_moving_on_are_drawn_as_they_arrive(page, server):
+    """Moving through steps faster than they load draws each one that arrives (the newest
+    arrived so far), instead of nothing until the last one has loaded."""
+    steps = runs(server)["alpha"]["steps"]["train"]
+    frame = open_tab(page, server, run="alpha", step=steps[0])
+    wait_ready(frame, "gradcam", steps[0])
+    page.wait_for_timeout(500)  # the neighbours' prefetches (steps[1], steps[2]) have finished
+    frame_of(page).evaluate("""() => {
+        window.drawnSteps = [];
+        new MutationObserver(() => window.drawnSteps.push(document.querySelector('main').dataset.ready))
+            .observe(document.querySelector('main'), { attributes: true, attributeFilter: ['data-ready'] });
+    }""")
+    held = []
+    page.route("**/data/plugin/cnnviz/event?*", lambda route: held.append(route))  # answered below, in turn
+    frame.locator("h2.panel-title").first.click()
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(150)
+    while held:  # in the order they were asked for
+        held.pop(0).continue_()
+        page.wait_for_timeout(300)
+    wait_ready(frame, "gradcam", steps[4])
+    drawn = frame_of(page).evaluate("() => window.drawnSteps")
+    assert f"gradcam:{steps[3]}" in drawn, drawn  # drawn while steps[4] was still loading
+    assert drawn.index(f"gradcam:{steps[3]}") < drawn.index(f"gradcam:{steps[4]}")
+    page.unroute("**/data/plugin/cnnviz/event?*")
