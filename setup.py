@@ -17,9 +17,10 @@ setup(
         "numpy",
         "pillow",
         "werkzeug",
-        # ISA-L deflate for the PNGs (2.6x faster than zlib); codec.py falls back to zlib where
-        # no wheel exists.
-        "isal; platform_machine in 'x86_64 AMD64 aarch64 arm64'",
+        # ISA-L deflate for the PNGs (2.6x faster than zlib), where isal publishes wheels
+        # (CPython on 64-bit x86 and ARM); codec.py uses zlib wherever it is not installed.
+        "isal; platform_python_implementation == 'CPython' and (platform_machine == 'x86_64'"
+        " or platform_machine == 'AMD64' or platform_machine == 'aarch64' or platform_machine == 'arm64')",
     ],
     extras_require={"test": ["pytest", "playwright"]},
     license="Apache-2.0",

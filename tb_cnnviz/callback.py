@@ -17,6 +17,9 @@ MAX_SAMPLES = 256
 # Feature-map values one event may log (probes x logged maps x pixels). An event needs at most
 # ~32 bytes of memory per value beyond the model's own forward pass (README, Reliability).
 MAX_LOGGED_VALUES = 128 * 2**20
+# Feature-map pixels per probe and layer that max_layer_pixels="auto" keeps (with an int
+# max_channels): early high-resolution layers would otherwise dominate an event's size and time.
+AUTO_LAYER_PIXELS = 10_000
 
 
 def _positive_int(value, name):
@@ -82,7 +85,7 @@ class CNNViz(keras.callbacks.Callback):
         class_names=None,
         target="predicted",
         max_channels=16,
-        max_layer_pixels=10_000,
+        max_layer_pixels="auto",
         log_weights=True,
         run_name=None,
         faithfulness_fraction=0.2,
@@ -113,8 +116,11 @@ class CNNViz(keras.callbacks.Callback):
         if max_channels != "all":
             max_channels = _positive_int(max_channels, 'max_channels (or "all")')
         self.max_channels = max_channels
-        self.max_layer_pixels = (
-            None if max_layer_pixels is None else _positive_int(max_layer_pixels, "max_layer_pixels (or None)"))
+        if max_layer_pixels == "auto":  # max_channels="all" asks for every channel
+            max_layer_pixels = None if max_channels == "all" else AUTO_LAYER_PIXELS
+        elif max_layer_pixels is not None:
+            max_layer_pixels = _positive_int(max_layer_pixels, 'max_layer_pixels (or "auto" or None)')
+        self.max_layer_pixels = max_layer_pixels
         self.log_weights = bool(log_weights)
         if not 0.0 < float(faithfulness_fraction) < 1.0:
             raise ValueError(f"faithfulness_fraction must be in (0, 1), got {faithfulness_fraction!r}")

@@ -150,13 +150,15 @@ def quantise(maps):
         empty = lo > hi  # no finite value at all
         lo[empty], hi[empty] = 0.0, 0.0
     span = hi - lo
-    scale = np.divide(np.float32(255), span, out=np.zeros_like(span), where=span > 0)
-    with np.errstate(invalid="ignore"):  # inf - inf and inf * 0 in maps marked non-finite
+    with np.errstate(invalid="ignore"):  # inf - inf and inf / x in maps marked non-finite
         levels = np.subtract(flat, lo[..., None])
-        levels *= scale[..., None]
+        # Dividing by the span (not multiplying by 255 / span, which overflows for spans below
+        # ~1e-36) keeps every value in [0, 1].
+        levels /= np.where(span > 0, span, np.float32(1))[..., None]
     if finite is not None:
         levels[~finite] = 0.0
-    levels += 0.5  # in [0.5, 255.5): truncation rounds to the nearest level, no clipping needed
+    levels *= np.float32(255)
+    levels += 0.5  # in [0.5, 255.5]: truncation rounds to the nearest level, no clipping needed
     return tile(levels.astype(np.uint8).reshape(maps.shape)), lo, hi, nonfinite
 
 

@@ -128,7 +128,7 @@ def _checked_step_index(index):
         metadata.GRADCAM: checked(index.get(metadata.GRADCAM)),
         metadata.GRADCAM_PP: checked(index.get(metadata.GRADCAM_PP)),
         **{group: {str(path): checked(h) for path, h in index[group].items()} for group in groups},
-        metadata.FAITHFULNESS: index[metadata.FAITHFULNESS],
+        metadata.FAITHFULNESS: index.get(metadata.FAITHFULNESS),
     }
 
 
@@ -282,8 +282,13 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         tag = metadata.tag(metadata.PREDICTIONS, mode)
         predictions = dict(self._store.header(ctx, self._store.step_blobs(ctx, experiment, run, [tag], step)[tag]))
         index = predictions.pop(metadata.STEP_INDEX, None)
-        summaries = (self._read_step_summaries(ctx, experiment, run, info, mode, step) if index is None
-                     else _checked_step_index(index))
+        if index is None:
+            summaries = self._read_step_summaries(ctx, experiment, run, info, mode, step)
+        else:
+            summaries = _checked_step_index(index)
+            for group, paths in ((metadata.ACTIVATIONS, info["layers"]), (metadata.FILTERS, info["filter_channels"])):
+                for path in paths:  # e.g. a resumed run that logs other layers than this step did
+                    summaries[group].setdefault(path, {"error": f"no {group} of {path!r} at step {step}"})
         return {"run": run, "mode": mode, "step": step, "predictions": predictions, **summaries}, \
             "application/json", STEP_EXPIRES
 

@@ -70,3 +70,12 @@ def test_pngs_written_with_either_deflate_decode_exactly(monkeypatch, deflate):
         pixels = rng.integers(0, 256, shape, dtype=np.uint8)
         pixels[: shape[0] // 2] = 7  # a run-length-friendly half
         assert np.array_equal(codec.png_to_array(codec.array_to_png(pixels)), pixels)
+
+
+def test_maps_with_a_tiny_range_keep_their_levels():
+    maps = np.zeros((1, 2, 2, 2, 1), np.float32)
+    maps[0, 0, 0, 0] = 1e-38  # a near-dead channel: 255 / range overflows float32
+    maps[0, 1, 1, 1] = 3e-45  # a denormal range
+    header, png = summary.maps_value(maps)
+    levels = codec.item_pixels(codec.decode_header(header), png)[..., 0]  # (2 maps, 2, 2)
+    np.testing.assert_array_equal(levels, (maps[0, ..., 0] > 0) * 255)  # each map's maximum is level 255

@@ -22,7 +22,7 @@ IMAGES = np.zeros((4, 32, 32, 3), np.float32)
     ({"every_n_epochs": 1, "every_n_steps": 10}, ValueError, "not both"),
     ({"every_n_steps": 0}, ValueError, "every_n_steps must be a positive int"),
     ({"max_channels": "some"}, ValueError, 'max_channels \\(or "all"\\)'),
-    ({"max_layer_pixels": 0}, ValueError, r"max_layer_pixels \(or None\) must be a positive int"),
+    ({"max_layer_pixels": 0}, ValueError, r"max_layer_pixels \(or \"auto\" or None\) must be a positive int"),
     ({"faithfulness_fraction": 1.5}, ValueError, r"in \(0, 1\)"),
     ({"layers": []}, ValueError, "at least one conv layer"),
 ])

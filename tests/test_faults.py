@@ -51,6 +51,9 @@ def logdir(tmp_path_factory):
     rewrite_run(alpha, os.path.join(root, "foreign_stats"), stats_as_strings)
     rewrite_run(alpha, os.path.join(root, "damaged_index"),
                 edit_step_index(lambda header: header.update(summaries=["not", "an", "index"])))
+    rewrite_run(alpha, os.path.join(root, "partial_index"), edit_step_index(
+        lambda header: [header["summaries"].pop(key) for key in ("faithfulness", "gradcam_pp")]
+        + [header["summaries"]["activations"].pop("conv1")]))
     write_foreign(os.path.join(root, "foreign"), b"hello")
     write_foreign(os.path.join(root, "foreign_json"), b'{"version": 1, "hello": "world"}')
     os.makedirs(os.path.join(root, "garbage"))
@@ -133,6 +136,12 @@ def test_damaged_and_foreign_runs_get_clear_errors_and_the_others_are_untouched(
             assert b"damaged cnnviz step index" in body
         else:
             assert status == 200, (route, params, body[:300])
+
+    step = runs["alpha"]["steps"]["train"][-1]
+    partial = json.loads(get(f"event?run=partial_index&step={step}")[1])  # a step index missing parts
+    assert partial["faithfulness"] is None and "error" in partial["gradcam_pp"]
+    assert partial["activations"]["conv1"] == {"error": f"no activations of 'conv1' at step {step}"}
+    assert "error" not in partial["activations"]["sep2"] and "error" not in partial["gradcam"]
 
     foreign_stats = answers(get, "foreign_stats", runs["alpha"])
     for (route, params), (status, body) in foreign_stats.items():

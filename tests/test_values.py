@@ -164,11 +164,16 @@ def test_layers_with_large_maps_log_fewer_channels(tmp_path):
     model = small_cnn(size=64)  # conv1 maps 64x64, the others 32x32
     probes = np.zeros((2, 64, 64, 3), np.float32)
     logged = {}
-    for limit in (10_000, None):
-        logdir = str(tmp_path / str(limit))
-        tb_cnnviz.CNNViz(logdir, probes, max_layer_pixels=limit, model=model, strict=True).log(0)
+    for options in ({}, {"max_layer_pixels": 2048}, {"max_layer_pixels": None}, {"max_channels": "all"}):
+        logdir = str(tmp_path / str(len(logged)))
+        tb_cnnviz.CNNViz(logdir, probes, **options, model=model, strict=True).log(0)
         run = tb_cnnviz.read_run(logdir)
-        logged[limit] = {layer: len(run.event(0).activations(layer)[1]) for layer in run.layers}
+        logged[str(options)] = [len(run.event(0).activations(layer)[1]) for layer in run.layers]
         assert run.info["filter_channels"]["conv4"] == list(range(16))  # filters are not limited
-    assert logged[10_000] == {"conv1": 2, "sep2": 9, "dw3": 9, "conv4": 9}  # <= 10,000 pixels per probe
-    assert logged[None] == {"conv1": 8, "sep2": 12, "dw3": 16, "conv4": 16}  # max_channels=16 alone
+    assert run.layers == ["conv1", "sep2", "dw3", "conv4"]
+    assert logged == {
+        "{}": [2, 9, 9, 9],  # "auto": <= 10,000 pixels per probe and layer
+        "{'max_layer_pixels': 2048}": [1, 2, 2, 2],
+        "{'max_layer_pixels': None}": [8, 12, 16, 16],  # max_channels=16 alone
+        "{'max_channels': 'all'}": [8, 12, 24, 16],  # every channel: "auto" sets no pixel limit then
+    }
