@@ -413,19 +413,22 @@ class CNNViz(keras.callbacks.Callback):
         top = np.argsort(-probabilities, axis=1)[:, :5]
         items = {}
         index = {metadata.ACTIVATIONS: {}, metadata.FILTERS: {}}  # encoded headers of the step
+
+        def add_maps(kind, maps, path=None, **fields):
+            value = summary.maps_value(maps, **fields)
+            items[tag(kind, mode, path)] = (kind, value)
+            if path is None:
+                index[kind] = value[0]
+            else:
+                index[kind][path] = value[0]
+
         for kind, key in ((metadata.GRADCAM, "gradcam"), (metadata.GRADCAM_PP, "gradcam++")):
-            maps = result[key][:, None, :, :, None]  # one (H, W, 1) map per probe
-            items[tag(kind, mode)] = (kind, summary.maps_value(maps, layer=spec.gradcam_layer))
-            index[kind] = items[tag(kind, mode)][1][0]
+            add_maps(kind, result[key][:, None, :, :, None], layer=spec.gradcam_layer)  # one (H, W, 1) map per probe
         for path, maps in result["activations"].items():
-            value = summary.maps_value(maps, channels=spec.activation_channels[path])
-            items[tag(metadata.ACTIVATIONS, mode, path)] = (metadata.ACTIVATIONS, value)
-            index[metadata.ACTIVATIONS][path] = value[0]
+            add_maps(metadata.ACTIVATIONS, maps, path, channels=spec.activation_channels[path])
         for path, maps in result["filters"].items():
             view = "kernel" if path == spec.rgb_filter_layer else "mean_over_inputs"
-            value = summary.maps_value(maps, channels=spec.filter_channels[path], view=view)
-            items[tag(metadata.FILTERS, mode, path)] = (metadata.FILTERS, value)
-            index[metadata.FILTERS][path] = value[0]
+            add_maps(metadata.FILTERS, maps, path, channels=spec.filter_channels[path], view=view)
         first_in_process = not self._logged
         for path, stats in result["stats"].items():
             if first_in_process:

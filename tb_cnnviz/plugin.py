@@ -111,25 +111,35 @@ def _npy(array):
     return buffer.getvalue()
 
 
-def _checked_step_index(index):
-    """The step index of a predictions header, each summary's header checked: a damaged one
-    becomes {"error": why}, so the rest of the step stays usable."""
+def _layer_groups(info):
+    """{ACTIVATIONS: layer paths, FILTERS: layer paths} that the run header says a step logs."""
+    return {metadata.ACTIVATIONS: list(info["layers"]), metadata.FILTERS: list(info["filter_channels"])}
+
+
+def _checked_step_index(index, info, step):
+    """The step index of a predictions header, each summary's header checked: a damaged one,
+    or a layer of the run header the step lacks, becomes {"error": why}, so the rest of the
+    step stays usable."""
     def checked(header):
         try:
             return codec.check_header(header)
         except metadata.FormatError as error:
             return {"error": str(error)}
 
-    groups = (metadata.ACTIVATIONS, metadata.FILTERS)
+    groups = _layer_groups(info)
     if not (isinstance(index, dict) and all(isinstance(index.get(g), dict) for g in groups)
             and isinstance(index.get(metadata.FAITHFULNESS), (int, float, type(None)))):
         raise metadata.FormatError("damaged cnnviz step index in the predictions summary")
-    return {
+    summaries = {
         metadata.GRADCAM: checked(index.get(metadata.GRADCAM)),
         metadata.GRADCAM_PP: checked(index.get(metadata.GRADCAM_PP)),
         **{group: {str(path): checked(h) for path, h in index[group].items()} for group in groups},
         metadata.FAITHFULNESS: index.get(metadata.FAITHFULNESS),
     }
+    for group, paths in groups.items():
+        for path in paths:  # e.g. a resumed run that logs other layers than this step did
+            summaries[group].setdefault(path, {"error": f"no {group} of {path!r} at step {step}"})
+    return summaries
 
 
 def _route(handler):
@@ -282,20 +292,15 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         tag = metadata.tag(metadata.PREDICTIONS, mode)
         predictions = dict(self._store.header(ctx, self._store.step_blobs(ctx, experiment, run, [tag], step)[tag]))
         index = predictions.pop(metadata.STEP_INDEX, None)
-        if index is None:
-            summaries = self._read_step_summaries(ctx, experiment, run, info, mode, step)
-        else:
-            summaries = _checked_step_index(index)
-            for group, paths in ((metadata.ACTIVATIONS, info["layers"]), (metadata.FILTERS, info["filter_channels"])):
-                for path in paths:  # e.g. a resumed run that logs other layers than this step did
-                    summaries[group].setdefault(path, {"error": f"no {group} of {path!r} at step {step}"})
+        summaries = (self._read_step_summaries(ctx, experiment, run, info, mode, step) if index is None
+                     else _checked_step_index(index, info, step))
         return {"run": run, "mode": mode, "step": step, "predictions": predictions, **summaries}, \
             "application/json", STEP_EXPIRES
 
     def _read_step_summaries(self, ctx, experiment, run, info, mode, step):
         """The step index of a run written without one: read from every summary of the step."""
-        layers = {metadata.tag(metadata.ACTIVATIONS, mode, p): (metadata.ACTIVATIONS, p) for p in info["layers"]}
-        layers.update({metadata.tag(metadata.FILTERS, mode, p): (metadata.FILTERS, p) for p in info["filter_channels"]})
+        layers = {metadata.tag(group, mode, path): (group, path)
+                  for group, paths in _layer_groups(info).items() for path in paths}
         tags = [metadata.tag(metadata.GRADCAM, mode), metadata.tag(metadata.GRADCAM_PP, mode), *layers]
         blobs = self._store.step_blobs(ctx, experiment, run, tags, step)
         headers = {tag: self._header_or_error(ctx, refs) for tag, refs in blobs.items()}
