@@ -37,7 +37,7 @@ def write_run(run_dir, steps, probes=8, size=16, widths=(4,)):
     items = callback._event_items(callback._probe(images, np.full(probes, -1)), "train")
     for step in range(1, steps):
         callback._writer.write(items, step)
-    callback._writer.writer.flush()
+    callback._writer.close()
 
 
 def free_port():

@@ -97,7 +97,7 @@ def write_run(logdir, steps):
         start = step * 32 % len(images)
         model.train_on_batch(images[start:start + 32], labels[start:start + 32])
         callback.log(step)
-    callback._writer.writer.close()
+    callback._writer.close()
 
 
 def wait_for_steps(base, count):

@@ -89,7 +89,7 @@ def run_events(callback, events, every, sample, between=None):
         callback.log(step)
         if (step + 1) % every == 0:
             samples.append((step + 1, sample()))
-    callback._writer.writer.close()
+    callback._writer.close()
     return samples
 
 

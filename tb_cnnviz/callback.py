@@ -271,8 +271,6 @@ class CNNViz(keras.callbacks.Callback):
         self._in_fit = False
         if self.every_n_steps:
             self._log_safely("train", self._current_step(), every_n_steps=True)
-        if self._writer is not None:
-            self._writer.writer.flush()
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.every_n_steps:  # an epoch's last execution may run fewer steps than the others
@@ -338,7 +336,7 @@ class CNNViz(keras.callbacks.Callback):
         if not _is_chief(self.model):
             return
         if self._writer is None:
-            self._writer = summary.EventWriter(tf.summary.create_file_writer(self.log_dir))
+            self._writer = summary.EventWriter(self.log_dir)
             self._load_reference(step)
         result = self._probe(self.samples, self._targets())
         if not self._probes_logged:

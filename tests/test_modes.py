@@ -31,16 +31,21 @@ def test_custom_training_loop(tmp_path, data):
     model = small_cnn()
     optimizer = keras.optimizers.SGD(0.1)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
-    callback = tb_cnnviz.CNNViz(str(tmp_path), images[:4], labels[:4], model=model)
-    callback.log(0)
-    for step in range(1, 21):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(labels[:32], model(images[:32], training=True))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-        if step % 10 == 0:
-            callback.log(step)
-    callback.log(20, mode="eval")
-    run = tb_cnnviz.read_run(str(tmp_path))
+    callback = tb_cnnviz.CNNViz(str(tmp_path / "cnnviz"), images[:4], labels[:4], model=model)
+    # The loop's own summaries (a default writer, recorded only when it says so) must neither
+    # receive nor suppress cnnviz events.
+    with tf.summary.create_file_writer(str(tmp_path / "own")).as_default(), tf.summary.record_if(False):
+        callback.log(0)
+        for step in range(1, 21):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(labels[:32], model(images[:32], training=True))
+            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+            if step % 10 == 0:
+                callback.log(step)
+        callback.log(20, mode="eval")
+    with pytest.raises(ValueError, match="no cnnviz data"):
+        tb_cnnviz.read_run(str(tmp_path / "own"))
+    run = tb_cnnviz.read_run(str(tmp_path / "cnnviz"))
     assert run.steps() == [0, 10, 20] and run.steps("eval") == [20]
     assert run.event(20).stats("conv4")["cos_to_first"].max() > 1e-5
 
