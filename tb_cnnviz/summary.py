@@ -64,7 +64,7 @@ class EventWriter:
         tf.io.gfile.makedirs(log_dir)
         name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
                 f"{os.getpid()}.{next(_file_numbers)}.cnnviz.v2")
-        self.path = os.path.join(log_dir, name)
+        self.path = tf.io.gfile.join(log_dir, name)
         self._file = tf.io.TFRecordWriter(self.path)
         self._append(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
 
