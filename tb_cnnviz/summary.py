@@ -25,7 +25,7 @@ def _metadata(kind):
 def maps_value(maps, **fields):
     """Blob sequence [header, PNG per item] of float maps (B, n, h, w, c)."""
     mosaics, lo, hi, nonfinite = codec.quantise(maps)
-    header = codec.encode_header(shape=list(np.shape(maps)), lo=lo.tolist(), hi=hi.tolist(),
+    header = codec.encode_header(shape=list(np.shape(maps)), lo=codec.float32_json(lo), hi=codec.float32_json(hi),
                                  nonfinite=nonfinite.tolist(), **fields)
     return np.asarray([header, *codec.arrays_to_pngs(mosaics)], dtype=object)
 

@@ -28,6 +28,18 @@ def test_non_finite_values_do_not_break_encoding():
     assert header["lo"] == [[1.0, 0.0]] and header["hi"] == [[5.0, 0.0]] and header["nonfinite"] == [[1, 16]]
 
 
+def test_header_ranges_are_written_short_and_read_back_as_the_same_float32():
+    rng = np.random.default_rng(3)
+    values = (rng.normal(size=(6, 50)) * 10.0 ** rng.integers(-40, 38, (6, 50))).astype(np.float32)
+    values[0, :6] = [0.0, -0.0, 1.0, np.finfo(np.float32).max, np.finfo(np.float32).tiny, 1e-45]
+    text = codec.float32_json(values)
+    assert np.array_equal(np.asarray(json.loads(text), np.float32), values)
+    assert len(text) < len(json.dumps(values.tolist()))
+    with_nan = values.copy()
+    with_nan[1, 1] = np.nan
+    assert np.isnan(json.loads(codec.float32_json(with_nan))[1][1])
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 1), (7, 13, 1), (5, 3, 3), (64, 300, 1)])
 def test_png_writer_output_is_read_back_exactly_by_pillow(shape):
     pixels = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
