@@ -5,7 +5,9 @@ import functools
 import itertools
 import os
 import socket
+import threading
 import time
+import uuid
 
 import numpy as np
 import tensorflow as tf
@@ -62,10 +64,13 @@ class EventWriter:
 
     def __init__(self, log_dir):
         tf.io.gfile.makedirs(log_dir)
+        # Time first and a padded counter: readers take files in name order. The random part
+        # keeps a restarted container (same host name, same pid) from truncating an old file.
         name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
-                f"{os.getpid()}.{next(_file_numbers)}.cnnviz.v2")
+                f"{os.getpid()}.{next(_file_numbers):04d}.{uuid.uuid4().hex[:8]}.cnnviz.v2")
         self.path = tf.io.gfile.join(log_dir, name)
         self._file = tf.io.TFRecordWriter(self.path)
+        self._lock = threading.Lock()  # records from log() calls on two threads must not interleave
         self._append(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
 
     def write(self, items, step):
@@ -76,8 +81,10 @@ class EventWriter:
         self._append(event_pb2.Event(wall_time=time.time(), step=int(step), summary=proto))
 
     def _append(self, event):
-        self._file.write(event.SerializeToString())
-        self._file.flush()
+        record = event.SerializeToString()
+        with self._lock:
+            self._file.write(record)
+            self._file.flush()
 
     def close(self):
         self._file.close()

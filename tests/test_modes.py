@@ -85,7 +85,7 @@ def test_a_failing_event_is_reported_once_and_training_goes_on(tmp_path, data, m
     def broken(*args, **kwargs):
         raise RuntimeError("probe exploded")
 
-    monkeypatch.setattr(callback._probe, "_fn", broken)
+    monkeypatch.setattr(callback._probe, "_traced_for", lambda *args: broken)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         history = model.fit(images, labels, epochs=3, batch_size=32, verbose=0, callbacks=[callback])
@@ -93,7 +93,7 @@ def test_a_failing_event_is_reported_once_and_training_goes_on(tmp_path, data, m
     reports = [w for w in caught if "tb_cnnviz" in str(w.message)]
     assert len(reports) == 1 and "step 0" in str(reports[0].message)
     strict = tb_cnnviz.CNNViz(str(tmp_path / "strict"), images[:4], strict=True, model=model)
-    monkeypatch.setattr(strict._probe, "_fn", broken)
+    monkeypatch.setattr(strict._probe, "_traced_for", lambda *args: broken)
     with pytest.raises(RuntimeError, match="probe exploded"):
         model.fit(images, labels, epochs=1, batch_size=32, verbose=0, callbacks=[strict])
 
