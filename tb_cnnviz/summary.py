@@ -68,8 +68,7 @@ class EventWriter:
         # keeps a restarted container (same host name, same pid) from truncating an old file.
         name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
                 f"{os.getpid()}.{next(_file_numbers):04d}.{uuid.uuid4().hex[:8]}.cnnviz.v2")
-        self.path = tf.io.gfile.join(log_dir, name)
-        self._file = tf.io.TFRecordWriter(self.path)
+        self._file = tf.io.TFRecordWriter(tf.io.gfile.join(log_dir, name))
         self._lock = threading.Lock()  # records from log() calls on two threads must not interleave
         self._append(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
 
