@@ -131,8 +131,11 @@ class CNNViz(keras.callbacks.Callback):
         self._writer = None
         self._in_fit = False
         self._fit_step = 0  # steps counted by batch hooks during fit
-        self._logged = set()  # (mode, step) written by this callback
-        self._last_train_step = -1  # the latest train step in _logged, checked every batch
+        # mode -> the step of its latest event: hooks must not write an event twice (e.g. the
+        # epoch-end event of the last epoch and on_train_end's); one entry per mode, so a long
+        # run does not grow it.
+        self._last_logged = {}
+        self._last_train_step = -1  # the latest train step logged, checked every batch
         self._probes_logged = False
         self._reported = set()
         if model is not None:
@@ -312,7 +315,7 @@ class CNNViz(keras.callbacks.Callback):
             if every_n_steps:
                 if step // self.every_n_steps <= self._last_train_step // self.every_n_steps:
                     return
-            if (mode, step) not in self._logged:
+            if self._last_logged.get(mode) != step:
                 self.log(step, mode)
         except Exception as exc:  # noqa: BLE001 - a visualisation must not kill training
             if self.strict:
@@ -343,7 +346,7 @@ class CNNViz(keras.callbacks.Callback):
             self._writer.write(self._probes_items(), step)
             self._probes_logged = True
         self._writer.write(self._event_items(result, mode), step)
-        self._logged.add((mode, step))
+        self._last_logged[mode] = step
         if mode == "train":
             self._last_train_step = max(self._last_train_step, step)
 
@@ -427,7 +430,7 @@ class CNNViz(keras.callbacks.Callback):
         for path, maps in result["filters"].items():
             view = "kernel" if path == spec.rgb_filter_layer else "mean_over_inputs"
             add_maps(metadata.FILTERS, maps, path, channels=spec.filter_channels[path], view=view)
-        first_in_process = not self._logged
+        first_in_process = not self._last_logged
         for path, stats in result["stats"].items():
             if first_in_process:
                 stats = stats.copy()

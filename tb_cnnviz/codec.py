@@ -9,6 +9,7 @@ numpy, zlib and Pillow (and ISA-L's deflate where installed): used by the writer
 and the TensorBoard plugin.
 """
 
+import functools
 import io
 import json
 import math
@@ -46,8 +47,15 @@ def float32_json(array):
     and is ~30 % slower); `encode_header` embeds it as it is."""
     if not np.isfinite(array).all():  # written as json writes them (NaN, Infinity)
         return json.dumps(array.tolist()).encode()
-    rows = ("[" + ",".join(map("%.9g".__mod__, row)) + "]" for row in array.tolist())
-    return ("[" + ",".join(rows) + "]").encode()
+    return (_float32_json_format(*array.shape) % tuple(array.ravel().tolist())).encode()
+
+
+@functools.lru_cache(maxsize=64)
+def _float32_json_format(rows, cols):
+    """%-format string of a rows x cols nested list: one format call per array is ~30 %
+    faster than one per value."""
+    row = "[" + ",".join(["%.9g"] * cols) + "]"
+    return "[" + ",".join([row] * rows) + "]"
 
 
 def _json_text(value):
