@@ -135,7 +135,9 @@ class CNNViz(keras.callbacks.Callback):
         # epoch-end event of the last epoch and on_train_end's); one entry per mode, so a long
         # run does not grow it.
         self._last_logged = {}
-        self._last_train_step = -1  # the latest train step logged, checked every batch
+        # The latest train step logged (or, with log_on_train_begin=False, the step a fit
+        # started at): every_n_steps logs when a step enters a later block. Checked every batch.
+        self._last_train_step = -1
         self._probes_logged = False
         self._reported = set()
         if model is not None:
@@ -161,7 +163,9 @@ class CNNViz(keras.callbacks.Callback):
         if labels is None:
             return None
         array = np.asarray(labels)
-        if array.ndim == 2:  # one-hot
+        if array.ndim == 2 and array.shape[1] == 1:  # a column of indices, as keras.datasets.cifar10 gives
+            array = array[:, 0]
+        elif array.ndim == 2:  # one-hot rows
             array = array.argmax(axis=1)
         if array.ndim != 1 or len(array) != count or not np.issubdtype(array.dtype, np.number):
             raise ValueError(
@@ -269,6 +273,8 @@ class CNNViz(keras.callbacks.Callback):
         self._fit_step = self._current_step()
         if self.log_on_train_begin:
             self._log_safely("train", self._fit_step)
+        else:  # the first batch hook must not log the start step either
+            self._last_train_step = max(self._last_train_step, self._fit_step)
 
     def on_train_end(self, logs=None):
         self._in_fit = False
@@ -341,7 +347,7 @@ class CNNViz(keras.callbacks.Callback):
         if self._writer is None:
             self._writer = summary.EventWriter(self.log_dir)
             self._load_reference(step)
-        result = self._probe(self.samples, self._targets())
+        result = self._probe(self.samples, self._targets(), series=mode)
         if not self._probes_logged:
             self._writer.write(self._probes_items(), step)
             self._probes_logged = True
@@ -430,11 +436,7 @@ class CNNViz(keras.callbacks.Callback):
         for path, maps in result["filters"].items():
             view = "kernel" if path == spec.rgb_filter_layer else "mean_over_inputs"
             add_maps(metadata.FILTERS, maps, path, channels=spec.filter_channels[path], view=view)
-        first_in_process = not self._last_logged
         for path, stats in result["stats"].items():
-            if first_in_process:
-                stats = stats.copy()
-                stats[metadata.STAT_NAMES.index("cos_to_prev")] = np.nan  # no previous event
             items[tag(metadata.STATS, mode, path)] = (metadata.STATS, summary.tensor_value(stats))
         items[tag(metadata.FAITHFULNESS, mode)] = (metadata.FAITHFULNESS, summary.tensor_value(drop.mean()))
         index[metadata.FAITHFULNESS] = float(drop.mean())

@@ -144,10 +144,12 @@ class Probe:
         self._logits_model = self._softmax_head is not None or getattr(
             head, "activation", None
         ) is keras.activations.linear
-        # path -> filters of the first / the previous event, as tensors passed into the function
-        # rather than tf.Variables: a variable made inside a tf.distribute scope is distributed,
-        # and under MultiWorkerMirroredStrategy making one is a collective op that only the
-        # chief (the one worker that logs) would run, which breaks training on every worker.
+        # path -> filters of the first event, and series -> path -> filters of that series'
+        # previous event (train and eval events each measure change since their own previous
+        # one), as tensors passed into the function rather than tf.Variables: a variable made
+        # inside a tf.distribute scope is distributed, and under MultiWorkerMirroredStrategy
+        # making one is a collective op that only the chief (the one worker that logs) would
+        # run, which breaks training on every worker.
         self._reference = {}
         self._previous = {}
         self._kernel_shapes = {  # (kh, kw, inputs) of each filter, to unflatten filter rows
@@ -160,7 +162,7 @@ class Probe:
         dispatch, which costs ~0.8 ms a call here (A B against calling self._fn)."""
         key = (tuple(images.shape), tuple(target.shape))
         if key not in self._traced:
-            self._traced[key] = self._fn.get_concrete_function(images, target, self._reference, self._previous)
+            self._traced[key] = self._fn.get_concrete_function(images, target, self._reference, self._reference)
         return self._traced[key]
 
     @property
@@ -178,21 +180,29 @@ class Probe:
             ref = reference.get(path)
             ref = filters if ref is None or ref.shape != filters.shape else ref
             self._reference[path] = tf.constant(ref)
-            self._previous[path] = tf.constant(filters)
+        self._previous = {}
 
     def reference(self):
         return {path: tensor.numpy() for path, tensor in self._reference.items()}
 
-    def __call__(self, images, target):
+    def __call__(self, images, target, series="train"):
+        """series: events whose filter change (cos_to_prev) is measured from one another; the
+        first of a series is measured from the reference."""
         if self.spec.stats and not self._reference:
             self.set_reference()
         images = tf.convert_to_tensor(np.asarray(images, np.float32))
         target = tf.convert_to_tensor(np.asarray(target, np.int32))
-        out = self._traced_for(images, target)(images, target, self._reference, self._previous)
+        first_of_series = series not in self._previous
+        previous = self._previous.get(series, self._reference)
+        out = self._traced_for(images, target)(images, target, self._reference, previous)
         rows = out.pop("filter_rows")
         if self.spec.stats:
-            self._previous = rows
+            self._previous[series] = rows
         out = tf.nest.map_structure(lambda t: t.numpy(), out)
+        if self.spec.stats and first_of_series:  # no previous event to measure change from
+            out["stats"] = {path: stats.copy() for path, stats in out["stats"].items()}
+            for stats in out["stats"].values():
+                stats[STAT_NAMES.index("cos_to_prev")] = np.nan
         # Selecting and arranging a few small arrays is cheaper in numpy than as graph ops.
         out["activations"] = {
             path: np.moveaxis(out["activations"][path][..., channels], -1, 1)[..., None]

@@ -111,3 +111,59 @@ def test_evaluate_after_an_interrupted_fit_logs_an_eval_event(tmp_path, data):
         model.fit(images, labels, epochs=3, batch_size=32, verbose=0, callbacks=[callback, Interrupt()])
     model.evaluate(images[:16], labels[:16], verbose=0, callbacks=[callback])
     assert tb_cnnviz.read_run(str(tmp_path)).steps("eval") == [3]
+
+
+def test_train_and_eval_events_each_measure_change_from_their_own_previous_event(tmp_path, data):
+    images, labels, _ = data
+    model = small_cnn()
+    optimizer = keras.optimizers.SGD(0.1)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    callback = tb_cnnviz.CNNViz(str(tmp_path), images[:4], labels[:4], model=model, strict=True)
+    conv4 = model.get_layer("conv4")
+    rows = {}
+
+    def train(steps):
+        for _ in range(steps):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(labels[:32], model(images[:32], training=True))
+            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+
+    # train events at 0, 10, 20 and eval events at 15 (between them) and 20
+    for step, mode, steps_before in ((0, "train", 0), (10, "train", 10), (15, "eval", 5), (20, "train", 5),
+                                     (20, "eval", 0)):
+        train(steps_before)
+        callback.log(step, mode=mode)
+        rows[mode, step] = filter_rows(conv4)
+    run = tb_cnnviz.read_run(str(tmp_path))
+
+    def cos_to_prev(step, mode):
+        return run.event(step, mode).stats("conv4")["cos_to_prev"]
+
+    assert np.all(np.isnan(cos_to_prev(0, "train"))) and np.all(np.isnan(cos_to_prev(15, "eval")))
+    for (mode, step), (_, previous) in ((("train", 20), ("train", 10)), (("eval", 20), ("eval", 15))):
+        expected = np.clip(cosine_distance_np(rows[mode, step], rows[mode, previous]), 0, 2)
+        assert expected.max() > 1e-4  # the filters did change between the two events
+        np.testing.assert_allclose(cos_to_prev(step, mode), expected, atol=2e-6)
+
+
+def test_log_on_train_begin_false_skips_the_first_event_with_every_n_steps(tmp_path, data):
+    images, labels, _ = data
+    model = small_cnn()
+    for name, frequency, expected in (("steps", {"every_n_steps": 4}, [4, 8, 12]),
+                                      ("epochs", {"every_n_epochs": 1}, [6, 12])):
+        callback = tb_cnnviz.CNNViz(str(tmp_path / name), images[:4], labels[:4], log_on_train_begin=False,
+                                    strict=True, **frequency)
+        model.optimizer.iterations.assign(0)
+        model.fit(images[:96], labels[:96], epochs=2, batch_size=16, verbose=0, callbacks=[callback])
+        assert tb_cnnviz.read_run(str(tmp_path / name)).steps() == expected
+
+
+@pytest.mark.parametrize("form", ["ints", "column", "one-hot"])
+def test_labels_as_ints_a_column_or_one_hot_rows_log_the_same_classes(tmp_path, data, form):
+    images, labels, _ = data
+    given = {"ints": labels[:4], "column": labels[:4, None],  # keras.datasets.cifar10 gives (N, 1)
+             "one-hot": np.eye(4)[labels[:4]]}[form]
+    callback = tb_cnnviz.CNNViz(str(tmp_path), images[:4], given, target="true", model=small_cnn(), strict=True)
+    callback.log(0)
+    predictions = tb_cnnviz.read_run(str(tmp_path)).event(0).predictions
+    assert predictions["label"] == labels[:4].tolist() == predictions["target"]
