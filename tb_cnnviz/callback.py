@@ -146,17 +146,9 @@ class CNNViz(keras.callbacks.Callback):
     # -- validation ---------------------------------------------------------------------------
     @staticmethod
     def _check_samples(samples):
-        array = np.asarray(samples)
-        if array.dtype == object or not np.issubdtype(array.dtype, np.number):
-            raise TypeError(f"samples must be a numeric array of images, got dtype {array.dtype}")
-        if array.ndim != 4:
-            raise ValueError(
-                f"samples must be a batch of images shaped (N, height, width, channels), got "
-                f"shape {array.shape}; for one image use x[None], for grayscale x[..., None]"
-            )
-        if not 1 <= len(array) <= MAX_SAMPLES:
-            raise ValueError(f"give between 1 and {MAX_SAMPLES} probe samples, got {len(array)}")
-        return array.astype(np.float32)
+        if len(np.shape(samples)) == 4 and not 1 <= len(samples) <= MAX_SAMPLES:
+            raise ValueError(f"give between 1 and {MAX_SAMPLES} probe samples, got {len(samples)}")
+        return probe_lib.check_image_batch(samples, "samples")
 
     @staticmethod
     def _check_labels(labels, count):
@@ -207,13 +199,7 @@ class CNNViz(keras.callbacks.Callback):
 
     def _spec(self, model):
         convs = layer_utils.conv_layers(model)
-        expected = tuple(model.inputs[0].shape[1:])
-        got = self.samples.shape[1:]
-        if any(e is not None and e != g for e, g in zip(expected, got)):
-            raise ValueError(
-                f"samples have shape {got} per image but the model expects "
-                f"{tuple('any' if e is None else e for e in expected)}"
-            )
+        probe_lib.check_image_shape(self.samples, model, "samples")
         classes = model.outputs[0].shape[-1]
         for name, values in (("labels", self.labels), ("target", None if isinstance(self.target, str) else self.target)):
             if values is not None and np.any(values >= classes):

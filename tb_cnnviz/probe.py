@@ -63,6 +63,32 @@ def check_model(model):
         raise ValueError("the model has no Conv2D, DepthwiseConv2D or SeparableConv2D layer")
 
 
+def check_image_batch(images, name="images"):
+    """`images` as float32 (N, height, width, channels), N >= 1; else an error saying what to do."""
+    array = np.asarray(images)
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+        raise TypeError(f"{name} must be a numeric array of images, got dtype {array.dtype}")
+    if array.ndim != 4:
+        raise ValueError(
+            f"{name} must be a batch of images shaped (N, height, width, channels), got "
+            f"shape {array.shape}; for one image use x[None], for grayscale x[..., None]"
+        )
+    if len(array) == 0:
+        raise ValueError(f"{name} is empty: give at least one image")
+    return array.astype(np.float32)
+
+
+def check_image_shape(images, model, name="images"):
+    """Raises a ValueError if the model does not take images of this size."""
+    expected = tuple(model.inputs[0].shape[1:])
+    got = images.shape[1:]
+    if any(e is not None and e != g for e, g in zip(expected, got)):
+        raise ValueError(
+            f"{name} have shape {got} per image but the model expects "
+            f"{tuple('any' if e is None else e for e in expected)}"
+        )
+
+
 @contextlib.contextmanager
 def _patched(obj, name, value):
     """Sets an instance attribute for the duration of a trace, bypassing Keras' tracking."""
@@ -90,6 +116,10 @@ def recording(watched, outputs):
 
             stack.enter_context(_patched(layer, "call", call))
         yield
+
+
+def _identity(inputs, *args, **kwargs):
+    return inputs
 
 
 def _flat_filters(layer):
@@ -139,11 +169,21 @@ class Probe:
             watched.update(self.convs)
         self._watched = {p: self.convs[p] for p in self.convs if p in watched}
         head = output_layer(model)
-        # Grad-CAM needs the pre-softmax score: run a softmax head as linear while tracing.
-        self._softmax_head = head if getattr(head, "activation", None) is keras.activations.softmax else None
-        self._logits_model = self._softmax_head is not None or getattr(
-            head, "activation", None
-        ) is keras.activations.linear
+        activation = getattr(head, "activation", None)
+        # Grad-CAM needs the pre-softmax score: a softmax head runs as linear while tracing.
+        self._linear_head = (
+            (head, "activation", keras.activations.linear) if activation is keras.activations.softmax
+            else (head, "call", _identity) if isinstance(head, keras.layers.Softmax)
+            else None
+        )
+        # Whether the (linear-run) output is logits, shown through a softmax. A head with no
+        # activation of its own (pooling of class maps, a reshape, an op) is judged by its
+        # first output: see _decide_logits.
+        self._logits_model = (
+            True if self._linear_head is not None or activation is keras.activations.linear
+            else None if activation is None
+            else False
+        )
         # path -> filters of the first event, and series -> path -> filters of that series'
         # previous event (train and eval events each measure change since their own previous
         # one), as tensors passed into the function rather than tf.Variables: a variable made
@@ -191,6 +231,8 @@ class Probe:
         if self.spec.stats and not self._reference:
             self.set_reference()
         images = tf.convert_to_tensor(np.asarray(images, np.float32))
+        if self._logits_model is None:
+            self._decide_logits(images)
         target = tf.convert_to_tensor(np.asarray(target, np.int32))
         first_of_series = series not in self._previous
         previous = self._previous.get(series, self._reference)
@@ -214,6 +256,11 @@ class Probe:
         }
         return out
 
+    def _decide_logits(self, images):
+        """Outputs that are not non-negative rows summing to 1 are logits."""
+        outputs = np.asarray(self.model(images, training=False), np.float64)
+        self._logits_model = not (outputs.min() >= 0 and np.allclose(outputs.sum(axis=1), 1, atol=1e-2))
+
     def _forward(self, images):
         outputs = self.model(images, training=False)
         outputs = tf.cast(outputs, tf.float32)
@@ -223,11 +270,7 @@ class Probe:
     def _event(self, images, target, reference, previous):
         spec = self.spec
         recorded = {}
-        head = (
-            _patched(self._softmax_head, "activation", keras.activations.linear)
-            if self._softmax_head is not None
-            else contextlib.nullcontext()
-        )
+        head = _patched(*self._linear_head) if self._linear_head is not None else contextlib.nullcontext()
         with head:
             with tf.GradientTape() as tape, recording(self._watched, recorded):
                 scores, probabilities = self._forward(images)
@@ -294,11 +337,17 @@ def _cam(model, images, layer, class_index, method):
     probes = _GRADCAM_PROBES.setdefault(model, {})
     if path not in probes:
         probes[path] = Probe(model, ProbeSpec(gradcam_layer=path))
-    images = np.asarray(images, np.float32)
+    images = check_image_batch(images)
+    check_image_shape(images, model)
     if class_index is None:
         target = np.full(len(images), -1)
     else:
-        target = np.broadcast_to(np.asarray(class_index, np.int64), (len(images),))
+        target = np.asarray(class_index)
+        if not np.issubdtype(target.dtype, np.integer) or target.ndim > 1 or (
+                target.ndim == 1 and len(target) != len(images)):
+            raise ValueError(f"class_index must be None, an int or one int per image ({len(images)} ints), "
+                             f"got {class_index!r}")
+        target = np.broadcast_to(target.astype(np.int64), (len(images),))
         classes = model.outputs[0].shape[-1]
         if np.any((target < 0) | (target >= classes)):
             raise ValueError(f"class_index must be in [0, {classes}), got {class_index!r}")

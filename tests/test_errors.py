@@ -100,11 +100,22 @@ def test_log_needs_a_model_and_a_step(tmp_path):
         callback.log(0, mode="test")
 
 
-def test_gradcam_class_index_is_checked():
+def test_gradcam_arguments_are_checked():
+    model = small_cnn()
     with pytest.raises(ValueError, match=r"class_index must be in \[0, 4\)"):
-        tb_cnnviz.gradcam(small_cnn(), IMAGES, class_index=7)
+        tb_cnnviz.gradcam(model, IMAGES, class_index=7)
+    with pytest.raises(ValueError, match=r"class_index must be None, an int or one int per image \(4 ints\), got \[0, 1\]"):
+        tb_cnnviz.gradcam(model, IMAGES, class_index=[0, 1])
+    with pytest.raises(ValueError, match="class_index must be None, an int"):
+        tb_cnnviz.gradcam(model, IMAGES, class_index=1.5)
     with pytest.raises(ValueError, match="its conv layers are"):
-        tb_cnnviz.gradcam(small_cnn(), IMAGES, layer="missing")
+        tb_cnnviz.gradcam(model, IMAGES, layer="missing")
+    with pytest.raises(ValueError, match=r"images must be a batch of images shaped \(N, height, width, channels\), got shape \(32, 32, 3\); for one image use x\[None\]"):
+        tb_cnnviz.gradcam_plus_plus(model, IMAGES[0])
+    with pytest.raises(ValueError, match=r"images have shape \(28, 28, 3\) per image but the model expects \(32, 32, 3\)"):
+        tb_cnnviz.gradcam(model, np.zeros((2, 28, 28, 3)))
+    with pytest.raises(ValueError, match="images is empty"):
+        tb_cnnviz.gradcam(model, np.zeros((0, 32, 32, 3)))
 
 
 def test_unknown_public_name():

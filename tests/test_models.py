@@ -110,3 +110,50 @@ def test_gradcam_on_any_image_size_and_without_keeping_the_model_alive():
     del model, x, inputs
     gc.collect()
     assert alive() is None
+
+
+def _head_models():
+    """Three heads on the same layers: Dense(softmax), Dense then a Softmax layer, and an
+    all-convolutional net whose head is global pooling of class maps (logits)."""
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inputs)
+    class_maps = keras.layers.Conv2D(4, 1, name="class_maps")(features)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    dense_softmax = keras.Model(inputs, keras.layers.Dense(4, activation="softmax", name="head")(pooled))
+    logits = keras.layers.Dense(4, name="head")
+    softmax_layer = keras.Model(inputs, keras.layers.Softmax()(logits(pooled)))
+    softmax_layer.get_layer("head").set_weights(dense_softmax.get_layer("head").get_weights())
+    pooled_class_maps = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(class_maps))
+    for layer in ("c1", "class_maps"):  # large logits, far from rows of probabilities
+        weights = pooled_class_maps.get_layer(layer).get_weights()
+        pooled_class_maps.get_layer(layer).set_weights([w * 5 for w in weights])
+    return dense_softmax, softmax_layer, pooled_class_maps
+
+
+def test_softmax_layer_and_logit_heads(tmp_path, data):
+    images, labels, _ = data
+    x = tf.constant(images[:4])
+    dense_softmax, softmax_layer, pooled_class_maps = _head_models()
+    for name, model, logits_model in (("softmax_layer", softmax_layer, keras.Model(softmax_layer.inputs, softmax_layer.get_layer("head").output)),
+                                      ("pooled_class_maps", pooled_class_maps, pooled_class_maps)):
+        callback = tb_cnnviz.CNNViz(str(tmp_path / name), images[:4], labels[:4], gradcam_layer="c1", model=model,
+                                    strict=True)
+        callback.log(0)
+        event = tb_cnnviz.read_run(str(tmp_path / name)).event(0)
+        probabilities = tf.nn.softmax(logits_model(x)).numpy()
+        predicted = probabilities.argmax(axis=1)
+        assert event.predictions["predicted"] == predicted.tolist(), name
+        np.testing.assert_allclose(event.predictions["probability"], probabilities.max(axis=1), rtol=1e-5)
+        # Grad-CAM of the pre-softmax score, against a tape written here
+        conv = keras.Model(model.inputs, model.get_layer("c1").output)
+        with tf.GradientTape() as tape:
+            acts = conv(x)
+            tape.watch(acts)
+            rest = (softmax_layer.get_layer("head")(keras.layers.GlobalAveragePooling2D()(acts)) if model is softmax_layer
+                    else keras.layers.GlobalAveragePooling2D()(model.get_layer("class_maps")(acts)))
+            score = tf.reduce_sum(tf.gather(rest, predicted, batch_dims=1))
+        expected = reference_cam(acts.numpy(), tape.gradient(score, acts).numpy(), "gradcam", (32, 32))
+        assert pearson(event.gradcam, expected) >= 0.999, name
+    # the public function: a Softmax layer head gives the map of a Dense(softmax) head with the same weights
+    np.testing.assert_allclose(tb_cnnviz.gradcam(softmax_layer, images[:4], layer="c1", class_index=0),
+                               tb_cnnviz.gradcam(dense_softmax, images[:4], layer="c1", class_index=0), rtol=1e-4, atol=1e-7)
