@@ -41,6 +41,13 @@ export function canvasPoint(canvas, event) {
     ((event.clientY - rect.top) / rect.height) * canvas.height];
 }
 
+// What a run's faithfulness number measures (its fraction comes with the run; runs served by
+// an older plugin do not carry it).
+export function faithfulnessMeaning(run) {
+  const share = typeof run.faithfulness_fraction === "number" ? ` ${Number((run.faithfulness_fraction * 100).toPrecision(3))} %` : "";
+  return `probability drop when the top${share} of Grad-CAM is blurred`;
+}
+
 export function fmt(value, digits = 3) {
   if (value === null || value === undefined || Number.isNaN(value)) return "n/a";
   const abs = Math.abs(value);

@@ -113,7 +113,8 @@ class App {
   // Makes the state valid for the data: a known run, a mode with steps, a logged step.
   normalised(state) {
     const run = this.byName.get(state.run) || this.runs[0];
-    const mode = run.steps[state.mode]?.length ? state.mode : "train";
+    // the wanted mode if it has steps, else the first that has (an evaluate-only run: eval)
+    const mode = [state.mode, "train", "eval"].find((m) => run.steps[m]?.length) || "train";
     const steps = run.steps[mode];
     const wanted = state.step === "" ? steps[steps.length - 1] : Number(state.step);
     const step = steps.includes(wanted) ? wanted : nearest(steps, wanted);
@@ -167,13 +168,17 @@ class App {
       this.toolbar.hidden = !this.toolbar.childElementCount;
     }
     this.content.style.setProperty("--heat-opacity", state.opacity);
-    const step = Number(state.step);
+    const step = state.step === "" ? undefined : Number(state.step);  // "": the run has no steps yet
     this.stepControl.set(run.steps[state.mode], step);
     const panels = await Promise.all(runs.map(async (one) => {
       const steps = one.steps[state.mode];
       const oneStep = one === run ? step : nearest(steps, step);
       const title = el("h2", { class: "panel-title" }, el("span", { text: one.run }), el("span", { class: "note", text: ` · ${state.mode} step ${oneStep ?? "—"}` }));
-      if (oneStep === undefined) return el("section", { class: "panel" }, title, message("error", `run ${one.run} has no ${state.mode} steps`));
+      if (oneStep === undefined) {
+        const text = one.steps.train.length || one.steps.eval.length ? `run ${one.run} has no ${state.mode} steps`
+          : `run ${one.run} has no steps logged yet: its first event is written when the callback first logs`;
+        return el("section", { class: "panel" }, title, message("error", text));
+      }
       try {
         return el("section", { class: "panel", dataset: { run: one.run, step: String(oneStep) } }, title, await view.render(ctx, one, oneStep));
       } catch (error) {

@@ -3,7 +3,7 @@
 
 import { getJSON } from "./api.js";
 import { COLORMAPS } from "./colormap.js";
-import { canvasPoint, el, extent, fmt, labelled, select } from "./dom.js";
+import { canvasPoint, el, extent, faithfulnessMeaning, fmt, labelled, select } from "./dom.js";
 
 export const label = "Evolution";
 
@@ -122,6 +122,6 @@ export async function render({ state, store }, run, step) {
     el("h3", { text: `${layer} — ${STATS.find(([key]) => key === state.stat)[1]}` }),
     heatmap(drift, step, pick),
     el("div", { class: "charts" },
-      lineChart("Faithfulness (probability drop when the top 20 % of Grad-CAM is blurred)", faithfulness.steps, faithfulness.values, step),
+      lineChart(`Faithfulness (${faithfulnessMeaning(run)})`, faithfulness.steps, faithfulness.values, step),
       lineChart(`${layer}: mean dead-filter fraction`, dead.steps, deadShare, step)));
 }

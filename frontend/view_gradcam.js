@@ -2,7 +2,7 @@
 
 import { getJSON, loadImage, part, pixels, url } from "./api.js";
 import { COLORMAPS, greyLevels } from "./colormap.js";
-import { el, fmt, labelled, select } from "./dom.js";
+import { el, faithfulnessMeaning, fmt, labelled, select } from "./dom.js";
 import { drawLevels } from "./mosaic.js";
 
 export const label = "Grad-CAM";
@@ -44,11 +44,14 @@ export async function render({ state, store }, run, step) {
     const probe = el("img", { class: "probe", alt: `probe ${sample}`, src: url("probe", { run: run.run, sample }) });
     const predicted = predictions.predicted[sample];
     const truth = predictions.label ? predictions.label[sample] : null;
-    const wrong = truth !== null && truth !== predicted;
+    const probability = predictions.probability[sample];  // null: the model's output was NaN
+    const judged = truth !== null && probability !== null;
+    const wrong = judged && truth !== predicted;
     const caption = el("figcaption", {},
       el("div", { class: wrong ? "prediction wrong" : "prediction", title: wrong ? "wrong prediction" : "" },
-        el("span", { text: wrong ? "✗ " : truth !== null ? "✓ " : "" }),
-        el("span", { text: `${className(run, predicted)} ${fmt(predictions.probability[sample] * 100, 1)}%` })),
+        el("span", { text: wrong ? "✗ " : judged ? "✓ " : "" }),
+        el("span", { text: probability === null ? "no prediction: the output is NaN"
+          : `${className(run, predicted)} ${fmt(probability * 100, 1)}%` })),
       truth !== null ? el("div", { class: "label", text: `label: ${className(run, truth)}` }) : null,
       predictions.target[sample] !== predicted
         ? el("div", { class: "label", text: `map for: ${className(run, predictions.target[sample])}` }) : null,
@@ -60,7 +63,7 @@ export async function render({ state, store }, run, step) {
   }
   await Promise.all(draws);
   const header = state.method === "gradcam" ? event.gradcam : event.gradcam_pp;
-  return el("div", {}, el("p", { class: "note", text: `${state.method === "gradcam" ? "Grad-CAM" : "Grad-CAM++"} at ${header.layer}, each map scaled to its own range. Faithfulness (probability drop when its top 20 % is blurred): ${fmt(event.faithfulness)}` }), cards);
+  return el("div", {}, el("p", { class: "note", text: `${state.method === "gradcam" ? "Grad-CAM" : "Grad-CAM++"} at ${header.layer}, each map scaled to its own range. Faithfulness (${faithfulnessMeaning(run)}): ${fmt(event.faithfulness)}` }), cards);
 }
 
 async function drawHeat(canvas, params, lut) {

@@ -281,6 +281,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
                 "filter_channels": info["filter_channels"],
                 "gradcam_layer": info["gradcam_layer"],
                 "stat_names": info["stat_names"],
+                "faithfulness_fraction": info.get("faithfulness_fraction"),
                 "steps": info["steps"],
             })
         return {"runs": runs}, "application/json", 0

@@ -325,3 +325,52 @@ def test_steps_fetched_while_moving_on_are_drawn_as_they_arrive(page, server):
     assert f"gradcam:{steps[3]}" in drawn, drawn  # drawn while steps[4] was still loading
     assert drawn.index(f"gradcam:{steps[3]}") < drawn.index(f"gradcam:{steps[4]}")
     page.unroute("**/data/plugin/cnnviz/event?*")
+
+
+def test_eval_only_no_steps_and_diverged_runs(browser, tmp_path):
+    """An evaluate-only run opens on its eval steps; a run killed in its first event (probe
+    images on disk, no step) says so; NaN probabilities read "n/a"; the faithfulness note
+    names the run's own fraction."""
+    import keras
+    import tensorflow as tf
+    from tensorboard.backend.event_processing import event_file_loader
+    from tensorboard.compat.proto import event_pb2
+
+    import tb_cnnviz
+    from helpers import small_cnn
+    from tb_cnnviz.datasets import shapes
+
+    images, labels, _ = shapes(4, size=32, seed=5)
+    logdir = tmp_path / "logs"
+    keras.utils.set_random_seed(0)
+    tb_cnnviz.CNNViz(str(logdir / "eval_only"), images, labels, faithfulness_fraction=0.5, model=small_cnn(),
+                     strict=True).log(0, mode="eval")
+    diverged = small_cnn()
+    diverged.get_layer("head").set_weights([np.full(w.shape, np.nan, np.float32) for w in diverged.get_layer("head").get_weights()])
+    tb_cnnviz.CNNViz(str(logdir / "diverged"), images, labels, model=diverged, strict=True).log(0)
+    (logdir / "no_steps").mkdir()
+    for name in os.listdir(logdir / "diverged"):  # the probe images only: a run killed in its first event
+        if "tfevents" in name:
+            with tf.io.TFRecordWriter(str(logdir / "no_steps" / name)) as writer:
+                for record in event_file_loader.RawEventFileLoader(str(logdir / "diverged" / name)).Load():
+                    event = event_pb2.Event.FromString(record)
+                    if all(value.tag == "probes" for value in event.summary.value):
+                        writer.write(record)
+    with tensorboard_server(str(logdir), load_fast=False) as base:
+        page = browser.new_page()
+        page.errors = []
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        frame = open_tab(page, base, run="eval_only")
+        wait_ready(frame, "gradcam", 0)
+        assert frame.locator(".panel-title .note").text_content() == " · eval step 0"
+        assert frame.locator("main .message").count() == 0
+        assert "top 50 % of Grad-CAM is blurred" in frame.locator("main p.note").first.text_content()
+        frame = open_tab(page, base, run="diverged")
+        wait_ready(frame, "gradcam", 0)
+        captions = frame.locator("figcaption > div:first-child").all_text_contents()
+        assert captions == ["no prediction: the output is NaN"] * 4, captions
+        frame = open_tab(page, base, run="no_steps")
+        frame.locator("main .message.error").wait_for(timeout=60000)
+        assert "no steps logged yet" in frame.locator("main .message.error").text_content()
+        assert page.errors == []
+        page.close()

@@ -53,6 +53,7 @@ def test_runs_lists_layers_steps_and_classes(served):
     assert alpha["samples"] == 5 and alpha["image_shape"] == [32, 32, 3]
     assert alpha["class_names"] == ["square", "disc", "triangle", "cross"]
     assert alpha["gradcam_layer"] == "conv4"
+    assert alpha["faithfulness_fraction"] == 0.2
 
 
 def test_index_js_is_served_as_javascript(served):
