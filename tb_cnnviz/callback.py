@@ -44,9 +44,9 @@ def _spread(count, keep):
     return sorted({int(round(i)) for i in np.linspace(0, count - 1, keep)})
 
 
-def _map_pixels(layer):
-    """Pixels of one feature map of a conv layer, or None if its size is dynamic."""
-    height, width = layer.output.shape[1:3]
+def _map_pixels(shape):
+    """Pixels of one feature map of a conv layer's output shape, or None if its size is dynamic."""
+    height, width = shape[:2]
     return None if height is None or width is None else int(height * width)
 
 
@@ -193,13 +193,15 @@ class CNNViz(keras.callbacks.Callback):
         if model is self.model and self._probe is not None:
             return
         super().set_model(model)
+        probe_lib.build_sequential(model, self.samples)
         probe_lib.check_model(model)
-        self._probe = probe_lib.Probe(model, self._spec(model))
+        probe_lib.check_image_shape(self.samples, model, "samples")
+        convs = layer_utils.conv_layers(model)
+        self._output_shapes = probe_lib.conv_output_shapes(model, convs, self.samples)
+        self._probe = probe_lib.Probe(model, self._spec(model, convs))
         self._probes_logged = False
 
-    def _spec(self, model):
-        convs = layer_utils.conv_layers(model)
-        probe_lib.check_image_shape(self.samples, model, "samples")
+    def _spec(self, model, convs):
         classes = model.outputs[0].shape[-1]
         for name, values in (("labels", self.labels), ("target", None if isinstance(self.target, str) else self.target)):
             if values is not None and np.any(values >= classes):
@@ -215,18 +217,18 @@ class CNNViz(keras.callbacks.Callback):
             if self.gradcam_layer_name is not None
             else list(convs)[-1]
         )
+        shapes = self._output_shapes
         channels = {
-            p: _spread(convs[p].output.shape[-1],
-                       _kept_channels(self.max_channels, self.max_layer_pixels, _map_pixels(convs[p])))
+            p: _spread(shapes[p][-1], _kept_channels(self.max_channels, self.max_layer_pixels, _map_pixels(shapes[p])))
             for p in chosen
         }
-        self._check_size(convs, channels)
+        self._check_size(channels)
         first = list(convs)[0]
         rgb = first if layer_utils.effective_kernel(convs[first]).shape[2] in (1, 3) else None
         filter_channels = {}
         if self.log_weights:
             filter_channels = {  # filters are small: not limited by max_layer_pixels
-                p: _spread(convs[p].output.shape[-1], 64 if p == rgb else self.max_channels) for p in chosen
+                p: _spread(shapes[p][-1], 64 if p == rgb else self.max_channels) for p in chosen
             }
         return probe_lib.ProbeSpec(
             gradcam_layer=gradcam_layer,
@@ -237,11 +239,11 @@ class CNNViz(keras.callbacks.Callback):
             faithfulness_fraction=self.faithfulness_fraction,
         )
 
-    def _check_size(self, convs, channels):
+    def _check_size(self, channels):
         """Refuses, before any work, an event too big to hold in memory."""
+        pixels = {p: _map_pixels(self._output_shapes[p]) for p in channels}
         sizes = {  # logged values per layer (layers with a dynamic map size cannot be told)
-            p: len(self.samples) * _map_pixels(convs[p]) * len(channels[p])
-            for p in channels if _map_pixels(convs[p]) is not None
+            p: len(self.samples) * pixels[p] * len(channels[p]) for p in channels if pixels[p] is not None
         }
         values = sum(sizes.values())
         if values > MAX_LOGGED_VALUES:
@@ -256,7 +258,7 @@ class CNNViz(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._in_fit = True
-        self._fit_step = self._current_step()
+        self._fit_step = self._hook_step()
         if self.log_on_train_begin:
             self._log_safely("train", self._fit_step)
         else:  # the first batch hook must not log the start step either
@@ -265,30 +267,33 @@ class CNNViz(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self._in_fit = False
         if self.every_n_steps:
-            self._log_safely("train", self._current_step(), every_n_steps=True)
+            self._log_safely("train", self._hook_step(), every_n_steps=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.every_n_steps:  # an epoch's last execution may run fewer steps than the others
-            self._fit_step = self._current_step()
+            self._fit_step = self._hook_step()
 
     def on_epoch_end(self, epoch, logs=None):
         if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
-            self._log_safely("train", self._current_step())
+            self._log_safely("train", self._hook_step())
 
     def on_train_batch_begin(self, batch, logs=None):
         """Logs before the batch that follows every n-th step.
 
-        The step is counted here rather than read from the optimizer after every batch, which
+        Steps are counted here rather than read from the optimizer after every batch, which
         would make each step wait for the previous one; and a batch-begin hook leaves Keras'
-        asynchronous dispatch of batch-end hooks on, on backends that offer it.
+        asynchronous dispatch of batch-end hooks on, on backends that offer it. When the count
+        says an event is due, the event takes the optimizer's own count and counting goes on
+        from it: a loss-scale optimizer (mixed precision) skips steps whose gradients overflowed.
         """
-        if self.every_n_steps:
+        if self.every_n_steps and self._fit_step // self.every_n_steps > self._last_train_step // self.every_n_steps:
+            self._fit_step = self._hook_step()
             self._log_safely("train", self._fit_step, every_n_steps=True)
-            self._fit_step += getattr(self.model, "steps_per_execution", 1) or 1
+        self._fit_step += getattr(self.model, "steps_per_execution", 1) or 1
 
     def on_test_end(self, logs=None):
         if not self._in_fit:  # validation inside fit sees the same weights as the train event
-            self._log_safely("eval")
+            self._log_safely("eval", self._hook_step())
 
     # -- logging ------------------------------------------------------------------------------
     def _current_step(self):
@@ -297,13 +302,19 @@ class CNNViz(keras.callbacks.Callback):
             raise ValueError("the model has no optimizer to count steps: call log(step=...) with a step")
         return int(optimizer.iterations.numpy())
 
-    def _log_safely(self, mode, step=None, every_n_steps=False):
+    def _hook_step(self):
+        """The optimizer's step count, or, for a model without an optimizer (a custom loop that
+        drives the hooks), the batches the hooks have seen."""
+        if getattr(self.model, "optimizer", None) is None:
+            return self._fit_step
+        return self._current_step()
+
+    def _log_safely(self, mode, step, every_n_steps=False):
         """Logging from a hook: an error is reported once and training goes on (unless strict).
 
         every_n_steps: log only if `step` starts a new block of every_n_steps steps.
         """
         try:
-            step = self._current_step() if step is None else step
             if every_n_steps:
                 if step // self.every_n_steps <= self._last_train_step // self.every_n_steps:
                     return
@@ -332,7 +343,7 @@ class CNNViz(keras.callbacks.Callback):
             return
         if self._writer is None:
             self._writer = summary.EventWriter(self.log_dir)
-            self._load_reference(step)
+            self._load_reference(step, mode)
         result = self._probe(self.samples, self._targets(), series=mode)
         if not self._probes_logged:
             self._writer.write(self._probes_items(), step)
@@ -352,10 +363,21 @@ class CNNViz(keras.callbacks.Callback):
     def _reference_path(self):
         return os.path.join(self.log_dir, REFERENCE_FILE)
 
-    def _load_reference(self, step):
-        """Resumed runs keep measuring filter distances from the run's first event."""
+    def _load_reference(self, step, mode):
+        """Resumed runs keep measuring filter distances from the run's first event; a process
+        whose steps start again at 0 starts the run again (and says so), unless it only
+        evaluates."""
         path = self._reference_path()
-        if step > 0 and tf.io.gfile.exists(path):
+        exists = tf.io.gfile.exists(path)
+        if exists and step == 0:
+            warnings.warn(
+                f"tb_cnnviz: {self.log_dir} already holds a cnnviz run and this process counts steps "
+                f"from 0 again, so its events replace the earlier ones at the same steps"
+                f"{'' if mode == 'eval' else ' and filter drift is measured from now'}. To continue "
+                f"that training, restore the optimizer with the weights (model.save() and "
+                f"keras.models.load_model(), or a checkpoint of model and optimizer) so its step count "
+                f"goes on; for a new run, use a new logdir or run_name=.", stacklevel=3)
+        if exists and (step > 0 or mode == "eval"):
             with tf.io.gfile.GFile(path, "rb") as f:
                 saved = np.load(io.BytesIO(f.read()))
                 self._probe.set_reference({key: saved[key] for key in saved.files})
@@ -383,7 +405,7 @@ class CNNViz(keras.callbacks.Callback):
             channels=spec.activation_channels,
             filter_channels=spec.filter_channels,
             conv_layers={
-                path: {"type": type(layer).__name__, "output_shape": list(layer.output.shape[1:])}
+                path: {"type": type(layer).__name__, "output_shape": list(self._output_shapes[path])}
                 for path, layer in convs.items()
             },
             gradcam_layer=spec.gradcam_layer,

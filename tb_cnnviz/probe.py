@@ -1,8 +1,8 @@
 """The fused probe: everything one logging event needs from the model, in one tf.function.
 
 A single forward pass records the outputs of the layers we watch by wrapping their `call`
-while the function is traced (so nested models, Sequential and subclassed models all work
-without building sub-models), the same tape gives the Grad-CAM gradients, and the function
+while the function is traced (so nested models, Sequential models and subclassed ones
+wrapped in a functional model all work without building sub-models), the same tape gives the Grad-CAM gradients, and the function
 also computes filter statistics and the faithfulness check.
 """
 
@@ -32,20 +32,34 @@ class ProbeSpec:
 
 
 def output_layer(model):
-    """The layer that produces the model's output, looking inside nested models."""
+    """The layer that produces the model's output, looking inside nested functional and
+    Sequential models (a nested subclassed model has no graph to look into: it is the layer)."""
     layer = model
-    while isinstance(layer, keras.Model):
+    while isinstance(layer, keras.Model) and hasattr(layer, "outputs"):
         history = getattr(layer.outputs[0], "_keras_history", None) if layer.outputs else None
         layer = history.operation if history is not None else layer.layers[-1]
     return layer
 
 
+def build_sequential(model, images):
+    """Builds a Sequential model given no Input for `images`, as Keras would at its first batch
+    (after the callbacks' set_model)."""
+    if isinstance(model, keras.Sequential) and not model.built:
+        model.build((None, *np.shape(images)[1:]))
+
+
 def check_model(model):
     """Raises a ValueError saying what to do if the probe cannot handle `model`."""
-    if not model.built or not getattr(model, "inputs", None):
+    if not model.built:
         raise ValueError(
             "the model is not built yet: call it on a batch or give it an Input shape "
             "(e.g. keras.Input((64, 64, 3))) before passing it to tb_cnnviz"
+        )
+    if not getattr(model, "inputs", None):
+        raise ValueError(
+            f"tb_cnnviz needs a functional or Sequential model, and {type(model).__name__} is "
+            f"subclassed: wrap it as inputs = keras.Input((height, width, channels)); "
+            f"model = keras.Model(inputs, your_model(inputs)), and pass that"
         )
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ValueError(
@@ -116,6 +130,22 @@ def recording(watched, outputs):
 
             stack.enter_context(_patched(layer, "call", call))
         yield
+
+
+def conv_output_shapes(model, convs, images):
+    """{path: (height, width, channels)} of each conv layer's output (None for a dynamic size):
+    from the model's graph, or, for layers inside a subclassed model (which keep no symbolic
+    output), by running one of `images` through the model."""
+    try:
+        return {path: tuple(layer.output.shape[1:]) for path, layer in convs.items()}
+    except AttributeError:
+        recorded = {}
+        with recording(convs, recorded):
+            model(tf.convert_to_tensor(images[:1]), training=False)
+        missing = sorted(set(convs) - set(recorded))
+        if missing:
+            raise ValueError(f"layers {missing} are not used by the model's forward pass") from None
+        return {path: tuple(recorded[path].shape[1:]) for path in convs}
 
 
 def _identity(inputs, *args, **kwargs):
@@ -331,13 +361,14 @@ _GRADCAM_PROBES = weakref.WeakKeyDictionary()  # model -> {layer path: Probe}
 
 
 def _cam(model, images, layer, class_index, method):
+    images = check_image_batch(images)
+    build_sequential(model, images)
     check_model(model)
     convs = layer_utils.conv_layers(model)
     path = layer_utils.resolve(model, convs, layer, "layer") if layer is not None else list(convs)[-1]
     probes = _GRADCAM_PROBES.setdefault(model, {})
     if path not in probes:
         probes[path] = Probe(model, ProbeSpec(gradcam_layer=path))
-    images = check_image_batch(images)
     check_image_shape(images, model)
     if class_index is None:
         target = np.full(len(images), -1)

@@ -136,8 +136,12 @@ class Run:
         """(steps, matrix (filters, steps)) of one filter statistic of one layer."""
         if stat not in metadata.STAT_NAMES:
             raise KeyError(f"unknown stat {stat!r}; choose one of {metadata.STAT_NAMES}")
-        series = self._series[metadata.tag(metadata.STATS, mode, self.layer_path(layer))]
+        path = self.layer_path(layer)
+        series = self._series.get(metadata.tag(metadata.STATS, mode, path), {})
         steps = [s for s in self.steps(mode) if s in series]  # complete events only
+        if not steps:  # e.g. a mode with no events: no columns, as faithfulness() gives
+            filters = self.info["conv_layers"][path]["output_shape"][-1]
+            return np.asarray(steps, np.int64), np.empty((filters, 0), np.float32)
         row = metadata.STAT_NAMES.index(stat)
         matrix = np.stack([tensor_util.make_ndarray(series[s])[row] for s in steps], axis=1)
         return np.asarray(steps), matrix

@@ -157,3 +157,64 @@ def test_softmax_layer_and_logit_heads(tmp_path, data):
     # the public function: a Softmax layer head gives the map of a Dense(softmax) head with the same weights
     np.testing.assert_allclose(tb_cnnviz.gradcam(softmax_layer, images[:4], layer="c1", class_index=0),
                                tb_cnnviz.gradcam(dense_softmax, images[:4], layer="c1", class_index=0), rtol=1e-4, atol=1e-7)
+
+
+def test_sequential_without_input_and_subclassed_models(tmp_path, data):
+    images, labels, _ = data
+    # A Sequential model with no Input: Keras builds it at its first batch, after set_model.
+    sequential = keras.Sequential([keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+                                   keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4, activation="softmax")])
+    sequential.compile("adam", "sparse_categorical_crossentropy")
+    callback = tb_cnnviz.CNNViz(str(tmp_path / "sequential"), images[:3], labels[:3], strict=True)
+    sequential.fit(images[:32], labels[:32], epochs=1, verbose=0, callbacks=[callback])
+    assert tb_cnnviz.read_run(str(tmp_path / "sequential")).steps() == [0, 1]
+    unbuilt = keras.Sequential([keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
+                                keras.layers.Dense(4)])
+    assert tb_cnnviz.gradcam(unbuilt, images[:2]).shape == (2, 32, 32)
+
+    class Classifier(keras.Model):  # subclassed, ending in logits
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3, activation="relu", name="c1")
+            self.pool = keras.layers.GlobalAveragePooling2D()
+            self.logits = keras.layers.Dense(4)
+
+        def call(self, x):
+            return self.logits(self.pool(self.conv(x)))
+
+    classifier = Classifier()
+    classifier(images[:1])
+    with pytest.raises(ValueError, match=r"Classifier is subclassed: wrap it as inputs = keras.Input"):
+        tb_cnnviz.CNNViz(str(tmp_path / "bare"), images[:3], model=classifier)
+    inputs = keras.Input((32, 32, 3))
+    wrapped = keras.Model(inputs, classifier(inputs))
+    tb_cnnviz.CNNViz(str(tmp_path / "wrapped"), images[:3], labels[:3], model=wrapped, strict=True).log(0)
+    event = tb_cnnviz.read_run(str(tmp_path / "wrapped")).event(0)
+    probabilities = tf.nn.softmax(wrapped(tf.constant(images[:3]))).numpy()
+    np.testing.assert_allclose(event.predictions["probability"], probabilities.max(axis=1), rtol=1e-5)
+    assert event.gradcam.shape == (3, 32, 32) and event.gradcam.max() > 0
+
+
+def test_mixed_precision_every_n_steps_events_carry_the_optimizers_step(tmp_path, data, mixed_precision):
+    images, labels, _ = data
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, keras.layers.Activation("softmax", dtype="float32")(x))
+    model.compile("sgd", "sparse_categorical_crossentropy")  # a LossScaleOptimizer under mixed_float16
+    seen = {}  # optimizer step -> conv filters, at the start of each batch
+
+    class Spy(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.setdefault(int(self.model.optimizer.iterations.numpy()), np.linalg.norm(
+                model.get_layer("c1").kernel.numpy().reshape(-1, 8), axis=0))
+
+    callback = tb_cnnviz.CNNViz(str(tmp_path), images[:4], labels[:4], every_n_steps=4, strict=True)
+    # images scaled up: the first steps' float16 gradients overflow and the optimizer skips them
+    model.fit(images * 1000, labels, epochs=1, batch_size=8, verbose=0, callbacks=[Spy(), callback])
+    batches, steps = 12, int(model.optimizer.iterations.numpy())
+    assert steps < batches  # some steps were skipped, so batch counts and steps differ
+    run = tb_cnnviz.read_run(str(tmp_path))
+    for step in run.steps():
+        norms = seen.get(step, np.linalg.norm(model.get_layer("c1").kernel.numpy().reshape(-1, 8), axis=0))
+        np.testing.assert_allclose(run.event(step).stats("c1")["norm"], norms, rtol=1e-4)

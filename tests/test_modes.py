@@ -167,3 +167,47 @@ def test_labels_as_ints_a_column_or_one_hot_rows_log_the_same_classes(tmp_path, 
     callback.log(0)
     predictions = tb_cnnviz.read_run(str(tmp_path)).event(0).predictions
     assert predictions["label"] == labels[:4].tolist() == predictions["target"]
+
+
+def test_a_step_count_restarted_at_zero_warns_and_evaluation_keeps_the_reference(tmp_path, data):
+    images, labels, _ = data
+    logdir = str(tmp_path)
+    trained = small_cnn()
+    trained.fit(images, labels, epochs=1, batch_size=32, verbose=0,
+                callbacks=[tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], strict=True)])
+    reference = (tmp_path / "cnnviz_reference.npz").read_bytes()
+    # a new process with the weights but not the optimizer: its count starts at 0 again
+    restored = small_cnn()
+    restored.set_weights(trained.get_weights())
+    with pytest.warns(UserWarning, match="counts steps from 0 again.*restore the optimizer"):
+        restored.evaluate(images[:16], labels[:16], verbose=0,
+                          callbacks=[tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], strict=True)])
+    assert (tmp_path / "cnnviz_reference.npz").read_bytes() == reference  # an evaluation starts no run
+    run = tb_cnnviz.read_run(logdir)
+    assert run.steps("eval") == [0] and run.steps() == [0, 3]
+    assert run.filter_drift("conv4", "cos_to_first", mode="eval")[1].max() > 1e-4  # measured from the first event
+    with pytest.warns(UserWarning, match="filter drift is measured from now"):
+        restored.fit(images, labels, epochs=1, batch_size=32, verbose=0,
+                     callbacks=[tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], strict=True)])
+
+
+def test_hooks_driven_by_a_custom_loop_without_a_model_optimizer(tmp_path, data):
+    images, labels, _ = data
+    model = small_cnn()
+    model.optimizer = None  # the loop's own optimizer takes the steps
+    optimizer = keras.optimizers.SGD(0.1)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    callback = tb_cnnviz.CNNViz(str(tmp_path), images[:4], labels[:4], every_n_steps=2, strict=True)
+    hooks = keras.callbacks.CallbackList([callback], model=model)
+    hooks.on_train_begin()
+    for batch in range(5):
+        hooks.on_train_batch_begin(batch)
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels[:32], model(images[:32], training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        hooks.on_train_batch_end(batch)
+    hooks.on_train_end()
+    run = tb_cnnviz.read_run(str(tmp_path))
+    assert run.steps() == [0, 2, 4]  # the batches the hooks saw
+    steps, drift = run.filter_drift("conv4", "cos_to_first", mode="eval")
+    assert steps.shape == (0,) and drift.shape == (16, 0)  # no eval events: an empty series
