@@ -259,7 +259,12 @@ class CNNViz(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._in_fit = True
         self._fit_step = self._hook_step()
-        if self.log_on_train_begin:
+        # A fit resumed from a saved model: the process that saved it logged this state, and an
+        # event here would replace that one (with no change since a previous event to show).
+        resumed = self._writer is None and self._fit_step > 0 and tf.io.gfile.exists(self._reference_path())
+        if resumed and self._probe.spec.stats:
+            self._probe.continue_series("train")
+        if self.log_on_train_begin and not resumed:
             self._log_safely("train", self._fit_step)
         else:  # the first batch hook must not log the start step either
             self._last_train_step = max(self._last_train_step, self._fit_step)

@@ -250,7 +250,11 @@ class Probe:
             ref = reference.get(path)
             ref = filters if ref is None or ref.shape != filters.shape else ref
             self._reference[path] = tf.constant(ref)
-        self._previous = {}
+
+    def continue_series(self, series):
+        """The next event of `series` measures change from the current weights: a resumed run's
+        previous event was written by the process that saved these weights."""
+        self._previous[series] = {path: tf.constant(rows) for path, rows in self.current_filters().items()}
 
     def reference(self):
         return {path: tensor.numpy() for path, tensor in self._reference.items()}

@@ -62,6 +62,8 @@ def test_resume_continues_the_step_axis_and_the_reference(tmp_path, data):
               callbacks=[tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], strict=True)])
     saved = str(tmp_path / "model.keras")
     model.save(saved)
+    saved_weights = filter_rows(model.get_layer("conv4"))
+    step_3 = tb_cnnviz.read_run(logdir).event(3).stats("conv4")
     # a new process: a reloaded model and a new callback on the same logdir
     resumed = keras.models.load_model(saved)
     assert int(resumed.optimizer.iterations.numpy()) == 3
@@ -69,9 +71,14 @@ def test_resume_continues_the_step_axis_and_the_reference(tmp_path, data):
                 callbacks=[tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], strict=True)])
     run = tb_cnnviz.read_run(logdir)
     assert run.steps() == [0, 3, 6]
+    # step 3 keeps the first process's event (the resumed fit writes none at its start) ...
+    np.testing.assert_array_equal(run.event(3).stats("conv4")["cos_to_prev"], step_3["cos_to_prev"])
+    assert np.all(np.isfinite(step_3["cos_to_prev"]))
     stats = run.event(6).stats("conv4")
-    expected = cosine_distance_np(filter_rows(resumed.get_layer("conv4")), first_weights)
-    np.testing.assert_allclose(stats["cos_to_first"], np.clip(expected, 0, 2), atol=2e-6)
+    now = filter_rows(resumed.get_layer("conv4"))
+    np.testing.assert_allclose(stats["cos_to_first"], np.clip(cosine_distance_np(now, first_weights), 0, 2), atol=2e-6)
+    # ... and step 6 measures its change from step 3, across the two processes
+    np.testing.assert_allclose(stats["cos_to_prev"], np.clip(cosine_distance_np(now, saved_weights), 0, 2), atol=2e-6)
     event_files = [f for f in os.listdir(logdir) if "tfevents" in f]
     assert len(event_files) == 2  # the resumed writer appended a new file
 
