@@ -9,7 +9,8 @@ Prints, measured in one run against real `tensorboard` processes (--load_fast=fa
   - opening a run as the tab does (runs, then event, probe and Grad-CAM images of a step) on
     a 1,000-step run against a 10-step run, at steps not opened before and after some idle
     time (target: 1000 / 10 <= 2), and how many stored payloads opening a run reads in each
-    (counted in-process).
+    (counted in-process), and what TensorBoard's Python data provider itself takes to list and to
+    read the blob keys of one one-blob series of each run (the least any first view needs).
 
     python bench/backend_latency.py [--requests 200] [--long-steps 1000] [--json]
 """
@@ -17,6 +18,7 @@ Prints, measured in one run against real `tensorboard` processes (--load_fast=fa
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 import time
 
@@ -109,11 +111,41 @@ def open_run(client, run, step, probes):
     return times
 
 
+def python_provider(logdir):
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"cnnviz": 0})
+    multiplexer.AddRunsFromDirectory(logdir)
+    multiplexer.Reload()
+    return data_provider.MultiplexerDataProvider(multiplexer, logdir)
+
+
+def provider_costs(logdir, repeats=20):
+    """Median ms of TensorBoard's Python provider listing one series (max step only) and
+    reading the blob keys of all its steps: "train/predictions", one blob per step."""
+    from tensorboard import context
+    from tensorboard.data import provider as data_api
+
+    provider, ctx = python_provider(logdir), context.RequestContext()
+    series = {"experiment_id": "", "plugin_name": "cnnviz",
+              "run_tag_filter": data_api.RunTagFilter(runs=["run"], tags=["train/predictions"])}
+    calls = (lambda: provider.list_blob_sequences(ctx, **series),
+             lambda: provider.read_blob_sequences(ctx, downsample=10**9, **series))
+    medians = []
+    for call in calls:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        medians.append(1e3 * statistics.median(times))
+    return medians
+
+
 def payload_reads(logdir, step, probes):
     """Stored payloads (blobs) read to open the run at `step`, through an in-process
     TensorBoard with the Python loader: headers are cached, so this counts decoding."""
     from tensorboard.backend import application
-    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
     from tensorboard.plugins import base_plugin
     from werkzeug import test as werkzeug_test
 
@@ -130,10 +162,7 @@ def payload_reads(logdir, step, probes):
         def __getattr__(self, name):
             return getattr(self.inner, name)
 
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"cnnviz": 0})
-    multiplexer.AddRunsFromDirectory(logdir)
-    multiplexer.Reload()
-    inner = data_provider.MultiplexerDataProvider(multiplexer, logdir)
+    inner = python_provider(logdir)
     counting = Counting(inner)
     plugin = CNNVizPlugin(base_plugin.TBContext(logdir=logdir, data_provider=counting, flags=None))
     client = werkzeug_test.Client(application.TensorBoardWSGI([plugin], data_provider=inner))
@@ -196,6 +225,10 @@ def main():
         reads = [payload_reads(d, n - 1, 8) for d, n in zip(dirs, (args.short_steps, args.long_steps))]
         report.say(f"\nstored payloads read to open a run (runs, event, 8 probes, 8 Grad-CAM maps): "
                    f"{reads[0]} for {args.short_steps} steps, {reads[1]} for {args.long_steps} steps")
+        for directory, steps in zip(dirs, (args.short_steps, args.long_steps)):
+            listed, read = provider_costs(directory)
+            report.say(f"TensorBoard's Python provider, one series of {steps} steps: lists it (max step) in "
+                       f"{listed:.2f} ms, reads its blob keys in {read:.2f} ms")
         for load_fast in (False, True):
             long_run(report, load_fast, dirs, args)
     finally:

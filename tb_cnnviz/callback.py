@@ -1,6 +1,7 @@
 """CNNViz: a Keras callback that logs what a CNN looks at and how its filters change."""
 
 import io
+import json
 import numbers
 import os
 import warnings
@@ -13,6 +14,9 @@ from tb_cnnviz import layers as layer_utils, metadata, probe as probe_lib, summa
 from tb_cnnviz.metadata import tag
 
 REFERENCE_FILE = "cnnviz_reference.npz"
+# {mode: step of the latest event} of the run in a logdir, whichever process wrote it: a fit
+# resumed at that train step does not write it again.
+STATE_FILE = "cnnviz_state.json"
 MAX_SAMPLES = 256
 # Feature-map values one event may log (probes x logged maps x pixels). An event needs at most
 # ~32 bytes of memory per value beyond the model's own forward pass (README, Reliability).
@@ -135,10 +139,12 @@ class CNNViz(keras.callbacks.Callback):
         # epoch-end event of the last epoch and on_train_end's); one entry per mode, so a long
         # run does not grow it.
         self._last_logged = {}
-        # The latest train step logged (or, with log_on_train_begin=False, the step a fit
-        # started at): every_n_steps logs when a step enters a later block. Checked every batch.
+        # The latest train step logged or due (also where a fit started without an event of
+        # its own): every_n_steps logs when a step enters a later block. Checked every batch.
         self._last_train_step = -1
         self._probes_logged = False
+        self._own_reference = False  # this process wrote the logdir's filter-drift reference
+        self._logdir_steps = None  # the logdir's state file as this process last wrote it
         self._reported = set()
         if model is not None:
             self.set_model(model)
@@ -146,9 +152,10 @@ class CNNViz(keras.callbacks.Callback):
     # -- validation ---------------------------------------------------------------------------
     @staticmethod
     def _check_samples(samples):
-        if len(np.shape(samples)) == 4 and not 1 <= len(samples) <= MAX_SAMPLES:
-            raise ValueError(f"give between 1 and {MAX_SAMPLES} probe samples, got {len(samples)}")
-        return probe_lib.check_image_batch(samples, "samples")
+        array = probe_lib.check_image_batch(samples, "samples")
+        if len(array) > MAX_SAMPLES:
+            raise ValueError(f"give between 1 and {MAX_SAMPLES} probe samples, got {len(array)}")
+        return array
 
     @staticmethod
     def _check_labels(labels, count):
@@ -259,10 +266,12 @@ class CNNViz(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._in_fit = True
         self._fit_step = self._hook_step()
-        # A fit resumed from a saved model: the process that saved it logged this state, and an
-        # event here would replace that one (with no change since a previous event to show).
-        resumed = self._writer is None and self._fit_step > 0 and tf.io.gfile.exists(self._reference_path())
-        if resumed and self._probe.spec.stats:
+        # A fit resumed at the step of the run's latest train event (written by the process
+        # that saved the model): an event here would replace that one, with no change since a
+        # previous event to show; the next event measures change from these weights instead.
+        resumed = ("train" not in self._last_logged and self._fit_step > 0
+                   and self._logdir_state().get("train") == self._fit_step)
+        if resumed:
             self._probe.continue_series("train")
         if self.log_on_train_begin and not resumed:
             self._log_safely("train", self._fit_step)
@@ -291,14 +300,24 @@ class CNNViz(keras.callbacks.Callback):
         says an event is due, the event takes the optimizer's own count and counting goes on
         from it: a loss-scale optimizer (mixed precision) skips steps whose gradients overflowed.
         """
-        if self.every_n_steps and self._fit_step // self.every_n_steps > self._last_train_step // self.every_n_steps:
+        if self.every_n_steps and self._starts_a_block(self._fit_step):
             self._fit_step = self._hook_step()
             self._log_safely("train", self._fit_step, every_n_steps=True)
-        self._fit_step += getattr(self.model, "steps_per_execution", 1) or 1
+            # tried: also where this worker does not write, or the event failed
+            self._last_train_step = max(self._last_train_step, self._fit_step)
+        has_optimizer = getattr(self.model, "optimizer", None) is not None  # else a custom loop: a hook call per batch
+        self._fit_step += (getattr(self.model, "steps_per_execution", 1) or 1) if has_optimizer else 1
 
     def on_test_end(self, logs=None):
-        if not self._in_fit:  # validation inside fit sees the same weights as the train event
-            self._log_safely("eval", self._hook_step())
+        if self._in_fit:  # validation inside fit sees the same weights as the train event
+            return
+        step = self._hook_step()
+        if getattr(self.model, "optimizer", None) is None and self._last_logged.get("eval") == step:
+            self._report("eval", step, ValueError(
+                "the model has no optimizer and no train batch passed since the last eval event, so "
+                "this one has no step of its own: call log(step, mode='eval') with its step"))
+            return
+        self._log_safely("eval", step)
 
     # -- logging ------------------------------------------------------------------------------
     def _current_step(self):
@@ -314,25 +333,31 @@ class CNNViz(keras.callbacks.Callback):
             return self._fit_step
         return self._current_step()
 
+    def _starts_a_block(self, step):
+        """every_n_steps: whether `step` is in a later block of steps than the latest train event."""
+        return step // self.every_n_steps > self._last_train_step // self.every_n_steps
+
     def _log_safely(self, mode, step, every_n_steps=False):
         """Logging from a hook: an error is reported once and training goes on (unless strict).
 
         every_n_steps: log only if `step` starts a new block of every_n_steps steps.
         """
         try:
-            if every_n_steps:
-                if step // self.every_n_steps <= self._last_train_step // self.every_n_steps:
-                    return
+            if every_n_steps and not self._starts_a_block(step):
+                return
             if self._last_logged.get(mode) != step:
                 self.log(step, mode)
         except Exception as exc:  # noqa: BLE001 - a visualisation must not kill training
-            if self.strict:
-                raise
-            key = (type(exc), str(exc))
-            if key not in self._reported:
-                self._reported.add(key)
-                warnings.warn(f"tb_cnnviz: logging the {mode} event at step {step} failed and "
-                              f"was skipped (pass strict=True to raise): {exc!r}", stacklevel=2)
+            self._report(mode, step, exc)
+
+    def _report(self, mode, step, exc):
+        if self.strict:
+            raise exc
+        key = (type(exc), str(exc))
+        if key not in self._reported:
+            self._reported.add(key)
+            warnings.warn(f"tb_cnnviz: logging the {mode} event at step {step} failed and "
+                          f"was skipped (pass strict=True to raise): {exc!r}", stacklevel=3)
 
     def log(self, step=None, mode="train"):
         """Runs the probe images through the model and writes one event at `step`.
@@ -348,7 +373,8 @@ class CNNViz(keras.callbacks.Callback):
             return
         if self._writer is None:
             self._writer = summary.EventWriter(self.log_dir)
-            self._load_reference(step, mode)
+        if mode not in self._last_logged:
+            self._start_mode(step, mode)
         result = self._probe(self.samples, self._targets(), series=mode)
         if not self._probes_logged:
             self._writer.write(self._probes_items(), step)
@@ -357,6 +383,7 @@ class CNNViz(keras.callbacks.Callback):
         self._last_logged[mode] = step
         if mode == "train":
             self._last_train_step = max(self._last_train_step, step)
+        self._save_logdir_state(mode, step)
 
     def _targets(self):
         if isinstance(self.target, np.ndarray):
@@ -368,20 +395,22 @@ class CNNViz(keras.callbacks.Callback):
     def _reference_path(self):
         return os.path.join(self.log_dir, REFERENCE_FILE)
 
-    def _load_reference(self, step, mode):
-        """Resumed runs keep measuring filter distances from the run's first event; a process
-        whose steps start again at 0 starts the run again (and says so), unless it only
-        evaluates."""
+    def _start_mode(self, step, mode):
+        """Before this process's first event of `mode`. Filter drift is measured from the run's
+        first event, kept in the logdir so that a resumed run keeps it; a train event at step 0
+        in a logdir that holds a run starts the run again (and says so), an eval event keeps it."""
+        if self._own_reference:
+            return
         path = self._reference_path()
         exists = tf.io.gfile.exists(path)
         if exists and step == 0:
             warnings.warn(
                 f"tb_cnnviz: {self.log_dir} already holds a cnnviz run and this process counts steps "
-                f"from 0 again, so its events replace the earlier ones at the same steps"
+                f"from 0 again, so its {mode} events replace the earlier ones at the same steps"
                 f"{'' if mode == 'eval' else ' and filter drift is measured from now'}. To continue "
                 f"that training, restore the optimizer with the weights (model.save() and "
                 f"keras.models.load_model(), or a checkpoint of model and optimizer) so its step count "
-                f"goes on; for a new run, use a new logdir or run_name=.", stacklevel=3)
+                f"goes on; for a new run, use a new logdir or run_name=.", stacklevel=4)
         if exists and (step > 0 or mode == "eval"):
             with tf.io.gfile.GFile(path, "rb") as f:
                 saved = np.load(io.BytesIO(f.read()))
@@ -393,6 +422,23 @@ class CNNViz(keras.callbacks.Callback):
         tf.io.gfile.makedirs(self.log_dir)
         with tf.io.gfile.GFile(path, "wb") as f:
             f.write(buffer.getvalue())
+        self._own_reference = True
+
+    def _logdir_state(self):
+        """{mode: step of the run's latest event} as the logdir's state file has it ({} if none)."""
+        try:
+            with tf.io.gfile.GFile(os.path.join(self.log_dir, STATE_FILE), "r") as f:
+                state = json.loads(f.read())
+        except (tf.errors.NotFoundError, ValueError):  # none yet, or cut short by a crash
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def _save_logdir_state(self, mode, step):
+        if self._logdir_steps is None:
+            self._logdir_steps = self._logdir_state()
+        self._logdir_steps[mode] = step
+        with tf.io.gfile.GFile(os.path.join(self.log_dir, STATE_FILE), "w") as f:
+            f.write(json.dumps(self._logdir_steps))
 
     def _probes_items(self):
         spec = self._probe.spec

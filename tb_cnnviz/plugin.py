@@ -423,8 +423,13 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         mode = _choice(request, "mode", metadata.MODES, default="train")
         layer = self._layer(request, info, list(info["conv_layers"]))
         stat = _choice(request, "stat", metadata.STAT_NAMES)
-        series = self._store.tensors(ctx, experiment, run, metadata.tag(metadata.STATS, mode, layer))
+        try:
+            series = self._store.tensors(ctx, experiment, run, metadata.tag(metadata.STATS, mode, layer))
+        except NotFound:  # e.g. a mode with no events: an empty series, as faithfulness gives
+            series = {}
         steps = [s for s in info["steps"][mode] if s in series]  # complete events only
+        if not steps:
+            return layer, stat, steps, np.empty((info["conv_layers"][layer]["output_shape"][-1], 0), np.float32)
         row = metadata.STAT_NAMES.index(stat)
         return layer, stat, steps, np.stack([series[s][row] for s in steps], axis=1)
 

@@ -9,6 +9,7 @@ also computes filter statistics and the faithfulness check.
 import contextlib
 import dataclasses
 import math
+import warnings
 import weakref
 
 import keras
@@ -50,7 +51,7 @@ def build_sequential(model, images):
 
 def check_model(model):
     """Raises a ValueError saying what to do if the probe cannot handle `model`."""
-    if not model.built:
+    if isinstance(model, keras.Sequential) and not model.built:
         raise ValueError(
             "the model is not built yet: call it on a batch or give it an Input shape "
             "(e.g. keras.Input((64, 64, 3))) before passing it to tb_cnnviz"
@@ -294,6 +295,13 @@ class Probe:
         """Outputs that are not non-negative rows summing to 1 are logits."""
         outputs = np.asarray(self.model(images, training=False), np.float64)
         self._logits_model = not (outputs.min() >= 0 and np.allclose(outputs.sum(axis=1), 1, atol=1e-2))
+        if not self._logits_model:
+            warnings.warn(
+                f"tb_cnnviz: the model's output ({type(output_layer(self.model)).__name__}) gives "
+                f"probabilities through a softmax tb_cnnviz cannot switch off, so Grad-CAM uses the "
+                f"post-softmax score, whose gradients vanish on confident predictions. End the model "
+                f"in Dense(activation='softmax'), a Softmax layer or logits for the pre-softmax score.",
+                stacklevel=3)
 
     def _forward(self, images):
         outputs = self.model(images, training=False)

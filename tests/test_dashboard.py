@@ -329,8 +329,8 @@ def test_steps_fetched_while_moving_on_are_drawn_as_they_arrive(page, server):
 
 def test_eval_only_no_steps_and_diverged_runs(browser, tmp_path):
     """An evaluate-only run opens on its eval steps; a run killed in its first event (probe
-    images on disk, no step) says so; NaN probabilities read "n/a"; the faithfulness note
-    names the run's own fraction."""
+    images on disk, no step) says so; NaN probabilities show no prediction; the faithfulness
+    note names the run's own fraction."""
     import keras
     import tensorflow as tf
     from tensorboard.backend.event_processing import event_file_loader

@@ -13,7 +13,8 @@ IMAGES = np.zeros((4, 32, 32, 3), np.float32)
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"samples": np.zeros((32, 32, 3))}, ValueError, r"\(N, height, width, channels\).*x\[None\]"),
     ({"samples": np.array([["a"]])}, TypeError, "numeric"),
-    ({"samples": np.zeros((0, 32, 32, 3))}, ValueError, "between 1 and"),
+    ({"samples": np.zeros((0, 32, 32, 3))}, ValueError, "samples is empty"),
+    ({"samples": np.zeros((257, 8, 8, 3))}, ValueError, "between 1 and 256 probe samples, got 257"),
     ({"labels": [0, 1]}, ValueError, "4 class indices"),
     ({"labels": [0, 1, -2, 0]}, ValueError, "non-negative"),
     ({"target": "true"}, ValueError, "needs labels"),
@@ -64,8 +65,8 @@ def _two_inputs():
     return keras.Model([images, extra], keras.layers.Dense(4)(keras.layers.Concatenate()([x, extra])))
 
 
-def _unbuilt():
-    class Unbuilt(keras.Model):  # subclassed and never called (a Sequential model is built from the images)
+def _subclassed():
+    class Unbuilt(keras.Model):  # never called either (a Sequential model is built from the images)
         def __init__(self):
             super().__init__()
             self.conv, self.dense = keras.layers.Conv2D(2, 3), keras.layers.Dense(4)
@@ -85,7 +86,7 @@ def _regression():
     (_no_conv, "no Conv2D, DepthwiseConv2D or SeparableConv2D layer"),
     (_two_outputs, "one image input and one class-score output; this model has 1 inputs and 2 outputs"),
     (_two_inputs, "this model has 2 inputs and 1 outputs"),
-    (_unbuilt, "not built yet"),
+    (_subclassed, "Unbuilt is subclassed: wrap it as inputs = keras.Input"),
     (_regression, r"class scores \(N, classes >= 2\)"),
 ])
 def test_models_it_cannot_handle_get_a_clear_error(tmp_path, build, message):

@@ -115,6 +115,7 @@ def test_gradcam_on_any_image_size_and_without_keeping_the_model_alive():
 def _head_models():
     """Three heads on the same layers: Dense(softmax), Dense then a Softmax layer, and an
     all-convolutional net whose head is global pooling of class maps (logits)."""
+    keras.utils.set_random_seed(3)
     inputs = keras.Input((32, 32, 3))
     features = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inputs)
     class_maps = keras.layers.Conv2D(4, 1, name="class_maps")(features)
@@ -182,6 +183,7 @@ def test_sequential_without_input_and_subclassed_models(tmp_path, data):
         def call(self, x):
             return self.logits(self.pool(self.conv(x)))
 
+    keras.utils.set_random_seed(4)
     classifier = Classifier()
     classifier(images[:1])
     with pytest.raises(ValueError, match=r"Classifier is subclassed: wrap it as inputs = keras.Input"):
@@ -190,13 +192,29 @@ def test_sequential_without_input_and_subclassed_models(tmp_path, data):
     wrapped = keras.Model(inputs, classifier(inputs))
     tb_cnnviz.CNNViz(str(tmp_path / "wrapped"), images[:3], labels[:3], model=wrapped, strict=True).log(0)
     event = tb_cnnviz.read_run(str(tmp_path / "wrapped")).event(0)
-    probabilities = tf.nn.softmax(wrapped(tf.constant(images[:3]))).numpy()
+    x = tf.constant(images[:3])
+    probabilities = tf.nn.softmax(wrapped(x)).numpy()
     np.testing.assert_allclose(event.predictions["probability"], probabilities.max(axis=1), rtol=1e-5)
-    assert event.gradcam.shape == (3, 32, 32) and event.gradcam.max() > 0
+    with tf.GradientTape() as tape:  # Grad-CAM of the logit, against a tape written here
+        acts = classifier.conv(x)
+        tape.watch(acts)
+        score = tf.reduce_sum(tf.gather(classifier.logits(classifier.pool(acts)), probabilities.argmax(1), batch_dims=1))
+    expected = reference_cam(acts.numpy(), tape.gradient(score, acts).numpy(), "gradcam", (32, 32))
+    assert expected.max() > 0 and quantisation_ok(event.gradcam, expected, (1, 2))
+
+    class SoftmaxClassifier(Classifier):  # its softmax is inside call: it cannot be switched off
+        def call(self, x):
+            return keras.ops.softmax(super().call(x))
+
+    inputs = keras.Input((32, 32, 3))
+    wrapped_softmax = keras.Model(inputs, SoftmaxClassifier()(inputs))
+    with pytest.warns(UserWarning, match="SoftmaxClassifier.*post-softmax score"):
+        tb_cnnviz.gradcam(wrapped_softmax, images[:2])
 
 
 def test_mixed_precision_every_n_steps_events_carry_the_optimizers_step(tmp_path, data, mixed_precision):
     images, labels, _ = data
+    keras.utils.set_random_seed(5)
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inputs)
     x = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x))

@@ -64,13 +64,15 @@ def test_resume_continues_the_step_axis_and_the_reference(tmp_path, data):
     model.save(saved)
     saved_weights = filter_rows(model.get_layer("conv4"))
     step_3 = tb_cnnviz.read_run(logdir).event(3).stats("conv4")
-    # a new process: a reloaded model and a new callback on the same logdir
+    # a new process: a reloaded model and a new callback on the same logdir, which first
+    # evaluates the model it resumes from, then trains on
     resumed = keras.models.load_model(saved)
     assert int(resumed.optimizer.iterations.numpy()) == 3
-    resumed.fit(images, labels, epochs=1, batch_size=32, verbose=0,
-                callbacks=[tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], strict=True)])
+    callback = tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], strict=True)
+    resumed.evaluate(images[:16], labels[:16], verbose=0, callbacks=[callback])
+    resumed.fit(images, labels, epochs=1, batch_size=32, verbose=0, callbacks=[callback])
     run = tb_cnnviz.read_run(logdir)
-    assert run.steps() == [0, 3, 6]
+    assert run.steps() == [0, 3, 6] and run.steps("eval") == [3]
     # step 3 keeps the first process's event (the resumed fit writes none at its start) ...
     np.testing.assert_array_equal(run.event(3).stats("conv4")["cos_to_prev"], step_3["cos_to_prev"])
     assert np.all(np.isfinite(step_3["cos_to_prev"]))
@@ -81,6 +83,19 @@ def test_resume_continues_the_step_axis_and_the_reference(tmp_path, data):
     np.testing.assert_allclose(stats["cos_to_prev"], np.clip(cosine_distance_np(now, saved_weights), 0, 2), atol=2e-6)
     event_files = [f for f in os.listdir(logdir) if "tfevents" in f]
     assert len(event_files) == 2  # the resumed writer appended a new file
+
+
+def test_a_resumed_fit_logs_its_first_step_where_the_run_has_no_event(tmp_path, data):
+    images, labels, _ = data
+    model = small_cnn()
+    logdir = str(tmp_path / "logs")
+    model.fit(images, labels, epochs=1, batch_size=32, verbose=0,  # logs step 0 only
+              callbacks=[tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], every_n_epochs=2, strict=True)])
+    model.save(str(tmp_path / "model.keras"))
+    resumed = keras.models.load_model(str(tmp_path / "model.keras"))
+    resumed.fit(images, labels, epochs=1, batch_size=32, verbose=0,
+                callbacks=[tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], every_n_epochs=2, strict=True)])
+    assert tb_cnnviz.read_run(logdir).steps() == [0, 3]
 
 
 def test_a_failing_event_is_reported_once_and_training_goes_on(tmp_path, data, monkeypatch):
@@ -162,7 +177,10 @@ def test_log_on_train_begin_false_skips_the_first_event_with_every_n_steps(tmp_p
                                     strict=True, **frequency)
         model.optimizer.iterations.assign(0)
         model.fit(images[:96], labels[:96], epochs=2, batch_size=16, verbose=0, callbacks=[callback])
-        assert tb_cnnviz.read_run(str(tmp_path / name)).steps() == expected
+        run = tb_cnnviz.read_run(str(tmp_path / name))
+        assert run.steps() == expected
+        steps, drift = run.filter_drift("conv4", "cos_to_first", mode="eval")
+        assert steps.shape == (0,) and drift.shape == (16, 0)  # no eval events: an empty series
 
 
 @pytest.mark.parametrize("form", ["ints", "column", "one-hot"])
@@ -186,16 +204,17 @@ def test_a_step_count_restarted_at_zero_warns_and_evaluation_keeps_the_reference
     # a new process with the weights but not the optimizer: its count starts at 0 again
     restored = small_cnn()
     restored.set_weights(trained.get_weights())
-    with pytest.warns(UserWarning, match="counts steps from 0 again.*restore the optimizer"):
-        restored.evaluate(images[:16], labels[:16], verbose=0,
-                          callbacks=[tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], strict=True)])
+    callback = tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], strict=True)
+    with pytest.warns(UserWarning, match="counts steps from 0 again, so its eval events replace.*restore the optimizer"):
+        restored.evaluate(images[:16], labels[:16], verbose=0, callbacks=[callback])
     assert (tmp_path / "cnnviz_reference.npz").read_bytes() == reference  # an evaluation starts no run
     run = tb_cnnviz.read_run(logdir)
     assert run.steps("eval") == [0] and run.steps() == [0, 3]
     assert run.filter_drift("conv4", "cos_to_first", mode="eval")[1].max() > 1e-4  # measured from the first event
-    with pytest.warns(UserWarning, match="filter drift is measured from now"):
-        restored.fit(images, labels, epochs=1, batch_size=32, verbose=0,
-                     callbacks=[tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], strict=True)])
+    with pytest.warns(UserWarning, match="its train events replace.*filter drift is measured from now"):
+        restored.fit(images, labels, epochs=1, batch_size=32, verbose=0, callbacks=[callback])
+    assert (tmp_path / "cnnviz_reference.npz").read_bytes() != reference
+    assert np.all(tb_cnnviz.read_run(logdir).event(0).stats("conv4")["cos_to_first"] < 1e-6)
 
 
 def test_hooks_driven_by_a_custom_loop_without_a_model_optimizer(tmp_path, data):
@@ -214,7 +233,11 @@ def test_hooks_driven_by_a_custom_loop_without_a_model_optimizer(tmp_path, data)
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
         hooks.on_train_batch_end(batch)
     hooks.on_train_end()
+    hooks.on_test_begin()
+    hooks.on_test_end()
+    hooks.on_test_begin()  # no train batch since the last evaluation: no step of its own
+    with pytest.raises(ValueError, match="no step of its own: call log"):
+        hooks.on_test_end()
     run = tb_cnnviz.read_run(str(tmp_path))
     assert run.steps() == [0, 2, 4]  # the batches the hooks saw
-    steps, drift = run.filter_drift("conv4", "cos_to_first", mode="eval")
-    assert steps.shape == (0,) and drift.shape == (16, 0)  # no eval events: an empty series
+    assert run.steps("eval") == [5]

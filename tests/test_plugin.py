@@ -127,6 +127,11 @@ def test_npy_routes_equal_the_reader_and_the_model(served):
     body = json.loads(ok(client, "filter_drift", run="alpha", layer="sep2", stat="cos_to_prev")[1])
     assert body["steps"] == steps.tolist() and body["filters"] == 12
     assert body["values"][0][0] is None  # NaN (no previous event) is JSON null
+    # a mode with no events (beta only trained): an empty series, as the reader gives and faithfulness serves
+    empty = json.loads(ok(client, "filter_drift", run="beta", layer="sep2", stat="norm", mode="eval")[1])
+    assert (empty["steps"], empty["filters"], empty["values"]) == ([], 12, [[]] * 12)
+    assert npy(ok(client, "filter_drift.npy", run="beta", layer="sep2", stat="norm", mode="eval")[1]).shape == (12, 0)
+    assert json.loads(ok(client, "faithfulness", run="beta", mode="eval")[1]) == {"steps": [], "values": []}
     stats_json = json.loads(ok(client, "stats", layer="dw3", **common)[1])
     np.testing.assert_allclose(stats_json["norm"], event.stats("dw3")["norm"])
 
