@@ -2,8 +2,9 @@
 
 A single forward pass records the outputs of the layers we watch by wrapping their `call`
 while the function is traced (so nested models, Sequential models and subclassed ones
-wrapped in a functional model all work without building sub-models), the same tape gives the Grad-CAM gradients, and the function
-also computes filter statistics and the faithfulness check.
+wrapped in a functional model all work without building sub-models), the same tape gives
+the Grad-CAM gradients, and the function also computes filter statistics and the
+faithfulness check.
 """
 
 import contextlib
