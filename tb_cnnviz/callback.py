@@ -143,7 +143,7 @@ class CNNViz(keras.callbacks.Callback):
         # its own): every_n_steps logs when a step enters a later block. Checked every batch.
         self._last_train_step = -1
         self._probes_logged = False
-        self._own_reference = False  # this process wrote the logdir's filter-drift reference
+        self._reference_from = None  # where the filter-drift reference came from: "logdir" or "self"
         self._logdir_steps = None  # the logdir's state file as this process last wrote it
         self._reported = set()
         if model is not None:
@@ -305,14 +305,14 @@ class CNNViz(keras.callbacks.Callback):
             self._log_safely("train", self._fit_step, every_n_steps=True)
             # tried: also where this worker does not write, or the event failed
             self._last_train_step = max(self._last_train_step, self._fit_step)
-        has_optimizer = getattr(self.model, "optimizer", None) is not None  # else a custom loop: a hook call per batch
-        self._fit_step += (getattr(self.model, "steps_per_execution", 1) or 1) if has_optimizer else 1
+        # without an optimizer (a custom loop) the hooks run once per batch
+        self._fit_step += 1 if self._counts_batches() else getattr(self.model, "steps_per_execution", 1) or 1
 
     def on_test_end(self, logs=None):
         if self._in_fit:  # validation inside fit sees the same weights as the train event
             return
         step = self._hook_step()
-        if getattr(self.model, "optimizer", None) is None and self._last_logged.get("eval") == step:
+        if self._counts_batches() and self._last_logged.get("eval") == step:
             self._report("eval", step, ValueError(
                 "the model has no optimizer and no train batch passed since the last eval event, so "
                 "this one has no step of its own: call log(step, mode='eval') with its step"))
@@ -326,12 +326,14 @@ class CNNViz(keras.callbacks.Callback):
             raise ValueError("the model has no optimizer to count steps: call log(step=...) with a step")
         return int(optimizer.iterations.numpy())
 
+    def _counts_batches(self):
+        """True for a model without an optimizer (a custom loop that drives the hooks): its
+        steps are the batches the hooks have seen."""
+        return getattr(self.model, "optimizer", None) is None
+
     def _hook_step(self):
-        """The optimizer's step count, or, for a model without an optimizer (a custom loop that
-        drives the hooks), the batches the hooks have seen."""
-        if getattr(self.model, "optimizer", None) is None:
-            return self._fit_step
-        return self._current_step()
+        """The optimizer's step count, or the batches the hooks have seen (_counts_batches)."""
+        return self._fit_step if self._counts_batches() else self._current_step()
 
     def _starts_a_block(self, step):
         """every_n_steps: whether `step` is in a later block of steps than the latest train event."""
@@ -399,8 +401,9 @@ class CNNViz(keras.callbacks.Callback):
         """Before this process's first event of `mode`. Filter drift is measured from the run's
         first event, kept in the logdir so that a resumed run keeps it; a train event at step 0
         in a logdir that holds a run starts the run again (and says so), an eval event keeps it."""
-        if self._own_reference:
-            return
+        restarts = mode == "train" and step == 0
+        if self._reference_from == "self" or (self._reference_from == "logdir" and not restarts):
+            return  # settled by this process's first event of the other mode
         path = self._reference_path()
         exists = tf.io.gfile.exists(path)
         if exists and step == 0:
@@ -411,10 +414,11 @@ class CNNViz(keras.callbacks.Callback):
                 f"that training, restore the optimizer with the weights (model.save() and "
                 f"keras.models.load_model(), or a checkpoint of model and optimizer) so its step count "
                 f"goes on; for a new run, use a new logdir or run_name=.", stacklevel=4)
-        if exists and (step > 0 or mode == "eval"):
+        if exists and not restarts:
             with tf.io.gfile.GFile(path, "rb") as f:
                 saved = np.load(io.BytesIO(f.read()))
                 self._probe.set_reference({key: saved[key] for key in saved.files})
+            self._reference_from = "logdir"
             return
         self._probe.set_reference()
         buffer = io.BytesIO()
@@ -422,7 +426,7 @@ class CNNViz(keras.callbacks.Callback):
         tf.io.gfile.makedirs(self.log_dir)
         with tf.io.gfile.GFile(path, "wb") as f:
             f.write(buffer.getvalue())
-        self._own_reference = True
+        self._reference_from = "self"
 
     def _logdir_state(self):
         """{mode: step of the run's latest event} as the logdir's state file has it ({} if none)."""
