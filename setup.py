@@ -17,7 +17,7 @@ setup(
         "numpy",
         "pillow",
         "werkzeug",
-        # ISA-L deflate for the PNGs (2.6x faster than zlib), where isal publishes wheels
+        # ISA-L deflate for the PNGs (faster than zlib: bench/README.md), where isal publishes wheels
         # (CPython on 64-bit x86 and ARM); codec.py uses zlib wherever it is not installed.
         "isal; platform_python_implementation == 'CPython' and (platform_machine == 'x86_64'"
         " or platform_machine == 'AMD64' or platform_machine == 'aarch64' or platform_machine == 'arm64')",

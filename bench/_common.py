@@ -1,49 +1,72 @@
-"""Shared by the server benches: generated cnnviz runs, a real `tensorboard` process, HTTP
-timing and the output format (text, or one JSON line per headline figure for bench/run_all).
+"""Shared by the benches: generated cnnviz runs, HTTP timing and the output format (text, or one
+JSON line per headline figure for bench/run_all). A real `tensorboard` process is started by
+tests/tensorboard_process.py, which the server benches import too.
 """
 
+import argparse
 import contextlib
 import http.client
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 PREFIX = "/data/plugin/cnnviz"
 
 
+def arguments(doc):
+    """The argument parser of a bench script: described by its docstring's first line, with
+    the --json that bench/run_all.py passes."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON line per headline figure on stdout, the details on stderr")
+    return parser
+
+
 def write_run(run_dir, steps, probes=8, size=16, widths=(4,)):
     """A cnnviz run of `steps` train events: the real callback logs step 0, then the items of
-    one real event (`CNNViz._event_items`) are written again at every later step, which costs
-    a file write per step instead of a model pass. The defaults make a tiny model (2 conv
-    layers of 4 channels) so that thousands of events stay cheap to write and to load."""
-    import numpy as np
-
+    one real event (`format.pack_event`) are written again at every later step, which costs a
+    file write per step instead of a model pass. The defaults make a tiny model (2 conv layers
+    of 4 channels) so that thousands of events stay cheap to write and to load."""
     from demo.model import vgg_style
-    from tb_cnnviz import CNNViz
+    from tb_cnnviz import CNNViz, format
     from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 
     images, labels, _ = shapes(probes, size=size, seed=1)
     callback = CNNViz(run_dir, images, labels, class_names=SHAPE_NAMES, model=vgg_style(size, widths=widths))
     callback.log(0)
-    items = callback._event_items(callback._probe(images, np.full(probes, -1)), "train")
+    result = callback._probe(images, callback.options.targets())
+    items = format.pack_event("train", result, callback._plan.header, callback.options.labels)
     for step in range(1, steps):
         callback._writer.write(items, step)
     callback._writer.close()
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class DemoTraining:
+    """The demo model (demo/model.py vgg_style, 40x40) with a CNNViz of default options on 8
+    probes, and 512 training images to take train steps on between events."""
+
+    def __init__(self, logdir):
+        from demo.model import vgg_style
+        from tb_cnnviz import CNNViz
+        from tb_cnnviz.datasets import SHAPE_NAMES, shapes
+
+        self.model = vgg_style(40)
+        self.model.compile("adam", "sparse_categorical_crossentropy")
+        self.images, self.labels, _ = shapes(512, size=40, seed=1)
+        probes, probe_labels, _ = shapes(8, size=40, seed=2)
+        self.callback = CNNViz(logdir, probes, probe_labels, class_names=SHAPE_NAMES, model=self.model)
+
+    def train_step(self, index):
+        """One train_on_batch on the index-th batch of 32 images (cycling)."""
+        start = index * 32 % len(self.images)
+        self.model.train_on_batch(self.images[start:start + 32], self.labels[start:start + 32])
 
 
 class Client:
@@ -71,63 +94,6 @@ class Client:
 
     def json(self, path):
         return json.loads(self.get(path)[1])
-
-
-class Server:
-    def __init__(self, base, process):
-        self.base, self.process, self.started = base, process, time.perf_counter()
-
-    def rss_mb(self):
-        """Resident memory of tensorboard and its children (the Rust data server)."""
-        pids, total = [self.process.pid], 0
-        while pids:
-            pid = pids.pop()
-            with contextlib.suppress(OSError):
-                with open(f"/proc/{pid}/status") as status:
-                    total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
-                for task in os.listdir(f"/proc/{pid}/task"):
-                    with open(f"/proc/{pid}/task/{task}/children") as children:
-                        pids += [int(child) for child in children.read().split()]
-        return total / 1024
-
-
-@contextlib.contextmanager
-def tensorboard(logdir, load_fast, keep=0):
-    """A real `tensorboard` serving this checkout's plugin; yields a Server once it answers
-    (the data may still be loading: see wait_loaded).
-
-    keep: cnnviz steps kept per series, 0 for all (the plugin's default, made explicit). Only
-    cnnviz is set: the image plugin passes its value on as `downsample`, where 0 lists nothing.
-    """
-    port = free_port()
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--host", "127.0.0.1",
-               "--port", str(port), f"--load_fast={str(load_fast).lower()}",
-               f"--samples_per_plugin=cnnviz={keep}"]
-    log = open(os.path.join(os.path.dirname(logdir.rstrip("/")), f"tensorboard_{port}.log"), "wb")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    server = Server(f"http://127.0.0.1:{port}", process)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"tensorboard exited with {process.returncode}; see {log.name}")
-            with contextlib.suppress(OSError, RuntimeError, http.client.HTTPException):
-                if Client(server.base).json("/data/plugins_listing").get("cnnviz", {}).get("enabled"):
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"tensorboard did not list an active cnnviz plugin; see {log.name}")
-            time.sleep(0.2)
-        server.answering = time.perf_counter() - server.started
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def wait_loaded(client, runs, steps, every=0.25, timeout=3600):

@@ -15,14 +15,14 @@ Prints, measured in one run against real `tensorboard` processes (--load_fast=fa
     python bench/backend_latency.py [--requests 200] [--long-steps 1000] [--json]
 """
 
-import argparse
 import os
 import shutil
 import statistics
 import tempfile
 import time
 
-from _common import PREFIX, Client, Report, p50, p90, tensorboard, wait_loaded, write_run
+from _common import Client, PREFIX, Report, arguments, p50, p90, wait_loaded, write_run
+from tensorboard_process import tensorboard
 
 RUN, IMAGES_RUN, LAYER = "demo", "tb_images", "block1_conv1"
 EPOCHS = 2  # one event before training and one per epoch
@@ -74,7 +74,7 @@ def ab_latency(client, ours, theirs, requests, warmup):
 
 
 def route_latency(report, load_fast, logdir, sizes, args):
-    with tensorboard(logdir, load_fast) as server:
+    with tensorboard(logdir, load_fast, samples=0) as server:
         client = Client(server.base)
         wait_loaded(client, 1, EPOCHS + 1)
         step = client.json(f"{PREFIX}/runs")["runs"][0]["steps"]["train"][-1]
@@ -177,7 +177,7 @@ def payload_reads(logdir, step, probes):
 def long_run(report, load_fast, dirs, args):
     """Both runs served at once by two servers; opens alternate between them, step by step."""
     short, long = dirs
-    with tensorboard(short, load_fast) as server_short, tensorboard(long, load_fast) as server_long:
+    with tensorboard(short, load_fast, samples=0) as server_short, tensorboard(long, load_fast, samples=0) as server_long:
         clients = Client(server_short.base), Client(server_long.base)
         for client, steps in zip(clients, (args.short_steps, args.long_steps)):
             wait_loaded(client, 1, steps)
@@ -203,14 +203,13 @@ def long_run(report, load_fast, dirs, args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--requests", type=int, default=200, help="timed requests per route, and as many to TB")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--long-steps", type=int, default=1000)
     parser.add_argument("--short-steps", type=int, default=10)
     parser.add_argument("--idle", type=float, default=3.0,
                         help="seconds before each open, longer than the plugin reuses a listing of blob keys")
-    parser.add_argument("--json", action="store_true", help="one JSON line per headline figure on stdout")
     args = parser.parse_args()
     report = Report(args.json)
     work = tempfile.mkdtemp(prefix="cnnviz_latency_")

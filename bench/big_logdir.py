@@ -15,14 +15,14 @@ step of a run, and the run copied) and kept in --cache for later runs.
     python bench/big_logdir.py [--runs 50] [--events 500] [--views 5] [--keep 0] [--cache DIR] [--json]
 """
 
-import argparse
 import contextlib
 import os
 import shutil
 import tempfile
 import time
 
-from _common import PREFIX, Client, Report, p50, tensorboard, wait_loaded, write_run
+from _common import Client, PREFIX, Report, arguments, p50, wait_loaded, write_run
+from tensorboard_process import tensorboard
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
@@ -68,7 +68,7 @@ def measure(report, load_fast, dirs, args):
     with contextlib.ExitStack() as stack:
         servers, rows = [], []
         for logdir, runs in zip(dirs, (1, args.runs)):
-            server = stack.enter_context(tensorboard(logdir, load_fast, args.keep))
+            server = stack.enter_context(tensorboard(logdir, load_fast, samples=args.keep))
             try:
                 wait_loaded(Client(server.base), runs, min(args.keep or args.events, args.events), every=1.0,
                             timeout=args.timeout)
@@ -104,14 +104,13 @@ def measure(report, load_fast, dirs, args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--views", type=int, default=5, help="first views timed per logdir")
     parser.add_argument("--keep", type=int, default=0, help="--samples_per_plugin=cnnviz=KEEP (0: every step)")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds to wait for a logdir to load")
     parser.add_argument("--cache", help="where the generated logdirs are kept (default: in the temp dir)")
-    parser.add_argument("--json", action="store_true", help="one JSON line per headline figure on stdout")
     args = parser.parse_args()
     report = Report(args.json)
     cache = args.cache or os.path.join(tempfile.gettempdir(), f"cnnviz_big_logdir_{args.runs}x{args.events}")

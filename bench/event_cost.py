@@ -14,7 +14,6 @@ Prints, measured in one run on the demo model with the default options:
     python bench/event_cost.py [--probes 8] [--repeats 30] [--demo-epochs 8] [--json]
 """
 
-import argparse
 import collections
 import dataclasses
 import os
@@ -22,7 +21,7 @@ import statistics
 import tempfile
 import time
 
-from _common import Report
+from _common import Report, arguments
 
 import numpy as np  # noqa: E402
 from tensorboard.backend.event_processing import event_file_loader  # noqa: E402
@@ -30,7 +29,7 @@ from tensorboard.compat.proto import event_pb2  # noqa: E402
 
 from demo.__main__ import main as demo_main  # noqa: E402
 from demo.model import vgg_style  # noqa: E402
-from tb_cnnviz import CNNViz  # noqa: E402
+from tb_cnnviz import CNNViz, format  # noqa: E402
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes  # noqa: E402
 from tb_cnnviz.probe import Probe, ProbeSpec  # noqa: E402
 
@@ -74,13 +73,17 @@ def bytes_per_step(run_dir):
 def breakdown(report, callback, probes, targets, repeats):
     """Milliseconds of each part of an event, and what each part of the probe adds."""
     probe = callback._probe
+
+    def pack(result):
+        return format.pack_event("train", result, callback._plan.header, callback.options.labels)
+
     result = probe(probes, targets)
-    items = callback._event_items(result, "train")
+    items = pack(result)
     steps = iter(range(10**6, 10**7))
     parts = {
         "probe tf.function": median_time(lambda: probe(probes, targets), repeats),
         "quantise + PNG-write the maps, build headers": median_time(
-            lambda: callback._event_items(result, "train"), repeats),
+            lambda: pack(result), repeats),
         "write the summaries (one record) and flush": median_time(
             lambda: callback._writer.write(items, next(steps)), repeats),
     }
@@ -101,11 +104,10 @@ def breakdown(report, callback, probes, targets, repeats):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--probes", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--demo-epochs", type=int, default=8)
-    parser.add_argument("--json", action="store_true", help="one JSON line per headline figure on stdout")
     args = parser.parse_args()
     report = Report(args.json)
 

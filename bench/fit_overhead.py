@@ -13,13 +13,12 @@ epoch-median comparison is printed too, for what it is worth. (The first epoch, 
     python bench/fit_overhead.py [--epochs 4] [--samples 3000] [--json]
 """
 
-import argparse
 import os
 import statistics
 import tempfile
 import time
 
-from _common import Report
+from _common import Report, arguments
 
 import keras  # noqa: E402
 
@@ -83,10 +82,9 @@ def epoch_time(make_callbacks, data, epochs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--samples", type=int, default=3000)
-    parser.add_argument("--json", action="store_true", help="one JSON line per headline figure on stdout")
     args = parser.parse_args()
     report = Report(args.json)
     images, labels, _ = shapes(args.samples, size=40, seed=1)

@@ -20,7 +20,6 @@ browser's idle requestAnimationFrame rate is printed for reference.
     python bench/frontend_fps.py [--steps 200] [--json]
 """
 
-import argparse
 import json
 import os
 import re
@@ -32,14 +31,11 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _common import Report  # noqa: E402
+from _common import DemoTraining, PREFIX, Report, arguments  # noqa: E402
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from demo.model import vgg_style  # noqa: E402
-from plugin_helpers import PREFIX, http_get, tensorboard_server  # noqa: E402
-from tb_cnnviz import CNNViz  # noqa: E402
-from tb_cnnviz.datasets import SHAPE_NAMES, shapes  # noqa: E402
+from tensorboard_process import http_get, tensorboard  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
@@ -88,16 +84,11 @@ IDLE_FPS_JS = """async () => {
 
 
 def write_run(logdir, steps):
-    model = vgg_style(40)
-    model.compile("adam", "sparse_categorical_crossentropy")
-    images, labels, _ = shapes(512, size=40, seed=1)
-    probes, probe_labels, _ = shapes(8, size=40, seed=2)
-    callback = CNNViz(os.path.join(logdir, RUN), probes, probe_labels, class_names=SHAPE_NAMES, model=model)
+    demo = DemoTraining(os.path.join(logdir, RUN))
     for step in range(steps):
-        start = step * 32 % len(images)
-        model.train_on_batch(images[start:start + 32], labels[start:start + 32])
-        callback.log(step)
-    callback._writer.close()
+        demo.train_step(step)
+        demo.callback.log(step)
+    demo.callback._writer.close()
 
 
 def wait_for_steps(base, count):
@@ -128,7 +119,8 @@ def scrub(frame, steps, view, indices, paced=True):
 
 def measure(logdir, count, say):
     """[(view, kind of scrub, scrub() result)] over the run in `logdir` of `count` steps."""
-    with tensorboard_server(logdir, load_fast=False) as base, sync_playwright() as playwright:
+    with tensorboard(logdir, load_fast=False, reload_interval=1) as server, sync_playwright() as playwright:
+        base = server.base
         steps = wait_for_steps(base, count)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 950})
@@ -154,10 +146,8 @@ def measure(logdir, count, say):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--json", action="store_true",
-                        help="one JSON line per headline figure on stdout, the details on stderr")
     args = parser.parse_args()
     report = Report(args.json)
     say = report.say

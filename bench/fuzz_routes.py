@@ -17,7 +17,6 @@ Afterwards the runs list, an event and a Grad-CAM .npy must answer the same byte
                                 [--threads 4] [--json]
 """
 
-import argparse
 import collections
 import concurrent.futures
 import http.client
@@ -38,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+from _common import arguments  # noqa: E402
 from plugin_helpers import PREFIX, tensorboard_server, write_logs  # noqa: E402
 
 STEP = ("run", "mode", "step")
@@ -380,12 +380,11 @@ def table(report, title, out=sys.stdout):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--per-route", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--load-fast", choices=["both", "true", "false"], default="both")
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--json", action="store_true", help="figures as JSON lines; the table goes to stderr")
     args = parser.parse_args()
     modes = {"both": [False, True], "true": [True], "false": [False]}[args.load_fast]
     reports = []

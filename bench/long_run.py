@@ -21,7 +21,6 @@ printed too).
     python bench/long_run.py [--events 2000] [--long-events 10000] [--train-every 10] [--json]
 """
 
-import argparse
 import concurrent.futures
 import gc
 import multiprocessing
@@ -34,14 +33,13 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _common import Report  # noqa: E402
+from _common import DemoTraining, Report, arguments  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from demo.model import vgg_style  # noqa: E402
 from helpers import small_cnn  # noqa: E402
 from tb_cnnviz import CNNViz  # noqa: E402
-from tb_cnnviz.datasets import SHAPE_NAMES, shapes  # noqa: E402
+from tb_cnnviz.datasets import shapes  # noqa: E402
 
 
 def rss_mb():
@@ -94,19 +92,14 @@ def run_events(callback, events, every, sample, between=None):
 
 
 def demo_run(events, train_every):
-    model = vgg_style(40)
-    model.compile("adam", "sparse_categorical_crossentropy")
-    images, labels, _ = shapes(512, size=40, seed=1)
-    probes, probe_labels, _ = shapes(8, size=40, seed=2)
-
-    def train(step):
-        if step % train_every == 0:
-            start = (step // train_every * 32) % len(images)
-            model.train_on_batch(images[start:start + 32], labels[start:start + 32])
-
     with tempfile.TemporaryDirectory(prefix="cnnviz_long_") as logdir:  # ~0.6 GB at 2,000 events
-        callback = CNNViz(logdir, probes, probe_labels, class_names=SHAPE_NAMES, model=model)
-        return run_events(callback, events, 100, lambda: (rss_mb(), logdir_bytes(logdir)), train)
+        demo = DemoTraining(logdir)
+
+        def train(step):
+            if step % train_every == 0:
+                demo.train_step(step // train_every)
+
+        return run_events(demo.callback, events, 100, lambda: (rss_mb(), logdir_bytes(logdir)), train)
 
 
 def tiny_run(events):
@@ -123,12 +116,10 @@ def in_fresh_process(fn, *args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--long-events", type=int, default=10000)
     parser.add_argument("--train-every", type=int, default=10)
-    parser.add_argument("--json", action="store_true",
-                        help="one JSON line per headline figure on stdout, the details on stderr")
     args = parser.parse_args()
 
     report = Report(args.json)

@@ -7,12 +7,11 @@ each relative to the first row of its table, next to the growth in work (probes 
     python bench/scaling.py [--repeats 10] [--json]
 """
 
-import argparse
 import statistics
 import tempfile
 import time
 
-from _common import Report
+from _common import Report, arguments
 
 from demo.model import vgg_style  # noqa: E402
 from tb_cnnviz import CNNViz  # noqa: E402
@@ -39,9 +38,8 @@ def table(report, title, unit, rows):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--json", action="store_true", help="one JSON line per headline figure on stdout")
     args = parser.parse_args()
     report = Report(args.json)
     model = vgg_style(40)

@@ -17,7 +17,6 @@ between pairs cancels; the times printed are medians too.
     python bench/vs_tf_explain.py [--repeats 20] [--vgg16] [--json]
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -32,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from _common import arguments  # noqa: E402
 from demo.model import vgg_style  # noqa: E402
 from tb_cnnviz import CNNViz  # noqa: E402
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes  # noqa: E402
@@ -77,12 +77,11 @@ def compare(model, size, probes_count, repeats):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--probes", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--vgg16", action="store_true",
                         help="also measure keras.applications.VGG16 (random weights, 64x64, 13 conv layers)")
-    parser.add_argument("--json", action="store_true", help="print one JSON line per model")
     args = parser.parse_args()
 
     # tf-explain passes [model.inputs] (nested) to Model(), which Keras 3 accepts with a warning;

@@ -2,7 +2,7 @@
 // Immutable answers (one step's data, images) are cached by URL, so scrubbing back is free.
 // A step takes one entry for its event and one per probe image: 4000 entries hold a view's
 // full pass over ~400 steps of 8 probes. A pass over more steps than fit evicts each step
-// before a scrub comes back to it (bench/frontend_fps.py: 0.4 frames/s over 200 steps at 600).
+// before a scrub comes back to it (bench/README.md, frontend_fps).
 
 const cache = new Map();
 const MAX_CACHED = 4000;

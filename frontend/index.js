@@ -118,9 +118,11 @@ class App {
     const steps = run.steps[mode];
     const wanted = state.step === "" ? steps[steps.length - 1] : Number(state.step);
     const step = steps.includes(wanted) ? wanted : nearest(steps, wanted);
-    const view = state.view in VIEWS ? state.view : "gradcam";
+    const view = Object.hasOwn(VIEWS, state.view) ? state.view : "gradcam";
+    // links made before the method was named gradcam_pp say gradcam++
+    const method = state.method === "gradcam++" ? "gradcam_pp" : Object.hasOwn(gradcam.METHODS, state.method) ? state.method : "gradcam";
     const cmp = this.byName.has(state.cmp) && state.cmp !== run.run ? state.cmp : "";
-    return { ...state, run: run.run, mode, step: step === undefined ? "" : String(step), view, cmp };
+    return { ...state, run: run.run, mode, step: step === undefined ? "" : String(step), view, method, cmp };
   }
 
   schedule() {

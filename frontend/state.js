@@ -29,7 +29,7 @@ export function readState() {
     } catch {
       continue;  // a truncated or hand-edited link: ignore that part
     }
-    if (key.startsWith(PREFIX) && key.slice(PREFIX.length) in DEFAULTS) {
+    if (key.startsWith(PREFIX) && Object.hasOwn(DEFAULTS, key.slice(PREFIX.length))) {
       state[key.slice(PREFIX.length)] = value;
     }
   }

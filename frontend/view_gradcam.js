@@ -6,6 +6,8 @@ import { el, faithfulnessMeaning, fmt, labelled, select } from "./dom.js";
 import { drawLevels } from "./mosaic.js";
 
 export const label = "Grad-CAM";
+// state.method names the event's summary and the `method` of the gradcam routes
+export const METHODS = { gradcam: "Grad-CAM", gradcam_pp: "Grad-CAM++" };
 
 export function toolbar({ state, store, content }) {
   const opacity = el("input", { type: "range", min: "0", max: "1", step: "0.05", value: state.opacity, "aria-label": "opacity" });
@@ -14,7 +16,7 @@ export function toolbar({ state, store, content }) {
     store.update({ opacity: opacity.value });
   });
   return [
-    labelled("Method", select([["gradcam", "Grad-CAM"], ["gradcam++", "Grad-CAM++"]], state.method, (method) => store.update({ method }), { name: "method" })),
+    labelled("Method", select(Object.entries(METHODS), state.method, (method) => store.update({ method }), { name: "method" })),
     labelled("Colormap", select(Object.keys(COLORMAPS), state.cmap, (cmap) => store.update({ cmap }), { name: "cmap" })),
     labelled("Opacity", opacity),
   ];
@@ -25,8 +27,7 @@ function className(run, index) {
 }
 
 function nonfinite(event, state, sample) {
-  const header = state.method === "gradcam" ? event.gradcam : event.gradcam_pp;
-  return header.nonfinite?.[sample]?.[0] ?? 0;
+  return event[state.method].nonfinite?.[sample]?.[0] ?? 0;
 }
 
 function heatParams(state, run, step) {
@@ -36,7 +37,7 @@ function heatParams(state, run, step) {
 export async function render({ state, store }, run, step) {
   const event = await getJSON("event", { run: run.run, step, mode: state.mode });
   const predictions = event.predictions;
-  part(state.method === "gradcam" ? event.gradcam : event.gradcam_pp);
+  part(event[state.method]);
   const cards = el("div", { class: "cards" });
   const draws = [];
   for (let sample = 0; sample < run.samples; sample += 1) {
@@ -62,8 +63,7 @@ export async function render({ state, store }, run, step) {
     draws.push(drawHeat(canvas, { ...heatParams(state, run, step), sample }, COLORMAPS[state.cmap] || COLORMAPS.jet));
   }
   await Promise.all(draws);
-  const header = state.method === "gradcam" ? event.gradcam : event.gradcam_pp;
-  return el("div", {}, el("p", { class: "note", text: `${state.method === "gradcam" ? "Grad-CAM" : "Grad-CAM++"} at ${header.layer}, each map scaled to its own range. Faithfulness (${faithfulnessMeaning(run)}): ${fmt(event.faithfulness)}` }), cards);
+  return el("div", {}, el("p", { class: "note", text: `${METHODS[state.method]} at ${event[state.method].layer}, each map scaled to its own range. Faithfulness (${faithfulnessMeaning(run)}): ${fmt(event.faithfulness)}` }), cards);
 }
 
 async function drawHeat(canvas, params, lut) {

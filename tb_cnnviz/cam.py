@@ -24,7 +24,7 @@ def gradcam_pp_weights(activations, grads):
     return tf.reduce_sum(tf.nn.relu(grads) * alpha, axis=(1, 2))
 
 
-METHODS = {"gradcam": gradcam_weights, "gradcam++": gradcam_pp_weights}
+METHODS = {"gradcam": gradcam_weights, "gradcam_pp": gradcam_pp_weights}
 
 
 def class_activation_map(activations, grads, method, size):

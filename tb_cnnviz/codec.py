@@ -6,9 +6,10 @@ map is quantised to 8 bits over its own [lo, hi] range (kept in the header), so 
 value is within (hi - lo) / 510 of the value that was logged.
 
 numpy, zlib and Pillow (and ISA-L's deflate where installed): used by the writer, the reader
-and the TensorBoard plugin.
+and the TensorBoard plugin. What each kind stores in these maps is `tb_cnnviz.format`'s business.
 """
 
+import dataclasses
 import functools
 import io
 import json
@@ -21,7 +22,7 @@ from PIL import Image
 
 from tb_cnnviz import metadata
 
-try:  # ISA-L's deflate: on feature maps 2.6x faster than zlib's fastest setting, 3 % larger
+try:  # ISA-L's deflate: faster than zlib's fastest setting on feature maps (bench/README.md)
     from isal import isal_zlib
 except ImportError:  # platforms without an isal wheel (setup.py installs it where there is one)
     isal_zlib = None
@@ -29,22 +30,22 @@ except ImportError:  # platforms without an isal wheel (setup.py installs it whe
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def grid_shape(n):
+def grid_shape(n: int) -> tuple:
     """(rows, cols) of the near-square grid that tiles n maps."""
     cols = max(1, math.ceil(math.sqrt(n)))
     return math.ceil(n / cols), cols
 
 
-def encode_header(**fields):
+def encode_header(**fields) -> bytes:
     """JSON header bytes. A bytes value is JSON text already (another summary's header) and is
     embedded as it is, not decoded and encoded again."""
     return _json_text({"version": metadata.FORMAT_VERSION, **fields}).encode()
 
 
-def float32_json(array):
+def float32_json(array: np.ndarray) -> bytes:
     """JSON text (bytes) of a 2-D float32 array as nested lists, each value written with the 9
-    significant digits that give back the same float32 (json's float repr writes up to 17
-    and is ~30 % slower); `encode_header` embeds it as it is."""
+    significant digits that give back the same float32 (json's repr writes up to 17);
+    `encode_header` embeds it as it is."""
     if not np.isfinite(array).all():  # written as json writes them (NaN, Infinity)
         return json.dumps(array.tolist()).encode()
     return (_float32_json_format(*array.shape) % tuple(array.ravel().tolist())).encode()
@@ -52,8 +53,7 @@ def float32_json(array):
 
 @functools.lru_cache(maxsize=64)
 def _float32_json_format(rows, cols):
-    """%-format string of a rows x cols nested list: one format call per array is ~30 %
-    faster than one per value."""
+    """%-format string of a rows x cols nested list, so that an array is one format call."""
     row = "[" + ",".join(["%.9g"] * cols) + "]"
     return "[" + ",".join([row] * rows) + "]"
 
@@ -66,13 +66,18 @@ def _json_text(value):
     return json.dumps(value)
 
 
-def decode_header(blob):
-    """Parses element 0 of a blob sequence; raises metadata.FormatError when unusable."""
+def decode_header(blob: bytes) -> dict:
+    """Parses element 0 of a blob sequence.
+
+    Raises:
+      metadata.FormatError: not a cnnviz header, one from a newer format, or one whose shape
+        and ranges do not fit.
+    """
     return check_header(metadata.parse_plugin_content(blob))
 
 
-def check_header(header):
-    """`header` if its shape and ranges are usable, else metadata.FormatError."""
+def check_header(header) -> dict:
+    """`header` if its shape and ranges are usable; raises metadata.FormatError otherwise."""
     if not isinstance(header, dict):
         raise metadata.FormatError(f"not a cnnviz header: {str(header)[:80]}")
     if "shape" in header:
@@ -90,7 +95,7 @@ def check_header(header):
     return header
 
 
-def check_png(header, png):
+def check_png(header: dict, png: bytes) -> bytes:
     """`png` if it starts like the PNG mosaic `header` describes: a cheap check for images
     served without decoding. Raises metadata.FormatError otherwise."""
     _, n, h, w, _ = header["shape"]
@@ -104,7 +109,7 @@ def check_png(header, png):
     return png
 
 
-def png_to_array(png):
+def png_to_array(png: bytes) -> np.ndarray:
     """Pixels of a PNG as uint8 (H, W, channels); FormatError if the bytes are not one."""
     try:
         with Image.open(io.BytesIO(png)) as image:
@@ -123,7 +128,7 @@ def _chunk(kind, data):
 _IEND = _chunk(b"IEND", b"")
 
 
-def deflate(data):
+def deflate(data) -> bytes:
     """zlib stream of `data` at the fastest setting that still compresses feature maps."""
     if isal_zlib is not None:
         return isal_zlib.compress(data, 1)
@@ -131,12 +136,12 @@ def deflate(data):
     return compressor.compress(data) + compressor.flush()
 
 
-def array_to_png(pixels):
+def array_to_png(pixels: np.ndarray) -> bytes:
     """uint8 (H, W, 1 or 3) -> PNG bytes."""
     return arrays_to_pngs(pixels[None])[0]
 
 
-def arrays_to_pngs(images):
+def arrays_to_pngs(images: np.ndarray) -> list:
     """uint8 (B, H, W, 1 or 3) -> B PNGs, written directly: no row filter (feature maps are
     noise-like; filters made them larger), one deflate call each, the rest shared."""
     count, height, width, channels = images.shape
@@ -147,10 +152,19 @@ def arrays_to_pngs(images):
     return [start + _chunk(b"IDAT", deflate(item.data)) + _IEND for item in rows]
 
 
-def quantise(maps):
-    """Float maps (B, n, h, w, c) -> (8-bit mosaics (B, rows*h, cols*w, c), lo (B, n),
-    hi (B, n), non-finite counts (B, n)): each map scaled over its own [lo, hi], the n maps of
-    an item tiled on a `grid_shape(n)` grid.
+@dataclasses.dataclass(frozen=True)
+class Quantised:
+    """Maps as stored: 8-bit mosaics and, per item and map, the range and non-finite count."""
+
+    mosaics: np.ndarray  # uint8 (B, rows*h, cols*w, c)
+    lo: np.ndarray  # float32 (B, n)
+    hi: np.ndarray  # float32 (B, n)
+    nonfinite: np.ndarray  # int64 (B, n)
+
+
+def quantise(maps) -> Quantised:
+    """Float maps (B, n, h, w, c) -> Quantised: each map scaled over its own [lo, hi], the n
+    maps of an item tiled on a `grid_shape(n)` grid.
 
     Non-finite values (a diverged run) are left out of the range, stored as its low end and
     counted, so readers can mark the map.
@@ -177,10 +191,10 @@ def quantise(maps):
         levels[~finite] = 0.0
     levels *= np.float32(255)
     levels += 0.5  # in [0.5, 255.5]: truncation rounds to the nearest level, no clipping needed
-    return tile(levels.astype(np.uint8).reshape(maps.shape)), lo, hi, nonfinite
+    return Quantised(tile(levels.astype(np.uint8).reshape(maps.shape)), lo, hi, nonfinite)
 
 
-def tile(maps):
+def tile(maps: np.ndarray) -> np.ndarray:
     """uint8 maps (B, n, h, w, c) -> mosaics (B, rows*h, cols*w, c), row by row, zero-padded."""
     b, n, h, w, c = maps.shape
     rows, cols = grid_shape(n)
@@ -190,8 +204,9 @@ def tile(maps):
     return grid.reshape(b, rows * h, cols * w, c)
 
 
-def untile(pixels, n, h, w):
-    """Inverse of `tile` for one item: (rows*h, cols*w, c) -> (n, h, w, c)."""
+def untile(pixels: np.ndarray, n: int, h: int, w: int) -> np.ndarray:
+    """Inverse of `tile` for one item: (rows*h, cols*w, c) -> (n, h, w, c); FormatError if
+    the image does not have the size the header says."""
     rows, cols = grid_shape(n)
     c = pixels.shape[-1]
     if pixels.shape != (rows * h, cols * w, c):
@@ -202,26 +217,37 @@ def untile(pixels, n, h, w):
     return grid.reshape(rows * cols, h, w, c)[:n]
 
 
-def dequantise(q, lo, hi):
+def dequantise(q: np.ndarray, lo, hi) -> np.ndarray:
     """uint8 maps (n, h, w, c) and per-map ranges (n,) -> float32 values."""
     lo = np.asarray(lo, np.float32).reshape(-1, 1, 1, 1)
     hi = np.asarray(hi, np.float32).reshape(-1, 1, 1, 1)
     return lo + q.astype(np.float32) * ((hi - lo) / 255.0)
 
 
-def item_pixels(header, png):
-    """uint8 maps (n, h, w, c) of one item's PNG."""
+def item_pixels(header: dict, png: bytes) -> np.ndarray:
+    """uint8 maps (n, h, w, c) of one item's PNG; FormatError if it is damaged."""
     _, n, h, w, _ = header["shape"]
     return untile(png_to_array(png), n, h, w)
 
 
-def decode_item(header, png, index):
-    """Float maps (n, h, w, c) of item `index` of a blob sequence, from its PNG."""
+def decode_item(header: dict, png: bytes, index: int) -> np.ndarray:
+    """Float maps (n, h, w, c) of item `index` of a blob sequence, from its PNG; FormatError
+    if it is damaged."""
     return dequantise(item_pixels(header, png), header["lo"][index], header["hi"][index])
 
 
-def decode_maps(header, pngs):
-    """Float array (B, n, h, w, c) of a whole blob sequence."""
+def encode_maps(maps, **fields) -> np.ndarray:
+    """Blob sequence [JSON header, PNG per item] of float maps (B, n, h, w, c); `fields` go into
+    the header beside the shape, ranges and non-finite counts."""
+    quantised = quantise(maps)
+    header = encode_header(shape=list(np.shape(maps)), lo=float32_json(quantised.lo), hi=float32_json(quantised.hi),
+                           nonfinite=quantised.nonfinite.tolist(), **fields)
+    return np.asarray([header, *arrays_to_pngs(quantised.mosaics)], dtype=object)
+
+
+def decode_maps(header: dict, pngs: list) -> np.ndarray:
+    """Float array (B, n, h, w, c) of a whole blob sequence; FormatError if an image is
+    damaged or missing."""
     if len(pngs) != header["shape"][0]:
         raise metadata.FormatError(
             f"cnnviz blob sequence has {len(pngs)} images, header says {header['shape'][0]}"

@@ -1,7 +1,12 @@
-"""Finding a model's 2-D convolution layers, including inside nested models, by path name."""
+"""A model's 2-D convolution layers: finding them (inside nested models too), naming them by
+path, reading their effective kernels, and recording their outputs during a forward pass."""
+
+import contextlib
 
 import keras
 import tensorflow as tf
+
+from tb_cnnviz import format
 
 CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 
@@ -14,23 +19,26 @@ def walk(model, prefix=""):
             yield from walk(layer, prefix + layer.name + "/")
 
 
-def conv_layers(model):
+def conv_layers(model) -> dict:
     """{path: layer} of every 2-D conv layer in model order; nested models add "outer/inner"."""
     return {path: layer for path, layer in walk(model) if isinstance(layer, CONV_TYPES)}
 
 
-def resolve(model, convs, name, what="layer"):
-    """Path in `convs` of a user-given layer name: the full path or an unambiguous short name."""
+def resolve(model, convs: dict, name: str, what: str = "layer") -> str:
+    """Path in `convs` of a user-given layer name: the full path or an unambiguous short name.
+
+    Raises:
+      TypeError: `name` is not a string.
+      ValueError: no conv layer has that name (the message lists them), or several do.
+    """
     if not isinstance(name, str):
         raise TypeError(f"{what} must be a layer name (str), got {type(name).__name__}")
-    if name in convs:
-        return name
-    by_short = [path for path in convs if path.rsplit("/", 1)[-1] == name]
-    if len(by_short) == 1:
-        return by_short[0]
+    try:
+        return format.resolve_layer(name, convs)
+    except format.UnknownLayer as unknown:
+        if unknown.ambiguous:
+            raise ValueError(f"{what} {name!r} is ambiguous; give its full path, one of: {unknown.ambiguous}") from None
     valid = ", ".join(convs)
-    if len(by_short) > 1:
-        raise ValueError(f"{what} {name!r} is ambiguous; give its full path, one of: {by_short}")
     other = dict(walk(model)).get(name)
     if other is not None:
         raise ValueError(
@@ -56,3 +64,62 @@ def effective_kernel(layer):
         kh, kw, cin, mult = kernel.shape
         return tf.reshape(kernel, (kh, kw, 1, cin * mult))
     return kernel
+
+
+def output_layer(model):
+    """The layer that produces the model's output, looking inside nested functional and
+    Sequential models (a nested subclassed model has no graph to look into: it is the layer)."""
+    layer = model
+    while isinstance(layer, keras.Model) and hasattr(layer, "outputs"):
+        history = getattr(layer.outputs[0], "_keras_history", None) if layer.outputs else None
+        layer = history.operation if history is not None else layer.layers[-1]
+    return layer
+
+
+@contextlib.contextmanager
+def patched(obj, name, value):
+    """Sets an instance attribute for the duration of a trace, bypassing Keras' tracking."""
+    had = name in obj.__dict__
+    old = obj.__dict__.get(name)
+    obj.__dict__[name] = value
+    try:
+        yield
+    finally:
+        if had:
+            obj.__dict__[name] = old
+        else:
+            del obj.__dict__[name]
+
+
+@contextlib.contextmanager
+def recording(watched: dict, outputs: dict):
+    """While active, the first output of each watched layer {path: layer} goes to `outputs`.
+
+    Wrapping each layer's `call` works the same in functional, Sequential, nested and wrapped
+    subclassed models, without building sub-models.
+    """
+    with contextlib.ExitStack() as stack:
+        for path, layer in watched.items():
+            def call(*args, _path=path, _call=layer.call, **kwargs):
+                result = _call(*args, **kwargs)
+                outputs.setdefault(_path, result)
+                return result
+
+            stack.enter_context(patched(layer, "call", call))
+        yield
+
+
+def conv_output_shapes(model, convs: dict, images) -> dict:
+    """{path: (height, width, channels)} of each conv layer's output (None for a dynamic size):
+    from the model's graph, or, for layers inside a subclassed model (which keep no symbolic
+    output), by running one of `images` through the model."""
+    try:
+        return {path: tuple(layer.output.shape[1:]) for path, layer in convs.items()}
+    except AttributeError:
+        recorded = {}
+        with recording(convs, recorded):
+            model(tf.convert_to_tensor(images[:1]), training=False)
+        missing = sorted(set(convs) - set(recorded))
+        if missing:
+            raise ValueError(f"layers {missing} are not used by the model's forward pass") from None
+        return {path: tuple(recorded[path].shape[1:]) for path in convs}

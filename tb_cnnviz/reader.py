@@ -1,11 +1,14 @@
 """Reads what CNNViz logged in a run directory back as numpy arrays, without TensorBoard.
 
-    run = tb_cnnviz.reader.read_run("logs/run1")
+    run = tb_cnnviz.read_run("logs/run1")
     step = run.steps("train")[-1]
     event = run.event(step)
     event.gradcam                      # (N, H, W) float32
     event.activations("block1_conv1")  # (N, channels, h, w) and the channel indices
     run.filter_drift("block1_conv1", "cos_to_first")  # steps, (filters, steps)
+
+A data source of its own over the event files; what the stored summaries hold is
+`tb_cnnviz.format`'s to unpack.
 """
 
 import collections
@@ -15,69 +18,84 @@ from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.compat import tf
 from tensorboard.util import tensor_util
 
-from tb_cnnviz import codec, metadata
-
-
-def decode_blob_maps(blobs):
-    """A map blob sequence -> (float array (B, n, h, w, c), header)."""
-    header = codec.decode_header(blobs[0])
-    return codec.decode_maps(header, blobs[1:]), header
+from tb_cnnviz import codec, format, metadata
+from tb_cnnviz.metadata import ACTIVATIONS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, PREDICTIONS, RUN_HEADER, STATS
 
 
 class Event:
-    """One logging event (mode, step): decoded lazily, one summary at a time."""
+    """One logging event (mode, step), decoded lazily one summary at a time."""
 
-    def __init__(self, run, mode, step):
+    def __init__(self, run: "Run", mode: str, step: int):
         self._run, self.mode, self.step = run, mode, step
 
     def _blobs(self, kind, layer=None):
         return self._run.blobs(metadata.tag(kind, self.mode, layer), self.step)
 
     def _maps(self, kind, layer=None):
-        return decode_blob_maps(self._blobs(kind, layer))
+        """(the kind's array, its header) of one map summary of this event."""
+        blobs = self._blobs(kind, layer)
+        header = codec.decode_header(blobs[0])
+        return format.unpack_maps(kind, header, blobs[1:]), header
 
     @property
-    def predictions(self):
-        """dict: predicted, probability, target, target_probability, label, top classes, ..."""
-        header = codec.decode_header(self._blobs(metadata.PREDICTIONS)[0])
-        return {key: value for key, value in header.items() if key != metadata.STEP_INDEX}
+    def predictions(self) -> dict:
+        """predicted, probability, target, target_probability, masked_probability,
+        faithfulness_drop, label, top_classes, top_probabilities: one entry per probe."""
+        return format.unpack_predictions(codec.decode_header(self._blobs(PREDICTIONS)[0]))[0]
 
-    def nonfinite(self, kind, layer=None):
-        """Per item and map, how many logged values were NaN or infinite (B, n) — a diverged
-        run's maps are stored with those values at the low end of the map's range."""
-        header = codec.decode_header(self._blobs(kind, layer and self._run.layer_path(layer))[0])
-        return np.asarray(header.get("nonfinite", np.zeros(header["shape"][:2], int)))
-
-    @property
-    def gradcam(self):
-        return self._maps(metadata.GRADCAM)[0][:, 0, :, :, 0]
+    def nonfinite(self, kind: str, layer: str | None = None) -> np.ndarray:
+        """Per item and map, how many logged values were NaN or infinite (items, maps): a
+        diverged run's maps are stored with those values at the low end of the map's range."""
+        layer = layer and self._run.layer_path(layer)
+        return format.nonfinite(codec.decode_header(self._blobs(kind, layer)[0]))
 
     @property
-    def gradcam_pp(self):
-        return self._maps(metadata.GRADCAM_PP)[0][:, 0, :, :, 0]
+    def gradcam(self) -> np.ndarray:
+        """Grad-CAM maps (N, H, W) float32 at the input resolution."""
+        return self._maps(GRADCAM)[0]
 
-    def activations(self, layer):
-        """(maps (N, channels, h, w), channel indices) of a logged layer."""
-        maps, header = self._maps(metadata.ACTIVATIONS, self._run.layer_path(layer))
-        return maps[..., 0], header["channels"]
+    @property
+    def gradcam_pp(self) -> np.ndarray:
+        """Grad-CAM++ maps (N, H, W) float32."""
+        return self._maps(GRADCAM_PP)[0]
 
-    def filters(self, layer):
+    def activations(self, layer: str) -> tuple:
+        """(maps (N, channels, h, w), channel indices) of a logged layer.
+
+        Raises KeyError (format.UnknownLayer) for a layer that is not logged."""
+        maps, header = self._maps(ACTIVATIONS, self._run.layer_path(layer))
+        return maps, header["channels"]
+
+    def filters(self, layer: str) -> tuple:
         """(kernels (n, kh, kw, c), channel indices, view): c is 3 for colour tiles."""
-        maps, header = self._maps(metadata.FILTERS, self._run.layer_path(layer))
-        return maps[0], header["channels"], header["view"]
+        kernels, header = self._maps(FILTERS, self._run.layer_path(layer))
+        return kernels, header["channels"], header["view"]
 
-    def stats(self, layer):
+    def stats(self, layer: str) -> dict:
         """{stat name: (filters,) float32} for any conv layer of the model."""
-        values = self._run.tensor(metadata.tag(metadata.STATS, self.mode, self._run.layer_path(layer)), self.step)
-        return dict(zip(metadata.STAT_NAMES, values))
+        return format.stats_by_name(self._run.tensor(metadata.tag(STATS, self.mode, self._run.layer_path(layer)),
+                                                     self.step))
 
     @property
-    def faithfulness(self):
-        return float(self._run.tensor(metadata.tag(metadata.FAITHFULNESS, self.mode), self.step))
+    def faithfulness(self) -> float:
+        """Mean drop of the target's probability when the top of Grad-CAM is blurred."""
+        return float(self._run.tensor(metadata.tag(FAITHFULNESS, self.mode), self.step))
 
 
 class Run:
-    """Everything cnnviz logged in one run directory (the event files directly inside it)."""
+    """Everything cnnviz logged in one run directory (the event files directly inside it).
+
+    Attributes:
+      path: the directory.
+      header: the run header (format.RunHeader): layers, channels, classes, ...
+      info: the run header as stored, with the probe images' shape and ranges.
+      probes: the probe images (N, H, W, C) float32, as logged.
+
+    Raises (when made):
+      FileNotFoundError: no such directory.
+      ValueError: no cnnviz data in it.
+      metadata.FormatError: data this version cannot read (e.g. from a newer tb_cnnviz).
+    """
 
     def __init__(self, path):
         self.path = str(path)
@@ -87,11 +105,12 @@ class Run:
         names = sorted(n for n in tf.io.gfile.listdir(self.path) if "tfevents" in n)
         for name in names:
             self._load(tf.io.gfile.join(self.path, name.rstrip("/")))
-        if metadata.PROBES not in self._series:
+        if RUN_HEADER not in self._series:
             raise ValueError(f"no cnnviz data in {self.path!r}: was CNNViz given this logdir?")
-        latest = max(self._series[metadata.PROBES])
-        probes, self.info = decode_blob_maps(self.blobs(metadata.PROBES, latest))
-        self.probes = probes[:, 0]
+        blobs = self.blobs(RUN_HEADER, max(self._series[RUN_HEADER]))
+        self.info = codec.decode_header(blobs[0])
+        self.header = format.unpack_run_header(self.info, len(blobs))
+        self.probes = format.unpack_maps(RUN_HEADER, self.info, blobs[1:])
 
     def _load(self, path):
         ours = set()
@@ -104,19 +123,21 @@ class Run:
                     self._series[value.tag][event.step] = value.tensor  # a rewrite wins
 
     @property
-    def layers(self):
+    def layers(self) -> list:
         """Layers with activations logged, in model order."""
-        return list(self.info["layers"])
+        return list(self.header.layers)
 
-    def layer_path(self, layer):
-        return metadata.resolve_layer(layer, list(self.info["conv_layers"]))
+    def layer_path(self, layer: str) -> str:
+        """The path of a conv layer given by path or unambiguous short name (KeyError if none)."""
+        return format.resolve_layer(layer, self.header.conv_layers)
 
-    def steps(self, mode="train"):
-        """Steps of complete events: predictions are the last summary an event writes."""
-        return sorted(self._series.get(metadata.tag(metadata.PREDICTIONS, mode), {}))
+    def steps(self, mode: str = "train") -> list:
+        """Steps of complete events (whose predictions, written with the rest, are on disk)."""
+        return sorted(self._series.get(metadata.tag(PREDICTIONS, mode), {}))
 
-    def event(self, step, mode="train"):
-        if step not in self._series.get(metadata.tag(metadata.PREDICTIONS, mode), {}):
+    def event(self, step: int, mode: str = "train") -> Event:
+        """The event at `step`; KeyError listing the logged steps if there is none."""
+        if step not in self._series.get(metadata.tag(PREDICTIONS, mode), {}):
             raise KeyError(f"no {mode} event at step {step}; logged steps: {self.steps(mode)}")
         return Event(self, mode, step)
 
@@ -126,30 +147,30 @@ class Run:
         except KeyError:
             raise KeyError(f"nothing logged under {tag!r} at step {step}") from None
 
-    def blobs(self, tag, step):
+    def blobs(self, tag: str, step: int) -> list:
+        """The stored blobs of a blob summary at `step`."""
         return list(tensor_util.make_ndarray(self._proto(tag, step)))
 
-    def tensor(self, tag, step):
-        return tensor_util.make_ndarray(self._proto(tag, step))
+    def tensor(self, tag: str, step: int) -> np.ndarray:
+        """A tensor summary at `step`, checked to be numbers."""
+        return format.unpack_tensor(tensor_util.make_ndarray(self._proto(tag, step)), repr(tag))
 
-    def filter_drift(self, layer, stat, mode="train"):
-        """(steps, matrix (filters, steps)) of one filter statistic of one layer."""
-        if stat not in metadata.STAT_NAMES:
-            raise KeyError(f"unknown stat {stat!r}; choose one of {metadata.STAT_NAMES}")
+    def filter_drift(self, layer: str, stat: str, mode: str = "train") -> tuple:
+        """(steps, matrix (filters, steps)) of one filter statistic of one conv layer; a mode
+        without events gives no columns. KeyError for an unknown layer or statistic."""
         path = self.layer_path(layer)
-        series = self._series.get(metadata.tag(metadata.STATS, mode, path), {})
-        steps = [s for s in self.steps(mode) if s in series]  # complete events only
-        if not steps:  # e.g. a mode with no events: no columns, as faithfulness() gives
-            filters = self.info["conv_layers"][path]["output_shape"][-1]
-            return np.asarray(steps, np.int64), np.empty((filters, 0), np.float32)
-        row = metadata.STAT_NAMES.index(stat)
-        matrix = np.stack([tensor_util.make_ndarray(series[s])[row] for s in steps], axis=1)
-        return np.asarray(steps), matrix
+        tag = metadata.tag(STATS, mode, path)
+        stats = {step: self.tensor(tag, step) for step in self._series.get(tag, {})}
+        filters = self.header.conv_layers[path]["output_shape"][-1]
+        return format.filter_drift(self.steps(mode), stats, stat, filters)
 
-    def faithfulness(self, mode="train"):
-        steps = self.steps(mode)
-        return np.asarray(steps), np.asarray([self.event(s, mode).faithfulness for s in steps])
+    def faithfulness(self, mode: str = "train") -> tuple:
+        """(steps, values) of the faithfulness score of each event of `mode`."""
+        tag = metadata.tag(FAITHFULNESS, mode)
+        steps, values = format.scalar_series(self.steps(mode), {s: self.tensor(tag, s) for s in self._series.get(tag, {})})
+        return np.asarray(steps), np.asarray(values)
 
 
-def read_run(path):
+def read_run(path) -> Run:
+    """Reads a run directory written by CNNViz; see `Run` for what it holds and raises."""
     return Run(path)

@@ -1,4 +1,5 @@
-"""cnnviz data of a TensorBoard experiment, read only through the data provider.
+"""cnnviz data of a TensorBoard experiment, read only through the data provider: the plugin's
+data source. What the stored summaries hold is `tb_cnnviz.format`'s to unpack.
 
 Answers for one step read that step's blobs alone (a blob sequence lists blob keys without
 their payloads); decoded headers are cached by blob key, and a run's listings of blob keys
@@ -6,23 +7,24 @@ are reused for LISTING_SECONDS.
 """
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
 
-import numpy as np
 from tensorboard import errors
 from tensorboard.data import provider
 
-from tb_cnnviz import codec, metadata
+from tb_cnnviz import codec, format, metadata
+from tb_cnnviz.metadata import PREDICTIONS, RUN_HEADER
 
 ALL = 10**9  # `downsample` value that keeps every step
 # How long a run's listing of blob keys is reused. The tab asks for one step's images in a
-# burst, and every listing costs a data-server round trip (~45 ms with --load_fast=true) or,
-# with the Python loader, time proportional to the run's steps (bench/backend_latency.py).
+# burst, and every listing costs a data-server round trip or, with the Python loader, time
+# proportional to the run's steps (bench/backend_latency.py).
 LISTING_SECONDS = 1.0
-# JSON bytes of decoded headers kept (a predictions header, which indexes its step, is ~30 KB for
-# the demo model; decoded, a header takes two to three times its JSON size in memory).
+# JSON bytes of decoded headers kept (decoded, a header takes two to three times its JSON size
+# in memory; a predictions header, which indexes its step, is the largest).
 HEADER_CACHE_BYTES = 32 * 2**20
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,20 @@ class Blobs(list):
     def __init__(self, datum):
         super().__init__(datum.values)
         self.wall_time = datum.wall_time
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """A run as the plugin serves it."""
+
+    header: format.RunHeader
+    images: dict  # the decoded run header summary: the probe images' shape and ranges
+    probes: Blobs  # the run header summary's blobs: header, then one PNG per probe
+    steps: dict  # mode -> steps of complete events
+
+    @property
+    def samples(self) -> int:
+        return self.images["shape"][0]
 
 
 class _LRU:
@@ -128,31 +144,25 @@ class Store:
         return self._headers.get(key, decode)
 
     # -- runs ---------------------------------------------------------------------------------
-    _RUN_TAGS = [metadata.PROBES] + [metadata.tag(metadata.PREDICTIONS, m) for m in metadata.MODES]
+    _RUN_TAGS = [RUN_HEADER] + [metadata.tag(PREDICTIONS, m) for m in metadata.MODES]
 
     def _run_names(self, ctx, experiment):
         listing = self._provider.list_blob_sequences(
             ctx, experiment_id=experiment, plugin_name=metadata.PLUGIN_NAME,
-            run_tag_filter=provider.RunTagFilter(tags=[metadata.PROBES]))
-        return sorted(run for run, tags in listing.items() if metadata.PROBES in tags)
+            run_tag_filter=provider.RunTagFilter(tags=[RUN_HEADER]))
+        return sorted(run for run, tags in listing.items() if RUN_HEADER in tags)
 
     def _run_info(self, ctx, by_tag):
-        """The run header (latest probes summary) plus its probe blobs and logged steps."""
-        probes = by_tag[metadata.PROBES]
-        info = dict(self.header(ctx, probes[max(probes)]))
-        missing = [field for field in metadata.RUN_FIELDS if field not in info]
-        if missing or len(probes[max(probes)]) != 1 + info["shape"][0]:
-            raise metadata.FormatError(f"not a cnnviz run header (missing {missing or 'probe images'})")
-        info["probes"] = probes[max(probes)]
-        info["steps"] = {
-            mode: sorted(by_tag.get(metadata.tag(metadata.PREDICTIONS, mode), {})) for mode in metadata.MODES
-        }
-        return info
+        """The run header (latest summary) with its probe blobs and logged steps."""
+        probes = by_tag[RUN_HEADER][max(by_tag[RUN_HEADER])]
+        images = self.header(ctx, probes)
+        steps = {mode: sorted(by_tag.get(metadata.tag(PREDICTIONS, mode), {})) for mode in metadata.MODES}
+        return RunInfo(format.unpack_run_header(images, len(probes)), images, probes, steps)
 
     def runs(self, ctx, experiment):
-        """{run: info} for every run with cnnviz data, in two provider calls plus headers.
+        """{run: RunInfo} for every run with cnnviz data, in two provider calls plus headers.
 
-        A run that cannot be read gets {"error": message} instead, so one bad run (newer
+        A run that cannot be read gets its error message (str) instead, so one bad run (newer
         format, unreadable data) does not hide the others.
         """
         runs = self._run_names(ctx, experiment)
@@ -161,23 +171,23 @@ class Store:
                                     for run, by_tag in series.items()})
         result = {}
         for run in runs:
-            if not series.get(run, {}).get(metadata.PROBES):
+            if not series.get(run, {}).get(RUN_HEADER):
                 continue
             try:
                 result[run] = self._run_info(ctx, series[run])
             except metadata.FormatError as error:
-                result[run] = {"error": str(error)}
+                result[run] = str(error)
             except errors.InvalidArgumentError:  # a bad request (e.g. experiment id), not a bad run
                 raise
             except Exception as error:  # noqa: BLE001 - e.g. files removed while serving
                 logger.warning("cnnviz: cannot read run %r: %r", run, error)
-                result[run] = {"error": f"cannot read this run's cnnviz data: {error}"}
+                result[run] = f"cannot read this run's cnnviz data: {error}"
         return result
 
-    def run(self, ctx, experiment, run):
-        """Info of one run, reading only that run's data."""
+    def run(self, ctx, experiment, run) -> RunInfo:
+        """One run, reading only that run's data."""
         by_tag = self._listing(ctx, experiment, run, self._RUN_TAGS)
-        if not by_tag.get(metadata.PROBES):
+        if not by_tag.get(RUN_HEADER):
             raise NotFound(f"no cnnviz data for run {run!r}", self._run_names(ctx, experiment))
         return self._run_info(ctx, by_tag)
 
@@ -195,15 +205,16 @@ class Store:
             result[tag] = by_step[step]
         return result
 
-    def maps(self, ctx, references, item=None):
-        """Float maps (B, n, h, w, c), or (n, h, w, c) of one item, from a blob sequence."""
+    def maps(self, ctx, kind, references, item=None):
+        """A map kind's array from its blob sequence, or one item's part of it."""
         header = self.header(ctx, references)
         if item is not None:
-            return codec.decode_item(header, self.blob(ctx, references[1 + item]), item)
-        return codec.decode_maps(header, [self.blob(ctx, r) for r in references[1:]])
+            return format.unpack_item(kind, header, self.blob(ctx, references[1 + item]), item)
+        return format.unpack_maps(kind, header, [self.blob(ctx, r) for r in references[1:]])
 
     def tensors(self, ctx, experiment, run, tag):
-        """{step: numpy array} of a tensor summary (stats, faithfulness) over all steps."""
+        """{step: numpy array} of a tensor summary (stats, faithfulness) over all steps;
+        NotFound if the run has none."""
         result = self._provider.read_tensors(
             ctx, experiment_id=experiment, plugin_name=metadata.PLUGIN_NAME, downsample=ALL,
             run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
@@ -211,7 +222,4 @@ class Store:
         data = result.get(run, {}).get(tag)
         if not data:
             raise NotFound(f"nothing logged under {tag!r} in run {run!r}")
-        values = {datum.step: np.asarray(datum.numpy) for datum in data}
-        if not all(np.issubdtype(v.dtype, np.number) for v in values.values()):
-            raise metadata.FormatError(f"{tag!r} in run {run!r} holds non-numeric data: not written by cnnviz")
-        return values
+        return {datum.step: format.unpack_tensor(datum.numpy, f"{tag!r} in run {run!r}") for datum in data}

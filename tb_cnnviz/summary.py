@@ -1,5 +1,9 @@
-"""Writing cnnviz summaries to event files, each carrying the metadata TensorBoard needs. An
-event's summaries are collected as {tag: (kind, value)} and written as one record."""
+"""Writing cnnviz events to an event file of the callback's own.
+
+An event's summaries come packed by `tb_cnnviz.format` as {tag: (kind, value)}; each gets the
+summary metadata TensorBoard needs (`metadata.create_summary_metadata`), and the whole event is
+one record.
+"""
 
 import functools
 import itertools
@@ -13,8 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
-from tb_cnnviz import codec, metadata
-
+from tb_cnnviz import metadata
 
 _file_numbers = itertools.count()  # two writers of one process never share a file name
 
@@ -24,26 +27,9 @@ def _metadata(kind):
     return metadata.create_summary_metadata(kind)
 
 
-def maps_value(maps, **fields):
-    """Blob sequence [header, PNG per item] of float maps (B, n, h, w, c)."""
-    mosaics, lo, hi, nonfinite = codec.quantise(maps)
-    header = codec.encode_header(shape=list(np.shape(maps)), lo=codec.float32_json(lo), hi=codec.float32_json(hi),
-                                 nonfinite=nonfinite.tolist(), **fields)
-    return np.asarray([header, *codec.arrays_to_pngs(mosaics)], dtype=object)
-
-
-def header_value(**fields):
-    """Blob sequence holding only a JSON header (e.g. predictions, run information)."""
-    return np.asarray([codec.encode_header(**fields)], dtype=object)
-
-
-def tensor_value(values):
-    return np.asarray(values, np.float32)
-
-
 def _tensor_proto(value):
     """TensorProto of a blob sequence (object array of bytes) or a float32 array, built
-    directly (tensor_util.make_tensor_proto inspects every element: ~2 ms per event)."""
+    directly: tensor_util.make_tensor_proto would inspect every element."""
     shape = tensor_shape_pb2.TensorShapeProto(dim=[{"size": size} for size in value.shape])
     if value.dtype == object:
         return tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=shape, string_val=list(value))
@@ -52,28 +38,27 @@ def _tensor_proto(value):
 
 
 class EventWriter:
-    """Appends events to an event file of its own in `log_dir`, each as one record.
+    """Appends events to an event file of its own in `logdir`, each as one record.
 
     Written with TensorFlow's record writer rather than a tf.summary writer: one Event proto
-    holding every summary of a step, serialized once (write_raw_pb parsed it again inside an op
-    and cost ~1.5 ms per event), and free of tf.summary's global state (a default writer or
-    `record_if` set by other code cannot redirect or drop our events). An event is flushed as
-    soon as it is written, and is on disk whole or not at all: a record cut short by a crash is
-    skipped by every reader.
+    holding every summary of a step, serialized once, and free of tf.summary's global state (a
+    default writer or `record_if` set by other code cannot redirect or drop our events). An
+    event is flushed as soon as it is written, and is on disk whole or not at all: a record cut
+    short by a crash is skipped by every reader.
     """
 
-    def __init__(self, log_dir):
-        tf.io.gfile.makedirs(log_dir)
+    def __init__(self, logdir: str):
+        tf.io.gfile.makedirs(logdir)
         # Time first and a padded counter: readers take files in name order. The random part
         # keeps a restarted container (same host name, same pid) from truncating an old file.
         name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
                 f"{os.getpid()}.{next(_file_numbers):04d}.{uuid.uuid4().hex[:8]}.cnnviz.v2")
-        self._file = tf.io.TFRecordWriter(tf.io.gfile.join(log_dir, name))
+        self._file = tf.io.TFRecordWriter(tf.io.gfile.join(logdir, name))
         self._lock = threading.Lock()  # records from log() calls on two threads must not interleave
         self._append(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
 
-    def write(self, items, step):
-        """items: {tag: (kind, value)}; value from maps_value, header_value or tensor_value."""
+    def write(self, items: dict, step: int) -> None:
+        """items: {tag: (kind, value)}, values packed by tb_cnnviz.format."""
         proto = summary_pb2.Summary()
         for tag, (kind, value) in items.items():
             proto.value.add(tag=tag, metadata=_metadata(kind), tensor=_tensor_proto(value))
@@ -85,5 +70,5 @@ class EventWriter:
             self._file.write(record)
             self._file.flush()
 
-    def close(self):
+    def close(self) -> None:
         self._file.close()

@@ -5,12 +5,6 @@ import contextlib
 import io
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 
 import keras
 import numpy as np
@@ -24,11 +18,11 @@ from werkzeug import test as werkzeug_test
 
 import tb_cnnviz
 from helpers import small_cnn
+from tensorboard_process import tensorboard
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 from tb_cnnviz.plugin_loader import CNNVizLoader
 
 PREFIX = "/data/plugin/cnnviz"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write_logs(logdir, epochs=2):
@@ -159,59 +153,9 @@ def png(body):
     return np.asarray(Image.open(io.BytesIO(body)))
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_get(url, timeout=30):
-    """(status, headers, body) of a GET, including error statuses."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
-
-
 @contextlib.contextmanager
 def tensorboard_server(logdir, load_fast, logdir_spec=None, require_plugin=True):
-    """A real `tensorboard` process on 127.0.0.1; yields its base URL once it answers.
-
-    logdir_spec: serve `--logdir_spec name:logdir` instead of `--logdir logdir`;
-    require_plugin: wait until the plugin is listed as active (False for an empty logdir).
-    """
-    port = free_port()
-    source = ["--logdir_spec", f"{logdir_spec}:{logdir}"] if logdir_spec else ["--logdir", logdir]
-    command = [sys.executable, "-m", "tensorboard.main", *source, "--host", "127.0.0.1",
-               "--port", str(port), f"--load_fast={'true' if load_fast else 'false'}",
-               "--reload_interval", "1"]
-    log = open(os.path.join(os.path.dirname(logdir.rstrip("/")), f"tensorboard_{port}.log"), "wb")
-    # serve this checkout's code, whichever copy of tb_cnnviz is installed
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"tensorboard exited with {process.returncode}; see {log.name}")
-            try:
-                status, _, body = http_get(base + "/data/plugins_listing", timeout=5)
-                listing = json.loads(body) if status == 200 else {}
-                if "cnnviz" in listing and (listing["cnnviz"].get("enabled") or not require_plugin):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"tensorboard did not list an active cnnviz plugin; see {log.name}")
-            time.sleep(0.5)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    """A real `tensorboard` process reloading `logdir` every second; yields its base URL."""
+    with tensorboard(logdir, load_fast, logdir_spec=logdir_spec, reload_interval=1,
+                     require_plugin=require_plugin) as server:
+        yield server.base

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from tb_cnnviz import codec, metadata, summary
+from tb_cnnviz import codec, metadata
 
 
 @pytest.mark.parametrize("shape", [(3, 1, 17, 9, 1), (2, 5, 4, 6, 1), (1, 16, 3, 3, 3), (2, 10, 8, 8, 1)])
@@ -11,7 +11,7 @@ def test_encode_decode_round_trip_within_quantisation_bound(shape):
     rng = np.random.default_rng(0)
     maps = rng.normal(size=shape).astype(np.float32) * rng.uniform(0.1, 100, shape[:2])[..., None, None, None]
     maps[0, 0] = 7.0  # a constant map decodes exactly
-    header, *pngs = summary.maps_value(maps)
+    header, *pngs = codec.encode_maps(maps)
     decoded = codec.decode_maps(codec.decode_header(header), pngs)
     assert decoded.shape == shape
     span = maps.max(axis=(2, 3, 4), keepdims=True) - maps.min(axis=(2, 3, 4), keepdims=True)
@@ -24,7 +24,7 @@ def test_non_finite_values_do_not_break_encoding():
     maps[0, 0, 0, 0] = np.nan
     maps[0, 0, 1, 1] = 5.0
     maps[0, 1] = np.inf
-    header = codec.decode_header(summary.maps_value(maps)[0])
+    header = codec.decode_header(codec.encode_maps(maps)[0])
     assert header["lo"] == [[1.0, 0.0]] and header["hi"] == [[5.0, 0.0]] and header["nonfinite"] == [[1, 16]]
 
 
@@ -88,6 +88,6 @@ def test_maps_with_a_tiny_range_keep_their_levels():
     maps = np.zeros((1, 2, 2, 2, 1), np.float32)
     maps[0, 0, 0, 0] = 1e-38  # a near-dead channel: 255 / range overflows float32
     maps[0, 1, 1, 1] = 3e-45  # a denormal range
-    header, png = summary.maps_value(maps)
+    header, png = codec.encode_maps(maps)
     levels = codec.item_pixels(codec.decode_header(header), png)[..., 0]  # (2 maps, 2, 2)
     np.testing.assert_array_equal(levels, (maps[0, ..., 0] > 0) * 255)  # each map's maximum is level 255

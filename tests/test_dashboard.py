@@ -9,8 +9,9 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from plugin_helpers import (HOSTILE_CLASSES, HOSTILE_LAYERS, PREFIX, damage_images, http_get, npy, rename_to_hostile,
+from plugin_helpers import (HOSTILE_CLASSES, HOSTILE_LAYERS, PREFIX, damage_images, npy, rename_to_hostile,
                             rewrite_run, tensorboard_server, write_future_run, write_logs)
+from tensorboard_process import http_get
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e .[test]")
 CHROMIUM = "/usr/bin/chromium"

@@ -23,7 +23,7 @@ import distributed_worker
 import tb_cnnviz
 from helpers import filter_rows, small_cnn
 from tb_cnnviz import metadata
-from tb_cnnviz.callback import REFERENCE_FILE, STATE_FILE
+from tb_cnnviz.run_state import REFERENCE_FILE, STATE_FILE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tests", "distributed_worker.py")

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from plugin_helpers import ROOT, tensorboard_server, write_logs
+from plugin_helpers import tensorboard_server, write_logs
+from tensorboard_process import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import fuzz_routes  # noqa: E402

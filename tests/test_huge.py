@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from plugin_helpers import ROOT
+from tensorboard_process import ROOT
 
 # README, Reliability: an event needs at most this much memory beyond the model's forward pass.
 BYTES_PER_VALUE, FIXED_BYTES = 32, 150 * 2**20

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from plugin_helpers import PREFIX, ROOT, http_get, npy, tensorboard_server
+from plugin_helpers import PREFIX, npy, tensorboard_server
+from tensorboard_process import ROOT, http_get
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crash_training.py")
 

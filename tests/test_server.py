@@ -11,7 +11,8 @@ import pytest
 
 import tb_cnnviz
 from helpers import small_cnn
-from plugin_helpers import PREFIX, http_get, npy, tensorboard_server, write_logs
+from plugin_helpers import PREFIX, npy, tensorboard_server, write_logs
+from tensorboard_process import http_get
 from tb_cnnviz.datasets import shapes
 
 

@@ -1,0 +1,130 @@
+"""The callback's options, checked once when it is made: each bad value gets an error that says
+what to give instead. Checks that need the model are `tb_cnnviz.plan`'s."""
+
+import dataclasses
+import numbers
+import os
+
+import numpy as np
+
+from tb_cnnviz import checks
+
+MAX_SAMPLES = 256
+# Feature-map pixels per probe and layer that max_layer_pixels="auto" keeps (with an int
+# max_channels): early high-resolution layers would otherwise dominate an event's size and time.
+AUTO_LAYER_PIXELS = 10_000
+TARGET_CHOICES = '"predicted", "true", an int or a list of ints'
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _samples(samples):
+    array = checks.check_image_batch(samples, "samples")
+    if len(array) > MAX_SAMPLES:
+        raise ValueError(f"give between 1 and {MAX_SAMPLES} probe samples, got {len(array)}")
+    return array
+
+
+def _labels(labels, count):
+    if labels is None:
+        return None
+    array = np.asarray(labels)
+    if array.ndim == 2 and array.shape[1] == 1:  # a column of indices, as keras.datasets.cifar10 gives
+        array = array[:, 0]
+    elif array.ndim == 2:  # one-hot rows
+        array = array.argmax(axis=1)
+    if array.ndim != 1 or len(array) != count or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(
+            f"labels must be {count} class indices (or one-hot rows), one per sample; got "
+            f"shape {np.shape(labels)}"
+        )
+    if np.any(array != np.round(array)) or np.any(array < 0):
+        raise ValueError("labels must be non-negative class indices")
+    return array.astype(np.int64)
+
+
+def _target(target, labels, count):
+    if isinstance(target, str):
+        if target not in ("predicted", "true"):
+            raise ValueError(f"target must be {TARGET_CHOICES}, got {target!r}")
+        if target == "true" and labels is None:
+            raise ValueError('target="true" needs labels=')
+        return target
+    return checks.class_indices(target, count, "target", TARGET_CHOICES, per="sample")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Options:
+    """CNNViz's options, normalised: see `CNNViz` for what each means.
+
+    Raises (when made):
+      ValueError, TypeError: an option it cannot use; the message says what to give instead.
+    """
+
+    logdir: str
+    samples: np.ndarray
+    labels: np.ndarray | None = None
+    layers: list | None = None
+    gradcam_layer: str | None = None
+    every_n_epochs: int | None = None
+    every_n_steps: int | None = None
+    class_names: list | None = None
+    target: str | np.ndarray = "predicted"
+    max_channels: int | str = 16
+    max_layer_pixels: int | str | None = "auto"
+    log_weights: bool = True
+    run_name: str | None = None
+    faithfulness_fraction: float = 0.2
+    log_on_train_begin: bool = True
+    strict: bool = False
+
+    def __post_init__(self):
+        def set_(name, value):
+            object.__setattr__(self, name, value)
+
+        if not isinstance(self.logdir, (str, os.PathLike)) or not str(self.logdir):
+            raise ValueError(f"logdir must be a directory path, got {self.logdir!r}")
+        if self.run_name is not None:  # the run's own directory
+            set_("logdir", os.path.join(str(self.logdir), str(self.run_name)))
+        set_("logdir", str(self.logdir))
+        set_("samples", _samples(self.samples))
+        set_("labels", _labels(self.labels, len(self.samples)))
+        layers = [self.layers] if isinstance(self.layers, str) else self.layers
+        if layers is not None and not list(layers):
+            raise ValueError("layers must name at least one conv layer (or be None for all of them)")
+        set_("layers", None if layers is None else list(layers))
+        if self.every_n_epochs is not None and self.every_n_steps is not None:
+            raise ValueError("give every_n_epochs or every_n_steps, not both")
+        if self.every_n_steps is not None:
+            set_("every_n_steps", _positive_int(self.every_n_steps, "every_n_steps"))
+        elif self.every_n_epochs is not None:
+            set_("every_n_epochs", _positive_int(self.every_n_epochs, "every_n_epochs"))
+        else:
+            set_("every_n_epochs", 1)
+        if self.class_names is not None:
+            set_("class_names", [str(name) for name in self.class_names])
+        set_("target", _target(self.target, self.labels, len(self.samples)))
+        if self.max_channels != "all":
+            set_("max_channels", _positive_int(self.max_channels, 'max_channels (or "all")'))
+        if self.max_layer_pixels == "auto":  # max_channels="all" asks for every channel
+            set_("max_layer_pixels", None if self.max_channels == "all" else AUTO_LAYER_PIXELS)
+        elif self.max_layer_pixels is not None:
+            set_("max_layer_pixels", _positive_int(self.max_layer_pixels, 'max_layer_pixels (or "auto" or None)'))
+        set_("log_weights", bool(self.log_weights))
+        if not 0.0 < float(self.faithfulness_fraction) < 1.0:
+            raise ValueError(f"faithfulness_fraction must be in (0, 1), got {self.faithfulness_fraction!r}")
+        set_("faithfulness_fraction", float(self.faithfulness_fraction))
+        set_("log_on_train_begin", bool(self.log_on_train_begin))
+        set_("strict", bool(self.strict))
+
+    def targets(self) -> np.ndarray:
+        """The class each probe's map explains: -1 for the predicted class."""
+        if isinstance(self.target, np.ndarray):
+            return self.target
+        if self.target == "true":
+            return self.labels
+        return np.full(len(self.samples), -1)

@@ -1,0 +1,248 @@
+"""The plugin's data routes, served under /data/plugin/cnnviz/ (README, HTTP API).
+
+Each route is a function of a `Query` (the request's parameters, checked against the data
+they name) that returns a `web.Answer`; `ROUTES` maps paths to them.
+"""
+
+from tensorboard import plugin_util
+
+from tb_cnnviz import format, metadata, web
+from tb_cnnviz.metadata import ACTIVATIONS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, PREDICTIONS, RUN_HEADER, STATS
+from tb_cnnviz.store import NotFound, RunInfo, Store
+
+# A logged step's data only changes if training is resumed from an older checkpoint into the
+# same logdir, so per-step answers are cached briefly rather than for a day.
+STEP_EXPIRES = 300
+# Values of `method`; "gradcam++" is the documented alias of "gradcam_pp" (URL-encoded: a "+"
+# in a query string reads as a space).
+METHODS = {"gradcam": GRADCAM, "gradcam_pp": GRADCAM_PP, "gradcam++": GRADCAM_PP}
+
+
+class Query:
+    """A request's parameters, each read and checked against the data when first asked for."""
+
+    def __init__(self, store: Store, request):
+        self.store, self.request = store, request
+        self.ctx = plugin_util.context(request.environ)
+        self.experiment = plugin_util.experiment_id(request.environ)
+        self._run = None
+
+    @property
+    def run_name(self) -> str:
+        return web.param(self.request, "run")
+
+    def run(self) -> RunInfo:
+        if self._run is None:
+            self._run = self.store.run(self.ctx, self.experiment, self.run_name)
+        return self._run
+
+    def mode(self) -> str:
+        return web.choice(self.request, "mode", metadata.MODES, default="train")
+
+    def step(self) -> int:
+        run = self.run()
+        return web.int_param(self.request, "step", run.steps[self.mode()])
+
+    def sample(self, required: bool = True) -> int | None:
+        return web.int_param(self.request, "sample", range(self.run().samples), required=required)
+
+    def layer(self, paths) -> str:
+        name = web.param(self.request, "layer")
+        try:
+            return format.resolve_layer(name, paths)
+        except format.UnknownLayer:
+            raise NotFound(f"layer {web.shown(name)!r} is not logged", paths) from None
+
+    def channel(self, header: dict) -> int | None:
+        """Where the requested channel sits among an item's maps (None: none requested)."""
+        channel = web.int_param(self.request, "channel", header["channels"], required=False)
+        return None if channel is None else format.channel_position(header, channel)
+
+    def summary(self, kind: str, layers=None) -> tuple:
+        """(blobs, decoded header) of a blob summary at the requested step; `layers(run)`
+        gives the layer paths the kind may be asked for."""
+        run, mode, step = self.run(), self.mode(), self.step()
+        tag = metadata.tag(kind, mode, self.layer(layers(run)) if layers else None)
+        blobs = self.store.step_blobs(self.ctx, self.experiment, self.run_name, [tag], step)[tag]
+        return blobs, self.store.header(self.ctx, blobs)
+
+    def series(self, kind: str, layer: str | None = None) -> dict:
+        """{step: array} of a tensor summary of the requested mode ({} if it has none)."""
+        try:
+            return self.store.tensors(self.ctx, self.experiment, self.run_name, metadata.tag(kind, self.mode(), layer))
+        except NotFound:  # e.g. a mode with no events: an empty series
+            return {}
+
+
+def _json(body, expires=0):
+    return web.Answer(body, web.JSON, expires)
+
+
+def _npy(array, expires=STEP_EXPIRES):
+    return web.Answer(web.npy(array), web.NPY, expires)
+
+
+def _png(png):
+    return web.Answer(png, web.PNG, STEP_EXPIRES)
+
+
+def _activation_layers(run):
+    return run.header.layers
+
+
+def _filter_layers(run):
+    return list(run.header.filter_channels)
+
+
+# -- the run ----------------------------------------------------------------------------------
+def serve_runs(q: Query):
+    runs = []
+    for name, info in q.store.runs(q.ctx, q.experiment).items():
+        if isinstance(info, str):
+            runs.append({"run": name, "error": info})
+            continue
+        shape = info.images["shape"]
+        runs.append({"run": name, "samples": shape[0], "image_shape": shape[2:], **info.header.stored(),
+                     "steps": info.steps})
+    return _json({"runs": runs})
+
+
+def serve_probe(q: Query):
+    run = q.run()
+    return _png(q.store.png(q.ctx, run.probes, q.sample()))
+
+
+def serve_probes_npy(q: Query):
+    run = q.run()
+    return _npy(q.store.maps(q.ctx, RUN_HEADER, run.probes, q.sample(required=False)))
+
+
+# -- one step ---------------------------------------------------------------------------------
+def serve_event(q: Query):
+    """A step's overview: predictions and the header of every summary of the step."""
+    run, mode, step = q.run(), q.mode(), q.step()
+    tag = metadata.tag(PREDICTIONS, mode)
+    blobs = q.store.step_blobs(q.ctx, q.experiment, q.run_name, [tag], step)[tag]
+    predictions, index = format.unpack_predictions(q.store.header(q.ctx, blobs))
+    summaries = _read_step_index(q, run, mode, step) if index is None else format.checked_step_index(index, run.header, step)
+    return _json({"run": q.run_name, "mode": mode, "step": step, "predictions": predictions, **summaries}, STEP_EXPIRES)
+
+
+def _read_step_index(q, run, mode, step):
+    """The index of a step written without one, from every summary of the step."""
+    blobs = q.store.step_blobs(q.ctx, q.experiment, q.run_name, format.step_tags(run.header, mode), step)
+    try:
+        faithfulness = q.store.tensors(q.ctx, q.experiment, q.run_name, metadata.tag(FAITHFULNESS, mode))
+    except metadata.FormatError:
+        faithfulness = {}  # the faithfulness route says why
+    value = float(faithfulness[step]) if step in faithfulness else None
+    return format.read_step_index(run.header, mode, lambda tag: q.store.header(q.ctx, blobs[tag]), value)
+
+
+def _gradcam(q):
+    kind = METHODS[web.choice(q.request, "method", list(METHODS), default="gradcam")]
+    return kind, q.summary(kind)[0]
+
+
+def serve_gradcam(q: Query):
+    _, blobs = _gradcam(q)
+    return _png(q.store.png(q.ctx, blobs, q.sample()))
+
+
+def serve_gradcam_npy(q: Query):
+    kind, blobs = _gradcam(q)
+    return _npy(q.store.maps(q.ctx, kind, blobs, q.sample(required=False)))
+
+
+def _map_png(q, blobs, header, item):
+    """The stored PNG mosaic of one item, or the requested channel's map alone."""
+    position = q.channel(header)
+    png = q.store.png(q.ctx, blobs, item)
+    return _png(png if position is None else format.map_png(header, png, position))
+
+
+def _map_npy(q, kind, blobs, header, item):
+    """A map kind's array (or one item's part), or the requested channel's maps alone."""
+    position = q.channel(header)
+    maps = q.store.maps(q.ctx, kind, blobs, item)
+    return _npy(maps if position is None else format.channel(kind, maps, position))
+
+
+def serve_activations(q: Query):
+    blobs, header = q.summary(ACTIVATIONS, _activation_layers)
+    return _map_png(q, blobs, header, q.sample())
+
+
+def serve_activations_npy(q: Query):
+    blobs, header = q.summary(ACTIVATIONS, _activation_layers)
+    return _map_npy(q, ACTIVATIONS, blobs, header, q.sample(required=False))
+
+
+def serve_filters(q: Query):
+    blobs, header = q.summary(FILTERS, _filter_layers)
+    return _map_png(q, blobs, header, format.FILTERS_ITEM)
+
+
+def serve_filters_npy(q: Query):
+    blobs, header = q.summary(FILTERS, _filter_layers)
+    return _map_npy(q, FILTERS, blobs, header, format.FILTERS_ITEM)
+
+
+def _stats(q):
+    run, step = q.run(), q.step()
+    layer = q.layer(list(run.header.conv_layers))
+    series = q.store.tensors(q.ctx, q.experiment, q.run_name, metadata.tag(STATS, q.mode(), layer))
+    if step not in series:
+        raise NotFound(f"no statistics for {layer!r} at step {step}", sorted(series))
+    return series[step]
+
+
+def serve_stats(q: Query):
+    return _json({name: values.tolist() for name, values in format.stats_by_name(_stats(q)).items()}, STEP_EXPIRES)
+
+
+def serve_stats_npy(q: Query):
+    return _npy(_stats(q))
+
+
+# -- series over steps ------------------------------------------------------------------------
+def _drift(q):
+    run, mode = q.run(), q.mode()
+    layer = q.layer(list(run.header.conv_layers))
+    stat = web.choice(q.request, "stat", format.STAT_NAMES)
+    filters = run.header.conv_layers[layer]["output_shape"][-1]
+    steps, matrix = format.filter_drift(run.steps[mode], q.series(STATS, layer), stat, filters)
+    return {"layer": layer, "stat": stat, "steps": steps, "filters": matrix.shape[0], "values": matrix}
+
+
+def serve_filter_drift(q: Query):
+    return _json(_drift(q))
+
+
+def serve_filter_drift_npy(q: Query):
+    return _npy(_drift(q)["values"], expires=0)
+
+
+def serve_faithfulness(q: Query):
+    run, mode = q.run(), q.mode()
+    steps, values = format.scalar_series(run.steps[mode], q.series(FAITHFULNESS))
+    return _json({"steps": steps, "values": values})
+
+
+ROUTES = {
+    "/runs": serve_runs,
+    "/event": serve_event,
+    "/probe": serve_probe,
+    "/probes.npy": serve_probes_npy,
+    "/gradcam": serve_gradcam,
+    "/gradcam.npy": serve_gradcam_npy,
+    "/activations": serve_activations,
+    "/activations.npy": serve_activations_npy,
+    "/filters": serve_filters,
+    "/filters.npy": serve_filters_npy,
+    "/stats": serve_stats,
+    "/stats.npy": serve_stats_npy,
+    "/filter_drift": serve_filter_drift,
+    "/filter_drift.npy": serve_filter_drift_npy,
+    "/faithfulness": serve_faithfulness,
+}

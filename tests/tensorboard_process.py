@@ -1,0 +1,98 @@
+"""A real `tensorboard` process serving this checkout's plugin on 127.0.0.1, for the tests and
+the benches (bench/ imports this module). Standard library only."""
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(url, timeout=30):
+    """(status, headers, body) of a GET, including error statuses."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+class Server:
+    """A running tensorboard: `base` URL, its `process`, and seconds from start to answering."""
+
+    def __init__(self, base, process):
+        self.base, self.process, self.started = base, process, time.perf_counter()
+        self.answering = None
+
+    def rss_mb(self) -> float:
+        """Resident memory of tensorboard and its children (the Rust data server)."""
+        pids, total = [self.process.pid], 0
+        while pids:
+            pid = pids.pop()
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{pid}/status") as status:
+                    total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{task}/children") as children:
+                        pids += [int(child) for child in children.read().split()]
+        return total / 1024
+
+
+@contextlib.contextmanager
+def tensorboard(logdir, load_fast, *, samples=None, logdir_spec=None, reload_interval=None, require_plugin=True):
+    """Starts `tensorboard` and yields a Server once it lists the cnnviz plugin (the data may
+    still be loading); stops it on exit. Its output goes to tensorboard_<port>.log beside logdir.
+
+    samples: `--samples_per_plugin=cnnviz=N` (None: the plugin's default, every step);
+    logdir_spec: serve `--logdir_spec NAME:logdir` instead of `--logdir logdir`;
+    reload_interval: seconds between TensorBoard's reloads of the logdir;
+    require_plugin: wait until the plugin is active (False for a logdir without cnnviz data).
+    """
+    port = free_port()
+    source = ["--logdir_spec", f"{logdir_spec}:{logdir}"] if logdir_spec else ["--logdir", logdir]
+    command = [sys.executable, "-m", "tensorboard.main", *source, "--host", "127.0.0.1", "--port", str(port),
+               f"--load_fast={'true' if load_fast else 'false'}"]
+    if samples is not None:  # only cnnviz: the image plugin passes 0 on as `downsample`, which lists nothing
+        command.append(f"--samples_per_plugin=cnnviz={samples}")
+    if reload_interval is not None:
+        command += ["--reload_interval", str(reload_interval)]
+    log = open(os.path.join(os.path.dirname(logdir.rstrip("/")), f"tensorboard_{port}.log"), "wb")
+    # serve this checkout's code, whichever copy of tb_cnnviz is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    server = Server(f"http://127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"tensorboard exited with {process.returncode}; see {log.name}")
+            with contextlib.suppress(OSError, ValueError):
+                status, _, body = http_get(server.base + "/data/plugins_listing", timeout=5)
+                listing = json.loads(body) if status == 200 else {}
+                if "cnnviz" in listing and (listing["cnnviz"].get("enabled") or not require_plugin):
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"tensorboard did not list an active cnnviz plugin; see {log.name}")
+            time.sleep(0.2)
+        server.answering = time.perf_counter() - server.started
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

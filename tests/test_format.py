@@ -1,0 +1,111 @@
+"""The stored layout, without TensorFlow: each kind's arrays round-trip through pack and unpack,
+the run header is checked on read, and the step index, filter drift and layer names behave."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tb_cnnviz import codec, format
+from tb_cnnviz.metadata import ACTIVATIONS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, RUN_HEADER, FormatError
+
+RNG = np.random.default_rng(4)
+ARRAYS = {  # each kind's array as the callback packs it and the readers return it
+    RUN_HEADER: RNG.random((3, 8, 6, 3), np.float32),  # probe images (N, H, W, C)
+    GRADCAM: RNG.random((3, 8, 6), np.float32),  # (N, H, W)
+    ACTIVATIONS: RNG.normal(size=(3, 5, 4, 4)).astype(np.float32),  # (N, channels, h, w)
+    FILTERS: RNG.normal(size=(7, 3, 3, 1)).astype(np.float32),  # (filters, kh, kw, c)
+}
+HEADER = format.RunHeader(layers=["a/c1"], conv_layers={"a/c1": {"type": "Conv2D", "output_shape": [8, 6, 4]}},
+                          channels={"a/c1": [0, 2]}, filter_channels={}, gradcam_layer="a/c1",
+                          stat_names=list(format.STAT_NAMES))
+
+
+def within_quantisation(decoded, true):
+    axes = tuple(range(1, true.ndim))
+    span = true.max(axis=axes, keepdims=True) - true.min(axis=axes, keepdims=True)
+    return bool(np.all(np.abs(decoded - true) <= span / 255 + 1e-6))
+
+
+def test_format_imports_no_tensorflow():
+    code = "import sys, tb_cnnviz.format; print('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("kind", list(ARRAYS))
+def test_each_kind_round_trips_and_reads_item_by_item(kind):
+    array = ARRAYS[kind]
+    blob, *pngs = format.pack_maps(kind, array, channels=list(range(len(array))))
+    header = codec.decode_header(blob)
+    unpacked = format.unpack_maps(kind, header, pngs)
+    assert unpacked.shape == array.shape and unpacked.dtype == np.float32
+    per_map = array if kind != FILTERS else array[None]  # the ranges are per stored map
+    assert within_quantisation(unpacked if kind != FILTERS else unpacked[None], per_map)
+    items = [format.unpack_item(kind, header, png, i) for i, png in enumerate(pngs)]
+    np.testing.assert_array_equal(np.stack(items) if kind != FILTERS else items[0], unpacked)
+    if kind in (ACTIVATIONS, FILTERS):
+        position = format.channel_position(header, 2)
+        np.testing.assert_array_equal(format.channel(kind, unpacked, position), unpacked[2] if kind == FILTERS
+                                      else unpacked[:, 2])
+        png = codec.png_to_array(format.map_png(header, pngs[0], position))
+        assert png.shape[:2] == array.shape[-2:] if kind == ACTIVATIONS else png.shape == array.shape[1:]
+
+
+def test_the_run_header_is_checked_on_read():
+    images = ARRAYS[RUN_HEADER]
+    blob, *pngs = format.pack_run_header(images, HEADER)
+    stored = codec.decode_header(blob)
+    assert format.unpack_run_header(stored, 1 + len(pngs)) == HEADER
+    with pytest.raises(FormatError, match="missing 'probe images'"):
+        format.unpack_run_header(stored, len(pngs))
+    with pytest.raises(FormatError, match=r"missing \['shape', 'layers', 'gradcam_layer'\]"):
+        format.RunHeader.from_stored({k: v for k, v in stored.items() if k not in ("shape", "layers", "gradcam_layer")})
+    with pytest.raises(FormatError, match=r"wrong type: \['channels'\]"):
+        format.RunHeader.from_stored({**stored, "channels": "all"})
+    grey = format.unpack_maps(RUN_HEADER, codec.decode_header(format.pack_run_header(np.ones((1, 4, 4, 2)), HEADER)[0]),
+                              format.pack_run_header(np.ones((1, 4, 4, 2)), HEADER)[1:])
+    assert grey.shape == (1, 4, 4, 1)  # neither grey nor RGB: stored as the channel mean
+
+
+def test_filter_drift_keeps_complete_events_with_statistics():
+    stats = {0: np.zeros((5, 2)), 3: np.ones((5, 2)), 9: np.full((5, 2), 2.0)}
+    steps, matrix = format.filter_drift([0, 3, 6], stats, "cos_to_first", filters=2)
+    assert steps.tolist() == [0, 3] and matrix.tolist() == [[0.0, 1.0], [0.0, 1.0]]
+    steps, matrix = format.filter_drift([], stats, "norm", filters=2)
+    assert steps.shape == (0,) and matrix.shape == (2, 0)
+    with pytest.raises(KeyError, match="unknown stat 'nope'"):
+        format.filter_drift([0], stats, "nope", filters=2)
+    assert format.scalar_series([0, 3, 6], {0: np.float32(0.5), 6: np.float32(0.25)}) == ([0, 6], [0.5, 0.25])
+
+
+def test_layer_names_resolve_by_path_or_unambiguous_short_name():
+    paths = ["vgg16/block1_conv1", "head/conv", "tail/conv"]
+    assert format.resolve_layer("block1_conv1", paths) == format.resolve_layer("vgg16/block1_conv1", paths)
+    with pytest.raises(format.UnknownLayer, match="ambiguous.*head/conv") as ambiguous:
+        format.resolve_layer("conv", paths)
+    assert ambiguous.value.ambiguous == ["head/conv", "tail/conv"]
+    with pytest.raises(KeyError, match="not logged") as unknown:
+        format.resolve_layer("nope", paths)
+    assert unknown.value.valid == paths
+
+
+def test_step_index_marks_what_is_damaged_or_missing():
+    good = codec.decode_header(format.pack_maps(GRADCAM, ARRAYS[GRADCAM], layer="a/c1")[0])
+    index = {GRADCAM: good, GRADCAM_PP: {"shape": [1]}, ACTIVATIONS: {}, FILTERS: {}, FAITHFULNESS: 0.5}
+    checked = format.checked_step_index(index, HEADER, step=4)
+    assert checked[GRADCAM] == good and "bad shape" in checked[GRADCAM_PP]["error"]
+    assert checked[ACTIVATIONS] == {"a/c1": {"error": "no activations of 'a/c1' at step 4"}}
+    assert checked[FAITHFULNESS] == 0.5
+    with pytest.raises(FormatError, match="damaged cnnviz step index"):
+        format.checked_step_index(["not", "an", "index"], HEADER, step=4)
+
+    def read_header(tag):  # a step written without an index, whose Grad-CAM++ is damaged
+        if tag.endswith(GRADCAM_PP):
+            raise FormatError("damaged")
+        return good
+
+    assert format.step_tags(HEADER, "eval") == ["eval/gradcam", "eval/gradcam_pp", "eval/activations/a/c1"]
+    read = format.read_step_index(HEADER, "eval", read_header, None)
+    assert read == {GRADCAM: good, GRADCAM_PP: {"error": "damaged"}, ACTIVATIONS: {"a/c1": good}, FILTERS: {},
+                    FAITHFULNESS: None}
