@@ -1,6 +1,6 @@
 """Train CNNs on synthetic shapes with CNNViz logging, then serve the logs with TensorBoard.
 
-    python -m demo [--logdir logs] [--epochs 8] [--port 6006] [--no-serve]
+    python -m demo [--logdir logs] [--epochs 8] [--port 6006] [--no-serve] [--seed 0]
                    [--model vgg_style|vgg16] [--weights FILE]
 
 Two runs with different learning rates are trained, so run comparison has something to show.
@@ -29,6 +29,7 @@ def parse(argv):
     parser.add_argument("--weights", help="local VGG16 weights file (.h5) for --model vgg16")
     parser.add_argument("--learning-rates", type=float, nargs="+", default=list(LEARNING_RATES),
                         help="one run per learning rate (default: 0.002 0.001)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the initial weights and the batch order (default: 0)")
     args = parser.parse_args(argv)
     if args.weights and args.model != "vgg16":
         parser.error("--weights needs --model vgg16")
@@ -38,13 +39,14 @@ def parse(argv):
 
 
 def train_run(args, learning_rate, data, probes):
+    """Trains one run with CNNViz logging; returns (its logdir, the trained model)."""
     import keras
 
     from demo.model import vgg16_backbone, vgg_style
     from tb_cnnviz import CNNViz
     from tb_cnnviz.datasets import SHAPE_NAMES
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(args.seed)
     images, labels = data
     probe_images, probe_labels = probes
     size = images.shape[1]
@@ -62,10 +64,11 @@ def train_run(args, learning_rate, data, probes):
     verbose = 1 if sys.stdout.isatty() else 2  # a progress bar in a terminal, a line per epoch in logs
     model.fit(images, labels, epochs=args.epochs, batch_size=32, verbose=verbose, callbacks=[callback])
     model.evaluate(probe_images, probe_labels, verbose=0, callbacks=[callback])
-    return run_dir
+    return run_dir, model
 
 
 def report(run_dir, probe_labels, probe_masks):
+    """Prints, and returns, the probe accuracy and Grad-CAM pointing game of a run's last train event."""
     import numpy as np
 
     from tb_cnnviz import read_run
@@ -74,9 +77,10 @@ def report(run_dir, probe_labels, probe_masks):
     run = read_run(run_dir)
     last = run.event(run.steps()[-1])
     accuracy = float(np.mean(np.asarray(last.predictions["predicted"]) == probe_labels))
-    print(f"{run_dir}: probe accuracy {accuracy:.2f}, Grad-CAM pointing game "
-          f"{pointing_game(last.gradcam, probe_masks):.2f}, faithfulness {last.faithfulness:.2f}, "
-          f"{len(run.steps())} train and {len(run.steps('eval'))} eval events")
+    pointing = pointing_game(last.gradcam, probe_masks)
+    print(f"{run_dir}: probe accuracy {accuracy:.2f}, Grad-CAM pointing game {pointing:.2f}, "
+          f"faithfulness {last.faithfulness:.2f}, {len(run.steps())} train and {len(run.steps('eval'))} eval events")
+    return {"accuracy": accuracy, "pointing_game": pointing}
 
 
 def main(argv=None):
@@ -87,7 +91,7 @@ def main(argv=None):
     size = 64 if args.model == "vgg16" else 40
     images, labels, _ = shapes(args.samples, size=size, seed=1)
     probe_images, probe_labels, probe_masks = shapes(8, size=size, seed=2)
-    run_dirs = [train_run(args, lr, (images, labels), (probe_images, probe_labels)) for lr in args.learning_rates]
+    run_dirs = [train_run(args, lr, (images, labels), (probe_images, probe_labels))[0] for lr in args.learning_rates]
     print()
     for run_dir in run_dirs:
         report(run_dir, probe_labels, probe_masks)

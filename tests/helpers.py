@@ -5,16 +5,37 @@ import numpy as np
 import tensorflow as tf
 
 
-def small_cnn(size=32, classes=4, softmax=True, name="small"):
-    """Conv, separable and depthwise layers, with a pooling step between them."""
+class NaNChannelConv(keras.layers.Conv2D):
+    """A Conv2D whose output channel 0 is NaN, set after the convolution by assignment, where no
+    kernel can hide it (oneDNN's fused ReLU reads a NaN kernel's output as 0 on some CPUs)."""
+
+    def call(self, inputs):
+        outputs = super().call(inputs)
+        return keras.ops.where(keras.ops.arange(self.filters) == 0, float("nan"), outputs)
+
+
+class NaNOutput(keras.layers.Layer):
+    """Replaces the model's output by NaN: a diverged model, whatever the CPU's kernels do."""
+
+    def call(self, inputs):
+        return keras.ops.where(keras.ops.ones_like(inputs) > 0, float("nan"), inputs)
+
+
+def small_cnn(size=32, classes=4, softmax=True, name="small", diverged=False):
+    """Conv, separable and depthwise layers, with a pooling step between them.
+
+    diverged: conv4's channel 0 and the model's output are NaN (NaNChannelConv, NaNOutput)."""
     inputs = keras.Input((size, size, 3))
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
     x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.SeparableConv2D(12, 3, padding="same", activation="relu", name="sep2")(x)
     x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="relu", name="dw3")(x)
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv4")(x)
+    conv4 = NaNChannelConv if diverged else keras.layers.Conv2D
+    x = conv4(16, 3, padding="same", activation="relu", name="conv4")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(classes, activation="softmax" if softmax else None, name="head")(x)
+    if diverged:
+        outputs = NaNOutput(name="diverged")(outputs)
     model = keras.Model(inputs, outputs, name=name)
     model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
     return model
