@@ -128,10 +128,15 @@ class Report:
         print(text, file=sys.stderr if self.as_json else sys.stdout, flush=True)
 
     def figure(self, name, value, limit, text, at_least=False):
-        """A figure that passes at or below `limit` (at or above it if `at_least`)."""
+        """A figure that passes at or below `limit` (at or above it if `at_least`); with no
+        limit, a measurement that has no target."""
         value = float(value)  # numpy scalars are not JSON
-        passed = value >= limit if at_least else value <= limit
-        target = f"{'>=' if at_least else '<='} {limit:g}"
+        if limit is None:
+            passed, target, verdict = None, "-", "measured, no target"
+        else:
+            passed = value >= limit if at_least else value <= limit
+            target = f"{'>=' if at_least else '<='} {limit:g}"
+            verdict = f"target {target}: {'PASS' if passed else 'FAIL'}"
         if self.as_json:
             print(json.dumps({"name": name, "value": round(value, 3), "target": target, "pass": passed}), flush=True)
-        self.say(f"{text}: {value:.2f}  (target {target}: {'PASS' if passed else 'FAIL'})")
+        self.say(f"{text}: {value:.2f}  ({verdict})")

@@ -8,7 +8,9 @@ Prints, measured in one run against real `tensorboard` processes (--load_fast=fa
     ours / TensorBoard (target: <= 1.5);
   - opening a run as the tab does (runs, then event, probe and Grad-CAM images of a step) on
     a 1,000-step run against a 10-step run, at steps not opened before and after some idle
-    time (target: 1000 / 10 <= 2), and how many stored payloads opening a run reads in each
+    time (target: 1000 / 10 <= 2 with --load_fast=true; with the Python loader, whose cost
+    TensorBoard's own provider bounds, a measurement without a target), and how many stored
+    payloads opening a run reads in each
     (counted in-process), and what TensorBoard's Python data provider itself takes to list and to
     read the blob keys of one one-blob series of each run (the least any first view needs).
 
@@ -194,12 +196,13 @@ def long_run(report, load_fast, dirs, args):
     for key in ("runs", "event", "images", "total"):
         a, b = (p50([t[key] for t in times]) for times in opened)
         report.say(f"{key:10} {a * 1e3:8.1f}ms {b * 1e3:10.1f}ms {b / a:6.2f}")
+    limit = 2 if load_fast else None  # the Python loader's cost is its provider's (README, Performance)
     a, b = (p50([t["runs"] + t["event"] for t in times]) for times in opened)
     report.figure(f"open_runs_event_ratio_{args.long_steps}_vs_{args.short_steps}_load_fast_{str(load_fast).lower()}",
-                  b / a, 2, f"first runs + event, {args.long_steps} / {args.short_steps} steps")
+                  b / a, limit, f"first runs + event, {args.long_steps} / {args.short_steps} steps")
     a, b = (p50([t["total"] for t in times]) for times in opened)
     report.figure(f"open_first_view_ratio_{args.long_steps}_vs_{args.short_steps}_load_fast_{str(load_fast).lower()}",
-                  b / a, 2, f"all requests of the first view, {args.long_steps} / {args.short_steps} steps")
+                  b / a, limit, f"all requests of the first view, {args.long_steps} / {args.short_steps} steps")
 
 
 def main():
