@@ -32,7 +32,8 @@ class CNNViz(keras.callbacks.Callback):
     """Logs Grad-CAM, activations, filters and filter statistics of probe images.
 
     Each event runs the probe images through the model once (one compiled tf.function) and
-    writes one record that the cnnviz TensorBoard tab and `tb_cnnviz.read_run` read.
+    writes one record that the cnnviz TensorBoard tab and `tb_cnnviz.read_run` read (the first
+    event of a callback also writes the run header, with the probe images).
 
     Args:
       logdir: directory of this run's event files (`run_name` adds a subdirectory); any path
@@ -52,7 +53,8 @@ class CNNViz(keras.callbacks.Callback):
       log_weights: log filter images.
       faithfulness_fraction: share of top Grad-CAM pixels blurred by the faithfulness check.
       log_on_train_begin: log an event when fit begins.
-      strict: raise errors while logging inside fit, instead of warning once and going on.
+      strict: raise errors while logging from a hook (fit, evaluate), instead of warning once
+        and going on; `log()` itself always raises.
       model: the model, for use outside fit/evaluate (a custom loop calling `log`).
 
     Raises:

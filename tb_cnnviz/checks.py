@@ -74,11 +74,13 @@ def check_image_shape(images: np.ndarray, model, name: str = "images") -> None:
         )
 
 
-def class_indices(value, count: int, name: str, allowed: str, per: str, classes: int | None = None) -> np.ndarray:
+def class_indices(value, count: int, name: str, allowed: str, classes: int | None = None,
+                  count_error: str | None = None) -> np.ndarray:
     """`value` — one int for every item, or one int per item — as `count` int64 class indices.
 
-    allowed: how the error names the values `name` takes; per: what an item is; classes: the
-    model's class count, if known, which the indices must be below.
+    allowed: how the error names the values `name` takes; classes: the model's class count, if
+    known, which the indices must be below; count_error: the message for a list of the wrong
+    length, with `{got}` for its length (default: the `allowed` message).
 
     Raises:
       ValueError: not ints, the wrong count, or an index out of range.
@@ -87,8 +89,8 @@ def class_indices(value, count: int, name: str, allowed: str, per: str, classes:
     if not np.issubdtype(array.dtype, np.integer) or array.ndim > 1:
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
     if array.ndim == 1 and len(array) != count:
-        raise ValueError(f"{name} must be {allowed}, got {value!r}: one class per {per} ({count}), not {len(array)}")
+        raise ValueError(count_error.format(got=len(array)) if count_error else f"{name} must be {allowed}, got {value!r}")
     if np.any(array < 0) or (classes is not None and np.any(array >= classes)):
         raise ValueError(f"{name} must be in [0, {classes}), got {value!r}" if classes is not None
                          else f"{name} classes must be non-negative, got {value!r}")
-    return np.broadcast_to(array.astype(np.int64), (count,))
+    return np.broadcast_to(array, (count,)).astype(np.int64)

@@ -75,6 +75,16 @@ class RunHeader:
     def stored(self) -> dict:
         return dataclasses.asdict(self)
 
+    def filters(self, path: str) -> int:
+        """How many filters (output channels) the conv layer at `path` has."""
+        return self.conv_layers[path]["output_shape"][-1]
+
+
+def probe_shape(stored: dict) -> tuple:
+    """(probe count, image shape [H, W, C] as stored) of a decoded run header summary."""
+    shape = stored["shape"]
+    return shape[0], shape[2:]
+
 
 def pack_run_header(images: np.ndarray, header: RunHeader) -> np.ndarray:
     """The run header summary: probe images (N, H, W, C) and the header's fields. Images that
@@ -171,15 +181,16 @@ def stats_by_name(values: np.ndarray) -> dict:
     return dict(zip(STAT_NAMES, values))
 
 
-def filter_drift(steps: list, stats: dict, stat: str, filters: int) -> tuple:
-    """(steps, (filters, steps) matrix) of one filter statistic over the `steps` of complete
-    events; `stats` is {step: STATS tensor}. Steps without statistics are left out; with none
-    the matrix has no columns. Raises KeyError for an unknown statistic."""
+def filter_drift(run: RunHeader, path: str, steps: list, stats: dict, stat: str) -> tuple:
+    """(steps, (filters, steps) matrix) of one filter statistic of the conv layer at `path`
+    over the `steps` of complete events; `stats` is {step: STATS tensor}. Steps without
+    statistics are left out; with none the matrix has no columns. Raises KeyError for an
+    unknown statistic."""
     if stat not in STAT_NAMES:
         raise KeyError(f"unknown stat {stat!r}; choose one of {STAT_NAMES}")
     steps = [step for step in steps if step in stats]
     if not steps:
-        return np.asarray(steps, np.int64), np.empty((filters, 0), np.float32)
+        return np.asarray(steps, np.int64), np.empty((run.filters(path), 0), np.float32)
     row = STAT_NAMES.index(stat)
     return np.asarray(steps, np.int64), np.stack([stats[step][row] for step in steps], axis=1)
 
@@ -307,7 +318,7 @@ class UnknownLayer(KeyError):
     def __str__(self):
         if self.ambiguous:
             return f"layer {self.name!r} is ambiguous; give its full path, one of: {self.ambiguous}"
-        return f"layer {self.name!r} is not logged; choose one of {self.valid}"
+        return f"layer {self.name!r} not logged; choose one of {self.valid}"
 
 
 def resolve_layer(name: str, paths) -> str:

@@ -54,7 +54,8 @@ def _target(target, labels, count):
         if target == "true" and labels is None:
             raise ValueError('target="true" needs labels=')
         return target
-    return checks.class_indices(target, count, "target", TARGET_CHOICES, per="sample")
+    return checks.class_indices(target, count, "target", TARGET_CHOICES,
+                                count_error=f"target lists one class per sample: need {count}, got {{got}}")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -93,10 +94,10 @@ class Options:
         set_("logdir", str(self.logdir))
         set_("samples", _samples(self.samples))
         set_("labels", _labels(self.labels, len(self.samples)))
-        layers = [self.layers] if isinstance(self.layers, str) else self.layers
-        if layers is not None and not list(layers):
-            raise ValueError("layers must name at least one conv layer (or be None for all of them)")
-        set_("layers", None if layers is None else list(layers))
+        if self.layers is not None:
+            set_("layers", [self.layers] if isinstance(self.layers, str) else list(self.layers))
+            if not self.layers:
+                raise ValueError("layers must name at least one conv layer (or be None for all of them)")
         if self.every_n_epochs is not None and self.every_n_steps is not None:
             raise ValueError("give every_n_epochs or every_n_steps, not both")
         if self.every_n_steps is not None:

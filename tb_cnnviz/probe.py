@@ -273,7 +273,7 @@ def _cam(model, images, layer, class_index, method):
     checks.check_image_shape(images, model)
     target = np.full(len(images), -1) if class_index is None else checks.class_indices(
         class_index, len(images), "class_index", f"None, an int or one int per image ({len(images)} ints)",
-        per="image", classes=model.outputs[0].shape[-1])
+        classes=model.outputs[0].shape[-1])
     return getattr(probes[path](images, target), method)
 
 

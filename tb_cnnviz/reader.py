@@ -159,15 +159,17 @@ class Run:
         """(steps, matrix (filters, steps)) of one filter statistic of one conv layer; a mode
         without events gives no columns. KeyError for an unknown layer or statistic."""
         path = self.layer_path(layer)
-        tag = metadata.tag(STATS, mode, path)
-        stats = {step: self.tensor(tag, step) for step in self._series.get(tag, {})}
-        filters = self.header.conv_layers[path]["output_shape"][-1]
-        return format.filter_drift(self.steps(mode), stats, stat, filters)
+        return format.filter_drift(self.header, path, self.steps(mode), self._tensors(metadata.tag(STATS, mode, path), mode),
+                                   stat)
+
+    def _tensors(self, tag: str, mode: str) -> dict:
+        """{step: tensor} of a tensor summary at the complete events of `mode` that have it."""
+        series = self._series.get(tag, {})
+        return {step: self.tensor(tag, step) for step in self.steps(mode) if step in series}
 
     def faithfulness(self, mode: str = "train") -> tuple:
         """(steps, values) of the faithfulness score of each event of `mode`."""
-        tag = metadata.tag(FAITHFULNESS, mode)
-        steps, values = format.scalar_series(self.steps(mode), {s: self.tensor(tag, s) for s in self._series.get(tag, {})})
+        steps, values = format.scalar_series(self.steps(mode), self._tensors(metadata.tag(FAITHFULNESS, mode), mode))
         return np.asarray(steps), np.asarray(values)
 
 

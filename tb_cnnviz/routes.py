@@ -101,8 +101,8 @@ def serve_runs(q: Query):
         if isinstance(info, str):
             runs.append({"run": name, "error": info})
             continue
-        shape = info.images["shape"]
-        runs.append({"run": name, "samples": shape[0], "image_shape": shape[2:], **info.header.stored(),
+        samples, image_shape = format.probe_shape(info.images)
+        runs.append({"run": name, "samples": samples, "image_shape": image_shape, **info.header.stored(),
                      "steps": info.steps})
     return _json({"runs": runs})
 
@@ -210,8 +210,7 @@ def _drift(q):
     run, mode = q.run(), q.mode()
     layer = q.layer(list(run.header.conv_layers))
     stat = web.choice(q.request, "stat", format.STAT_NAMES)
-    filters = run.header.conv_layers[layer]["output_shape"][-1]
-    steps, matrix = format.filter_drift(run.steps[mode], q.series(STATS, layer), stat, filters)
+    steps, matrix = format.filter_drift(run.header, layer, run.steps[mode], q.series(STATS, layer), stat)
     return {"layer": layer, "stat": stat, "steps": steps, "filters": matrix.shape[0], "values": matrix}
 
 

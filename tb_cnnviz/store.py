@@ -58,7 +58,7 @@ class RunInfo:
 
     @property
     def samples(self) -> int:
-        return self.images["shape"][0]
+        return format.probe_shape(self.images)[0]
 
 
 class _LRU:

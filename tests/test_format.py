@@ -22,8 +22,12 @@ HEADER = format.RunHeader(layers=["a/c1"], conv_layers={"a/c1": {"type": "Conv2D
                           stat_names=list(format.STAT_NAMES))
 
 
-def within_quantisation(decoded, true):
-    axes = tuple(range(1, true.ndim))
+MAP_AXES = {RUN_HEADER: (1, 2, 3), GRADCAM: (1, 2), ACTIVATIONS: (2, 3), FILTERS: (1, 2, 3)}  # one stored map
+CHANNELS = {ACTIVATIONS: [0, 5, 9, 12, 20], FILTERS: [1, 3, 4, 8, 9, 11, 15]}  # logged channels, as a header lists them
+
+
+def within_quantisation(decoded, true, axes):
+    """|decoded - true| <= (range of that map) / 255, with float32 slack."""
     span = true.max(axis=axes, keepdims=True) - true.min(axis=axes, keepdims=True)
     return bool(np.all(np.abs(decoded - true) <= span / 255 + 1e-6))
 
@@ -36,20 +40,20 @@ def test_format_imports_no_tensorflow():
 @pytest.mark.parametrize("kind", list(ARRAYS))
 def test_each_kind_round_trips_and_reads_item_by_item(kind):
     array = ARRAYS[kind]
-    blob, *pngs = format.pack_maps(kind, array, channels=list(range(len(array))))
+    blob, *pngs = format.pack_maps(kind, array, channels=CHANNELS.get(kind))
     header = codec.decode_header(blob)
     unpacked = format.unpack_maps(kind, header, pngs)
     assert unpacked.shape == array.shape and unpacked.dtype == np.float32
-    per_map = array if kind != FILTERS else array[None]  # the ranges are per stored map
-    assert within_quantisation(unpacked if kind != FILTERS else unpacked[None], per_map)
+    assert within_quantisation(unpacked, array, MAP_AXES[kind])
     items = [format.unpack_item(kind, header, png, i) for i, png in enumerate(pngs)]
-    np.testing.assert_array_equal(np.stack(items) if kind != FILTERS else items[0], unpacked)
-    if kind in (ACTIVATIONS, FILTERS):
-        position = format.channel_position(header, 2)
-        np.testing.assert_array_equal(format.channel(kind, unpacked, position), unpacked[2] if kind == FILTERS
-                                      else unpacked[:, 2])
-        png = codec.png_to_array(format.map_png(header, pngs[0], position))
-        assert png.shape[:2] == array.shape[-2:] if kind == ACTIVATIONS else png.shape == array.shape[1:]
+    np.testing.assert_array_equal(items[format.FILTERS_ITEM] if kind == FILTERS else np.stack(items), unpacked)
+    if kind in CHANNELS:  # the third logged channel: 9 for activations, 4 for filters
+        position = format.channel_position(header, CHANNELS[kind][2])
+        assert position == 2
+        expected = unpacked[2] if kind == FILTERS else unpacked[:, 2]
+        np.testing.assert_array_equal(format.channel(kind, unpacked, position), expected)
+        alone = codec.png_to_array(format.map_png(header, pngs[0], position))
+        assert alone.shape == (expected.shape if kind == FILTERS else expected.shape[1:] + (1,))
 
 
 def test_the_run_header_is_checked_on_read():
@@ -57,6 +61,7 @@ def test_the_run_header_is_checked_on_read():
     blob, *pngs = format.pack_run_header(images, HEADER)
     stored = codec.decode_header(blob)
     assert format.unpack_run_header(stored, 1 + len(pngs)) == HEADER
+    assert format.probe_shape(stored) == (3, [8, 6, 3])
     with pytest.raises(FormatError, match="missing 'probe images'"):
         format.unpack_run_header(stored, len(pngs))
     with pytest.raises(FormatError, match=r"missing \['shape', 'layers', 'gradcam_layer'\]"):
@@ -69,13 +74,13 @@ def test_the_run_header_is_checked_on_read():
 
 
 def test_filter_drift_keeps_complete_events_with_statistics():
-    stats = {0: np.zeros((5, 2)), 3: np.ones((5, 2)), 9: np.full((5, 2), 2.0)}
-    steps, matrix = format.filter_drift([0, 3, 6], stats, "cos_to_first", filters=2)
-    assert steps.tolist() == [0, 3] and matrix.tolist() == [[0.0, 1.0], [0.0, 1.0]]
-    steps, matrix = format.filter_drift([], stats, "norm", filters=2)
-    assert steps.shape == (0,) and matrix.shape == (2, 0)
+    stats = {0: np.zeros((5, 4)), 3: np.ones((5, 4)), 9: np.full((5, 4), 2.0)}
+    steps, matrix = format.filter_drift(HEADER, "a/c1", [0, 3, 6], stats, "cos_to_first")
+    assert steps.tolist() == [0, 3] and matrix.tolist() == [[0.0, 1.0]] * 4
+    steps, matrix = format.filter_drift(HEADER, "a/c1", [], stats, "norm")
+    assert steps.shape == (0,) and matrix.shape == (4, 0)  # the layer's 4 filters, no steps
     with pytest.raises(KeyError, match="unknown stat 'nope'"):
-        format.filter_drift([0], stats, "nope", filters=2)
+        format.filter_drift(HEADER, "a/c1", [0], stats, "nope")
     assert format.scalar_series([0, 3, 6], {0: np.float32(0.5), 6: np.float32(0.25)}) == ([0, 6], [0.5, 0.25])
 
 

@@ -49,9 +49,9 @@ class Trainer:
                 self.batches += 1
             if interrupt_after == epoch:
                 return  # on_train_end never runs
-            self._log("train", schedule.epoch_end(epoch))
-            if validation:
+            if validation:  # Keras validates before on_epoch_end
                 assert schedule.test_end() is None  # validation inside fit is no eval event
+            self._log("train", schedule.epoch_end(epoch))
         self._log("train", schedule.train_end())
 
     def evaluate(self):
