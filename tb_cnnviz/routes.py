@@ -121,9 +121,7 @@ def serve_probes_npy(q: Query):
 def serve_event(q: Query):
     """A step's overview: predictions and the header of every summary of the step."""
     run, mode, step = q.run(), q.mode(), q.step()
-    tag = metadata.tag(PREDICTIONS, mode)
-    blobs = q.store.step_blobs(q.ctx, q.experiment, q.run_name, [tag], step)[tag]
-    predictions, index = format.unpack_predictions(q.store.header(q.ctx, blobs))
+    predictions, index = format.unpack_predictions(q.summary(PREDICTIONS)[1])
     summaries = _read_step_index(q, run, mode, step) if index is None else format.checked_step_index(index, run.header, step)
     return _json({"run": q.run_name, "mode": mode, "step": step, "predictions": predictions, **summaries}, STEP_EXPIRES)
 
