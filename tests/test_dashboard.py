@@ -346,7 +346,7 @@ def test_eval_only_no_steps_and_diverged_runs(browser, tmp_path):
     keras.utils.set_random_seed(0)
     tb_cnnviz.CNNViz(str(logdir / "eval_only"), images, labels, faithfulness_fraction=0.5, model=small_cnn(),
                      strict=True).log(0, mode="eval")
-    diverged = small_cnn(diverged=True)  # a NaN channel makes its output NaN on every CPU
+    diverged = small_cnn(diverged=True)  # its output is NaN on every CPU
     tb_cnnviz.CNNViz(str(logdir / "diverged"), images, labels, model=diverged, strict=True).log(0)
     (logdir / "no_steps").mkdir()
     for name in os.listdir(logdir / "diverged"):  # the probe images only: a run killed in its first event

@@ -91,7 +91,7 @@ def test_a_diverged_model_is_logged_with_its_bad_values_marked(tmp_path):
     from tb_cnnviz.datasets import shapes
 
     images, labels, _ = shapes(32, size=32, seed=8)
-    model = small_cnn(diverged=True)  # conv4's channel 0 is NaN on every CPU, and through it the output
+    model = small_cnn(diverged=True)  # conv4's channel 0 and the output are NaN on every CPU
     kernel = model.get_layer("conv4").kernel
     kernel.assign(keras.ops.where(keras.ops.arange(16) == 0, float("nan"), kernel))  # and filter 0's weights
     callback = tb_cnnviz.CNNViz(str(tmp_path / "nan"), images[:3], labels[:3], strict=True)
