@@ -22,6 +22,8 @@ setup(
         "isal; platform_python_implementation == 'CPython' and (platform_machine == 'x86_64'"
         " or platform_machine == 'AMD64' or platform_machine == 'aarch64' or platform_machine == 'arm64')",
     ],
-    extras_require={"test": ["pytest", "playwright"]},
+    # scikit-image: photographs shipped in the package (skimage.data) as real probe images;
+    # jax: a Keras backend other than TensorFlow, which tb_cnnviz must refuse clearly.
+    extras_require={"test": ["pytest", "playwright", "scikit-image", "jax"]},
     license="Apache-2.0",
 )

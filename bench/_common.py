@@ -41,8 +41,8 @@ def write_run(run_dir, steps, probes=8, size=16, widths=(4,)):
     images, labels, _ = shapes(probes, size=size, seed=1)
     callback = CNNViz(run_dir, images, labels, class_names=SHAPE_NAMES, model=vgg_style(size, widths=widths))
     callback.log(0)
-    result = callback._probe(images, callback.options.targets())
-    items = format.pack_event("train", result, callback._plan.header, callback.options.labels)
+    result = callback._probe(images, callback._plan.targets)
+    items = format.pack_event("train", result, callback._plan.header, callback._plan.labels)
     for step in range(1, steps):
         callback._writer.write(items, step)
     callback._writer.close()

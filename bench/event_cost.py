@@ -77,7 +77,7 @@ def breakdown(report, callback, probes, targets, repeats):
     probe = callback._probe
 
     def pack(result):
-        return format.pack_event("train", result, callback._plan.header, callback.options.labels)
+        return format.pack_event("train", result, callback._plan.header, callback._plan.labels)
 
     result = probe(probes, targets)
     items = pack(result)

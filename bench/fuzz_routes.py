@@ -38,7 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from _common import arguments  # noqa: E402
-from plugin_helpers import PREFIX, tensorboard_server, write_logs  # noqa: E402
+from plugin_helpers import PREFIX, tensorboard_server, write_logs, write_segmentation_run  # noqa: E402
 
 STEP = ("run", "mode", "step")
 ROUTES = {
@@ -48,6 +48,8 @@ ROUTES = {
     "probes.npy": ("run", "sample"),
     "gradcam": STEP + ("method", "sample"),
     "gradcam.npy": STEP + ("method", "sample"),
+    "mask": STEP + ("sample",),
+    "mask.npy": STEP + ("sample",),
     "activations": STEP + ("layer", "sample", "channel"),
     "activations.npy": STEP + ("layer", "sample", "channel"),
     "filters": STEP + ("layer", "channel"),
@@ -58,7 +60,7 @@ ROUTES = {
     "filter_drift.npy": ("run", "mode", "layer", "stat"),
     "faithfulness": ("run", "mode"),
 }
-PNG_ROUTES = {"probe", "gradcam", "activations", "filters"}
+PNG_ROUTES = {"probe", "gradcam", "mask", "activations", "filters"}
 KINDS = {"application/json": "json", "application/octet-stream": "npy", "image/png": "png"}
 LAYER_LISTS = {"filters": "filter_channels", "stats": "conv_layers", "filter_drift": "conv_layers"}
 PARAMS = sorted({name for names in ROUTES.values() for name in names})
@@ -153,11 +155,13 @@ class Requests:
     def valid(self, route):
         """{name: value} a correct client could send for `route`."""
         rng = self.rng
-        run = rng.choice(sorted(self.runs))
+        run = rng.choice(sorted(run for run, info in self.runs.items()  # masks: a segmentation run's
+                                if not route.startswith("mask") or info.get("head") == "segmentation"))
         info = self.runs[run]
         mode = rng.choice([m for m, steps in info["steps"].items() if steps])
         layer = rng.choice(list(info[LAYER_LISTS.get(route.split(".")[0], "layers")]))
-        channels = info["filter_channels" if route.startswith("filters") else "channels"][layer]
+        # a layer with statistics only (not logged) has no channels: any channel is then valid
+        channels = info["filter_channels" if route.startswith("filters") else "channels"].get(layer, [0])
         return {"run": run, "mode": mode, "step": str(rng.choice(info["steps"][mode])),
                 "sample": str(rng.randrange(info["samples"])), "layer": layer,
                 "channel": str(rng.choice(channels)), "method": rng.choice(METHODS),
@@ -391,6 +395,7 @@ def main():
     with tempfile.TemporaryDirectory() as root:
         logdir = os.path.join(root, "logs")
         write_logs(logdir)
+        write_segmentation_run(os.path.join(logdir, "gamma"))
         for load_fast in modes:
             with tensorboard_server(logdir, load_fast) as base:
                 report = fuzz_server(base, args.per_route, args.seed, args.threads)

@@ -24,6 +24,13 @@ function params(state, run, step, layer) {
   return { run: run.run, step, mode: state.mode, layer };
 }
 
+// A layer whose maps are larger than max_layer_pixels is stored area-downsampled (README).
+function downsampling(run, layer) {
+  const factor = run.downsampled?.[layer];
+  const [height, width] = run.conv_layers[layer].output_shape;
+  return factor ? ` (its ${width}×${height} maps averaged over ${factor}×${factor} blocks)` : "";
+}
+
 export async function render({ state, showLarge }, run, step) {
   const layer = layerOf(state, run);
   const event = await getJSON("event", { run: run.run, step, mode: state.mode });
@@ -67,7 +74,7 @@ export async function render({ state, showLarge }, run, step) {
     ? el("p", { class: "message error", text: `Filter ${state.channel} of ${layer} has no logged feature maps (logged: ${header.channels.join(", ")}). Log it with CNNViz(max_channels="all") or a larger max_channels.` })
     : null;
   return el("div", {}, missing,
-    el("p", { class: "note", text: `${layer}: ${n} of its channels (${header.channels.join(", ")}), ${w}×${h} each, colour = ${state.norm === "layer" ? "value on the layer's shared range" : "value on each map's own range"}. Hover for values, click to enlarge.` }),
+    el("p", { class: "note", text: `${layer}: ${n} of its channels (${header.channels.join(", ")}), ${w}×${h} each${downsampling(run, layer)}, colour = ${state.norm === "layer" ? "value on the layer's shared range" : "value on each map's own range"}. Hover for values, click to enlarge.` }),
     tooltip, rows);
 }
 

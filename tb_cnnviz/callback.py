@@ -10,7 +10,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from tb_cnnviz import format, metadata, summary
+from tb_cnnviz import checks, format, metadata, summary
 from tb_cnnviz.options import Options
 from tb_cnnviz.plan import make_plan
 from tb_cnnviz.probe import Probe
@@ -38,16 +38,23 @@ class CNNViz(keras.callbacks.Callback):
     Args:
       logdir: directory of this run's event files (`run_name` adds a subdirectory); any path
         tf.io.gfile opens.
-      samples: probe images (N, H, W, C), 1 <= N <= 256, shaped like the model input.
-      labels: true class per probe: ints, a column of ints or one-hot rows.
+      samples: probe images (N, H, W, C), 1 <= N <= 256, shaped like the model input; for a
+        model with several inputs, a dict or list of arrays as the model takes them (image
+        and metadata, say).
+      labels: true class per probe: ints, a column of ints or one-hot rows; for a multi-label
+        head, multi-hot rows (N, classes); for a segmentation head, masks (N, H, W) of class
+        indices at the output's resolution.
       layers: conv layers (names or paths) whose feature maps and filters are logged; default
-        every conv layer.
-      gradcam_layer: layer for Grad-CAM and Grad-CAM++; default the last conv layer.
+        the output conv of each stage (`tb_cnnviz.stages`) and the Grad-CAM layer; "all" for
+        every conv layer. Filter statistics cover every conv layer whatever this says.
+      gradcam_layer: layer for Grad-CAM and Grad-CAM++; default the last conv layer that is not
+        the output layer itself (a segmentation net's 1x1 classifier conv).
       every_n_epochs, every_n_steps: how often to log (give one; default every epoch). An
         event is also logged when training begins, unless `log_on_train_begin=False` or a fit
         resumes at the run's latest train event.
       class_names: one name per model class.
-      target: Grad-CAM class: "predicted", "true" (needs labels), an int, or one per probe.
+      target: Grad-CAM class: "predicted", "true" (needs labels; a multi-label probe's lowest
+        true class), an int, or one per probe. A binary head has classes 0 and 1.
       max_channels: feature maps kept per layer (an int, or "all").
       max_layer_pixels: feature-map pixels kept per probe and layer ("auto", an int or None).
       log_weights: log filter images.
@@ -55,23 +62,35 @@ class CNNViz(keras.callbacks.Callback):
       log_on_train_begin: log an event when fit begins.
       strict: raise errors while logging from a hook (fit, evaluate), instead of warning once
         and going on; `log()` itself always raises.
+      head: what the output is: "softmax" (exclusive classes), "binary" (one logit or sigmoid
+        unit, shown as classes 0 and 1), "multilabel" (independent sigmoids) or "segmentation"
+        (per-pixel class scores (N, H, W, K)); default
+        inferred from the output's activation, shape and compiled loss, and asked for where it
+        cannot be told.
+      output: the name or index of the output to explain, for a model with several.
+      image_input: the input whose images are shown and explained, of several (a dict key, a
+        list index or the input's name); default the only 4-D input.
+      background_class: a segmentation head's class that target="predicted" passes over.
       model: the model, for use outside fit/evaluate (a custom loop calling `log`).
 
     Raises:
       ValueError, TypeError: an option it cannot use, or (with `model`, else at set_model) a
         model it cannot explain; the message says what to give instead.
+      RuntimeError: Keras runs on another backend than TensorFlow.
     """
 
     def __init__(self, logdir, samples, labels=None, layers=None, gradcam_layer=None, every_n_epochs=None,
                  every_n_steps=None, *, class_names=None, target="predicted", max_channels=16,
                  max_layer_pixels="auto", log_weights=True, run_name=None, faithfulness_fraction=0.2,
-                 log_on_train_begin=True, strict=False, model=None):
+                 log_on_train_begin=True, strict=False, head=None, output=None, image_input=None, background_class=0,
+                 model=None):
         super().__init__()
+        checks.check_backend()
         self.options = Options(
             logdir, samples, labels, layers, gradcam_layer, every_n_epochs, every_n_steps, class_names=class_names,
             target=target, max_channels=max_channels, max_layer_pixels=max_layer_pixels, log_weights=log_weights,
             run_name=run_name, faithfulness_fraction=faithfulness_fraction, log_on_train_begin=log_on_train_begin,
-            strict=strict)
+            strict=strict, head=head, output=output, image_input=image_input, background_class=background_class)
         self.logdir = self.options.logdir
         self._schedule = Schedule(self.options.every_n_epochs, self.options.every_n_steps,
                                   self.options.log_on_train_begin, counts_batches=self._counts_batches,
@@ -89,7 +108,7 @@ class CNNViz(keras.callbacks.Callback):
             return
         super().set_model(model)
         self._plan = make_plan(self.options, model)
-        self._probe = Probe(model, self._plan.spec)
+        self._probe = Probe(model, self._plan.spec, self._plan.head)
         self._header_written = False
 
     # -- Keras hooks: each asks the schedule whether an event is due --------------------------
@@ -180,12 +199,12 @@ class CNNViz(keras.callbacks.Callback):
             reference = self._run_state.reference(mode, step, self._probe.current_filters)
             if reference is not None:
                 self._probe.set_reference(reference)
-        result = self._probe(self.options.samples, self.options.targets(), mode=mode)
+        result = self._probe(self._plan.samples.inputs, self._plan.targets, mode=mode)
         if not self._header_written:
-            header = format.pack_run_header(self.options.samples, self._plan.header)
+            header = format.pack_run_header(self._plan.samples.images, self._plan.header)
             self._writer.write({metadata.RUN_HEADER: (metadata.RUN_HEADER, header)}, step)
             self._header_written = True
-        self._writer.write(format.pack_event(mode, result, self._plan.header, self.options.labels), step)
+        self._writer.write(format.pack_event(mode, result, self._plan.header, self._plan.labels), step)
         self._schedule.mark(mode, step)
         self._run_state.logged(mode, step)
 

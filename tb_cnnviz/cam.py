@@ -1,8 +1,9 @@
 """Class activation maps: one base computation, methods differ only in channel weights.
 
-As in pytorch-grad-cam's base_cam.py: map = relu(sum_k w_k * A_k), upsampled to the input,
-where A are the target layer's activations and the weights w come from the gradients of the
-class score with respect to A.
+As in pytorch-grad-cam's base_cam.py: map = relu(sum_k w_k * A_k), where A are the target
+layer's activations and the weights w come from the gradients of the class score with respect
+to A. Maps are computed and stored at the layer's resolution; `upsample` brings them to the
+input's (bilinear, half-pixel centres: what `tb_cnnviz.format.upsample` repeats in NumPy).
 """
 
 import tensorflow as tf
@@ -27,8 +28,12 @@ def gradcam_pp_weights(activations, grads):
 METHODS = {"gradcam": gradcam_weights, "gradcam_pp": gradcam_pp_weights}
 
 
-def class_activation_map(activations, grads, method, size):
-    """Non-negative, unnormalised maps (N, H, W) at `size` from (N, h, w, K) activations."""
+def class_activation_map(activations, grads, method):
+    """Non-negative, unnormalised maps (N, h, w) from the layer's (N, h, w, K) activations."""
     weights = METHODS[method](activations, grads)
-    maps = tf.nn.relu(tf.einsum("nhwk,nk->nhw", activations, weights))
+    return tf.nn.relu(tf.einsum("nhwk,nk->nhw", activations, weights))
+
+
+def upsample(maps, size):
+    """(N, h, w) maps -> (N, H, W) at `size`, bilinear."""
     return tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]

@@ -7,15 +7,27 @@ import numpy as np
 from tb_cnnviz import layers as layer_utils
 
 
-def build_sequential(model, images) -> None:
-    """Builds a Sequential model given no Input for `images`, as Keras would at its first batch
-    (after the callbacks' set_model)."""
-    if isinstance(model, keras.Sequential) and not model.built:
-        model.build((None, *np.shape(images)[1:]))
+def check_backend() -> None:
+    """Raises a RuntimeError unless Keras runs on TensorFlow: the probe is one tf.function."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"tb_cnnviz needs Keras' TensorFlow backend; this process runs Keras on {backend!r}. "
+            f"Set the environment variable KERAS_BACKEND=tensorflow before Keras is imported (or "
+            f'"backend": "tensorflow" in ~/.keras/keras.json)'
+        )
+
+
+def build_sequential(model, samples) -> None:
+    """Builds a Sequential model given no Input for the images of `samples` (`inputs.Samples`),
+    as Keras would at its first batch (after the callbacks' set_model)."""
+    if isinstance(model, keras.Sequential) and not model.built and samples.image_key is None:
+        model.build((None, *np.shape(samples.images)[1:]))
 
 
 def check_model(model) -> None:
-    """Raises a ValueError saying what to do if tb_cnnviz cannot explain `model`."""
+    """Raises a ValueError saying what to do if tb_cnnviz cannot explain `model`; its output is
+    `tb_cnnviz.heads`' to check."""
     if isinstance(model, keras.Sequential) and not model.built:
         raise ValueError(
             "the model is not built yet: call it on a batch or give it an Input shape "
@@ -27,18 +39,8 @@ def check_model(model) -> None:
             f"subclassed: wrap it as inputs = keras.Input((height, width, channels)); "
             f"model = keras.Model(inputs, your_model(inputs)), and pass that"
         )
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ValueError(
-            f"tb_cnnviz needs a model with one image input and one class-score output; this "
-            f"model has {len(model.inputs)} inputs and {len(model.outputs)} outputs"
-        )
-    if len(model.inputs[0].shape) != 4:
-        raise ValueError(f"the model input must be images (N, H, W, C), not {model.inputs[0].shape}")
-    if len(model.outputs[0].shape) != 2 or (model.outputs[0].shape[-1] or 0) < 2:
-        raise ValueError(
-            f"the model output must be class scores (N, classes >= 2), not "
-            f"{model.outputs[0].shape}"
-        )
+    if not any(len(tensor.shape) == 4 for tensor in model.inputs):
+        raise ValueError(f"the model has no image input (N, H, W, C): {[tuple(t.shape) for t in model.inputs]}")
     if not layer_utils.conv_layers(model):
         raise ValueError("the model has no Conv2D, DepthwiseConv2D or SeparableConv2D layer")
 

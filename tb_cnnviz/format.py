@@ -10,21 +10,27 @@ behind a JSON header; `LAYOUTS` says where each kind's arrays sit in them. The r
 step also indexes the step (`STEP_INDEX`): the headers of its other blob summaries and its
 faithfulness value, so a step's overview is one read; format-1 runs written before the index
 are read summary by summary (`read_step_index`).
+
+Format 2 made events of large models small: Grad-CAM maps are stored at their layer's
+resolution (their header's `size` is the input's, which readers upsample to: `upsample`), and
+filter statistics are 8-bit rows (`pack_stats`). Format-1 data reads as before.
 """
 
 import dataclasses
+import zlib
 from collections.abc import Callable
 
 import numpy as np
 
 from tb_cnnviz import codec
-from tb_cnnviz.metadata import (ACTIVATIONS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, PREDICTIONS, RUN_HEADER,
-                                STATS, FormatError, tag)
+from tb_cnnviz.metadata import (ACTIVATIONS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, MASKS, MULTILABEL,
+                                PREDICTIONS, RUN_HEADER, STATS, FormatError, tag)
 
 # Rows of a STATS tensor, shape (len(STAT_NAMES), filters).
 STAT_NAMES = ("norm", "cos_to_first", "cos_to_prev", "mean_activation", "dead_fraction")
 # Key of the predictions header that indexes its step: {GRADCAM: header, GRADCAM_PP: header,
-# ACTIVATIONS: {layer: header}, FILTERS: {layer: header}, FAITHFULNESS: value}.
+# ACTIVATIONS: {layer: header}, FILTERS: {layer: header}, FAITHFULNESS: value}, and MASKS:
+# header for a segmentation head.
 STEP_INDEX = "summaries"
 FILTERS_ITEM = 0  # a step's filters of one layer are one item of n maps
 # Filter views: colour tiles of the first layer's kernels, or each kernel averaged over inputs.
@@ -38,7 +44,10 @@ class RunHeader:
 
     Layer paths are keys of `conv_layers` ({path: {"type", "output_shape"}}, every conv layer
     of the model in model order); `layers` have activations logged (their `channels`), and the
-    layers of `filter_channels` have filter images.
+    layers of `filter_channels` have filter images; layers in `downsampled` have their maps
+    stored area-downsampled by that integer factor. `head` is the kind of output explained
+    (`tb_cnnviz.heads`; a binary head shows 2 classes), `output` its name; `labels` are class
+    indices, or each probe's list of true classes for a multi-label head.
     """
 
     layers: list
@@ -54,12 +63,17 @@ class RunHeader:
     rgb_filter_layer: str | None = None
     target: str | list | None = None
     faithfulness_fraction: float | None = None
+    head: str = "softmax"  # format-1 runs explained softmax heads only
+    output: str | None = None
+    downsampled: dict = dataclasses.field(default_factory=dict)  # path -> factor of maps stored smaller
+    background_class: int | None = None  # a segmentation head's
 
     @classmethod
     def from_stored(cls, stored: dict) -> "RunHeader":
         """The run header in a decoded `probes` header; raises FormatError if it is not one."""
         fields = dataclasses.fields(cls)
-        missing = [f.name for f in fields if f.default is dataclasses.MISSING and f.name not in stored]
+        missing = [f.name for f in fields if f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING and f.name not in stored]
         if "shape" not in stored:
             missing.insert(0, "shape")
         if missing:
@@ -118,6 +132,10 @@ LAYOUTS = {
         lambda images: images[:, None], lambda stored: stored[:, 0], lambda item: item[0]),
     GRADCAM: _HEAT_MAPS,
     GRADCAM_PP: _HEAT_MAPS,
+    MASKS: Layout(  # (N, H, W) class indices, exact through 8 bits for up to 256 classes
+        lambda masks: masks[:, None, :, :, None].astype(np.float32),
+        lambda stored: np.rint(stored[:, 0, :, :, 0]).astype(np.int64),
+        lambda item: np.rint(item[0, :, :, 0]).astype(np.int64)),
     ACTIVATIONS: Layout(  # (N, channels, h, w): a probe's logged channels
         lambda maps: maps[..., None], lambda stored: stored[..., 0], lambda item: item[..., 0],
         lambda maps, position: maps[..., position, :, :]),
@@ -134,13 +152,48 @@ def pack_maps(kind: str, array: np.ndarray, **fields) -> np.ndarray:
 
 
 def unpack_maps(kind: str, header: dict, pngs: list) -> np.ndarray:
-    """A map kind's float array from its decoded header and every item's PNG."""
-    return LAYOUTS[kind].from_stored(codec.decode_maps(header, pngs))
+    """A map kind's float array from its decoded header and every item's PNG; heat maps at
+    the size their header gives."""
+    return _at_size(header, LAYOUTS[kind].from_stored(codec.decode_maps(header, pngs)))
 
 
 def unpack_item(kind: str, header: dict, png: bytes, item: int) -> np.ndarray:
     """One item's part of a map kind's array (a probe's maps; FILTERS_ITEM: all filters)."""
-    return LAYOUTS[kind].item(codec.decode_item(header, png, item))
+    return _at_size(header, LAYOUTS[kind].item(codec.decode_item(header, png, item)))
+
+
+def _at_size(header: dict, maps: np.ndarray) -> np.ndarray:
+    """Heat maps stored at their layer's resolution, upsampled to the `size` in their header
+    (format 2); other maps as they are."""
+    size = header.get("size")
+    if size is None:
+        return maps
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(d, int) and d > 0 for d in size)):
+        raise FormatError(f"cnnviz header has a bad size: {str(size)[:80]}")
+    return upsample(maps, size)
+
+
+def _bilinear_axis(n_in: int, n_out: int) -> tuple:
+    """(low index, high index, weight of the high one) of each output position, half-pixel
+    centres, clamped at the edges: tf.image.resize's bilinear sampling along one axis."""
+    position = (np.arange(n_out, dtype=np.float32) + 0.5) * np.float32(n_in / n_out) - 0.5
+    low = np.floor(position)
+    weight = position - low
+    low = low.astype(np.int64)
+    return np.clip(low, 0, n_in - 1), np.clip(low + 1, 0, n_in - 1), weight
+
+
+def upsample(maps: np.ndarray, size) -> np.ndarray:
+    """float32 (..., h, w) maps resized to (..., H, W) = `size` as `tf.image.resize(...,
+    method="bilinear")` does (half-pixel centres, no antialiasing), in NumPy."""
+    maps = np.asarray(maps, np.float32)
+    (h, w), (height, width) = maps.shape[-2:], tuple(size)
+    if (h, w) == (height, width):
+        return maps
+    top, bottom, dy = _bilinear_axis(h, height)
+    left, right, dx = _bilinear_axis(w, width)
+    rows = maps[..., top, :] + (maps[..., bottom, :] - maps[..., top, :]) * dy[:, None]
+    return rows[..., left] + (rows[..., right] - rows[..., left]) * dx
 
 
 def nonfinite(header: dict) -> np.ndarray:
@@ -164,13 +217,55 @@ def map_png(header: dict, png: bytes, position: int) -> bytes:
 
 
 # -- tensors ----------------------------------------------------------------------------------
+# A STATS tensor (format 2) is a uint8 zlib stream of len(STAT_NAMES) 8-bit rows: each row its
+# float32 [lo, hi] range (8 bytes, little-endian), then one level per filter: 0-254 over the
+# range (a value is within (hi - lo) / 508 of the logged one), STATS_NONFINITE for NaN or
+# infinite (read back as NaN). Deflate saves about a third, half of that on dead_fraction.
+STATS_RANGE_BYTES = 8
+STATS_NONFINITE = 255
+
+
 def pack_tensor(values) -> np.ndarray:
     return np.asarray(values, np.float32)
 
 
+def pack_stats(stats: np.ndarray) -> np.ndarray:
+    """The STATS tensor of float (len(STAT_NAMES), filters) statistics: each row quantised over
+    its own finite range, deflated."""
+    stats = np.asarray(stats, np.float32)
+    finite = np.isfinite(stats)
+    lo = np.where(finite, stats, np.inf).min(axis=1)
+    hi = np.where(finite, stats, -np.inf).max(axis=1)
+    lo, hi = np.where(lo <= hi, lo, 0).astype(np.float32), np.where(lo <= hi, hi, 0).astype(np.float32)
+    span = np.where(hi > lo, hi - lo, np.float32(1))[:, None]
+    with np.errstate(invalid="ignore"):
+        levels = np.where(finite, np.round((stats - lo[:, None]) / span * 254), STATS_NONFINITE)
+    ranges = np.stack([lo, hi], axis=1).astype("<f4").view(np.uint8)
+    rows = np.concatenate([ranges, levels.astype(np.uint8)], axis=1)
+    return np.frombuffer(zlib.compress(rows.tobytes(), 1), np.uint8)
+
+
+def _unpack_stats(values: np.ndarray, where: str) -> np.ndarray:
+    try:
+        rows = np.frombuffer(zlib.decompress(values.tobytes()), np.uint8) if values.ndim == 1 else None
+    except zlib.error:
+        rows = None
+    if rows is None or rows.size % len(STAT_NAMES) or rows.size // len(STAT_NAMES) < STATS_RANGE_BYTES:
+        raise FormatError(f"{where} holds 8-bit data that is not cnnviz statistics")
+    values = rows.reshape(len(STAT_NAMES), -1)
+    lo, hi = np.ascontiguousarray(values[:, :STATS_RANGE_BYTES]).view("<f4").T
+    levels = values[:, STATS_RANGE_BYTES:]
+    stats = lo[:, None] + levels.astype(np.float32) * ((hi - lo) / np.float32(254))[:, None]
+    stats[levels == STATS_NONFINITE] = np.nan
+    return stats.astype(np.float32)
+
+
 def unpack_tensor(values: np.ndarray, where: str) -> np.ndarray:
-    """A STATS or FAITHFULNESS tensor as read; FormatError if another writer put other data there."""
+    """A STATS or FAITHFULNESS tensor as read (8-bit statistics as float32); FormatError if
+    another writer put other data there."""
     values = np.asarray(values)
+    if values.dtype == np.uint8:
+        return _unpack_stats(values, where)
     if not np.issubdtype(values.dtype, np.number):
         raise FormatError(f"{where} holds non-numeric data: not written by cnnviz")
     return values
@@ -202,14 +297,24 @@ def scalar_series(steps: list, values: dict) -> tuple:
 
 
 # -- one event --------------------------------------------------------------------------------
+def labels_stored(labels: np.ndarray | None) -> list | None:
+    """Labels as runs store them: class indices, or for multi-hot rows each probe's true classes."""
+    if labels is None:
+        return None
+    if labels.ndim == 2:
+        return [np.flatnonzero(row).tolist() for row in labels]
+    return labels.tolist()
+
+
 def pack_event(mode: str, result, run: RunHeader, labels) -> dict:
-    """{tag: (kind, value)} of every summary of one event, from a `probe.ProbeResult`."""
-    probabilities = result.probabilities
-    predicted = probabilities.argmax(axis=1)
+    """{tag: (kind, value)} of every summary of one event, from a `probe.ProbeResult`; labels
+    as `tb_cnnviz.plan.Plan` holds them."""
+    probabilities, predicted = result.probabilities, result.predicted
     rows = np.arange(len(result.target))
     target_probability = probabilities[rows, result.target]
     drop = target_probability - result.masked_probability
-    top = np.argsort(-probabilities, axis=1)[:, :5]
+    # classes ranked by probability; a segmentation head's by their share of the pixels
+    top = np.argsort(-(probabilities if result.pixel_share is None else result.pixel_share), axis=1, kind="stable")[:, :5]
     items = {}
     index = {ACTIVATIONS: {}, FILTERS: {}}
 
@@ -221,15 +326,21 @@ def pack_event(mode: str, result, run: RunHeader, labels) -> dict:
         else:
             index[kind][path] = value[0]
 
-    add_maps(GRADCAM, result.gradcam, layer=run.gradcam_layer)
-    add_maps(GRADCAM_PP, result.gradcam_pp, layer=run.gradcam_layer)
+    size = list(result.image_size)
+    add_maps(GRADCAM, result.gradcam, layer=run.gradcam_layer, size=size)
+    add_maps(GRADCAM_PP, result.gradcam_pp, layer=run.gradcam_layer, size=size)
+    segmentation = {}
+    if result.masks is not None:
+        add_maps(MASKS, result.masks)
+        segmentation = {"predicted_set": [np.flatnonzero(row > 0).tolist() for row in result.pixel_share],
+                        "pixel_share": result.pixel_share.tolist(), "target_pixels": result.target_pixels.tolist()}
     for path, maps in result.activations.items():
         add_maps(ACTIVATIONS, maps, path, channels=run.channels[path])
     for path, kernels in result.filters.items():
         add_maps(FILTERS, kernels, path, channels=run.filter_channels[path],
                  view=KERNEL_VIEW if path == run.rgb_filter_layer else MEAN_VIEW)
     for path, stats in result.stats.items():
-        items[tag(STATS, mode, path)] = (STATS, pack_tensor(stats))
+        items[tag(STATS, mode, path)] = (STATS, pack_stats(stats))
     items[tag(FAITHFULNESS, mode)] = (FAITHFULNESS, pack_tensor(drop.mean()))
     index[FAITHFULNESS] = float(drop.mean())
     # A step whose predictions are on disk is complete: the event is written as one record.
@@ -240,7 +351,9 @@ def pack_event(mode: str, result, run: RunHeader, labels) -> dict:
         target_probability=target_probability.tolist(),
         masked_probability=result.masked_probability.tolist(),
         faithfulness_drop=drop.tolist(),
-        label=None if labels is None else labels.tolist(),
+        label=labels_stored(labels),
+        **({"predicted_set": [np.flatnonzero(row > 0.5).tolist() for row in probabilities]}
+           if run.head == MULTILABEL else segmentation),
         top_classes=top.tolist(),
         top_probabilities=np.take_along_axis(probabilities, top, axis=1).tolist(),
         **{STEP_INDEX: index},
@@ -282,6 +395,8 @@ def checked_step_index(index, run: RunHeader, step: int) -> dict:
            for group in groups},
         FAITHFULNESS: index.get(FAITHFULNESS),
     }
+    if MASKS in index:  # a segmentation head's
+        summaries[MASKS] = _header_or_error(lambda: codec.check_header(index[MASKS]))
     for group, paths in groups.items():
         for path in paths:  # e.g. a resumed run that logs other layers than this step did
             summaries[group].setdefault(path, {"error": f"no {group} of {path!r} at step {step}"})

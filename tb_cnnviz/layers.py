@@ -66,13 +66,17 @@ def effective_kernel(layer):
     return kernel
 
 
-def output_layer(model):
-    """The layer that produces the model's output, looking inside nested functional and
-    Sequential models (a nested subclassed model has no graph to look into: it is the layer)."""
-    layer = model
+def output_layer(model, index: int = 0):
+    """The layer that produces the model's output `index`, looking inside nested functional
+    and Sequential models (a nested subclassed model has no graph to look into: it is the layer)."""
+    layer, tensor = model, model.outputs[index] if getattr(model, "outputs", None) else None
     while isinstance(layer, keras.Model) and hasattr(layer, "outputs"):
-        history = getattr(layer.outputs[0], "_keras_history", None) if layer.outputs else None
-        layer = history.operation if history is not None else layer.layers[-1]
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            return layer.layers[-1]
+        layer = history.operation
+        # the nested model's own output that this one returned
+        tensor = layer.outputs[history.tensor_index] if getattr(layer, "outputs", None) else None
     return layer
 
 
@@ -109,16 +113,16 @@ def recording(watched: dict, outputs: dict):
         yield
 
 
-def conv_output_shapes(model, convs: dict, images) -> dict:
+def conv_output_shapes(model, convs: dict, sample) -> dict:
     """{path: (height, width, channels)} of each conv layer's output (None for a dynamic size):
     from the model's graph, or, for layers inside a subclassed model (which keep no symbolic
-    output), by running one of `images` through the model."""
+    output), by running `sample` (one sample's inputs, as the model takes them) through it."""
     try:
         return {path: tuple(layer.output.shape[1:]) for path, layer in convs.items()}
     except AttributeError:
         recorded = {}
         with recording(convs, recorded):
-            model(tf.convert_to_tensor(images[:1]), training=False)
+            model(sample, training=False)
         missing = sorted(set(convs) - set(recorded))
         if missing:
             raise ValueError(f"layers {missing} are not used by the model's forward pass") from None

@@ -10,10 +10,14 @@ from typing import NamedTuple
 from tensorboard.compat.proto import summary_pb2
 
 PLUGIN_NAME = "cnnviz"
-# Bump when the layout of a summary changes; readers refuse versions they do not know.
-FORMAT_VERSION = 1
+# Bump when the layout of a summary changes; readers refuse versions they do not know and read
+# every older one (`tb_cnnviz.format` says what changed).
+FORMAT_VERSION = 2
 
 MODES = ("train", "eval")
+# Kinds of model head a run explains (`tb_cnnviz.heads`), as run headers name them.
+SOFTMAX, BINARY, MULTILABEL, SEGMENTATION = "softmax", "binary", "multilabel", "segmentation"
+HEAD_KINDS = (SOFTMAX, BINARY, MULTILABEL, SEGMENTATION)
 
 # Kinds of summary. Blob kinds hold [JSON header, PNG, PNG, ...]; tensor kinds hold a small
 # float32 tensor.
@@ -26,7 +30,9 @@ FILTERS = "filters"
 STATS = "stats"
 FAITHFULNESS = "faithfulness"
 
-BLOB_KINDS = (RUN_HEADER, PREDICTIONS, GRADCAM, GRADCAM_PP, ACTIVATIONS, FILTERS)
+MASKS = "masks"  # a segmentation head's predicted masks (format 2)
+
+BLOB_KINDS = (RUN_HEADER, PREDICTIONS, GRADCAM, GRADCAM_PP, ACTIVATIONS, FILTERS, MASKS)
 TENSOR_KINDS = (STATS, FAITHFULNESS)
 LAYER_KINDS = (ACTIVATIONS, FILTERS, STATS)
 

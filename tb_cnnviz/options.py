@@ -7,12 +7,15 @@ import os
 
 import numpy as np
 
-from tb_cnnviz import checks
+from tb_cnnviz import checks, inputs
+from tb_cnnviz.heads import HEAD_KINDS
 
-MAX_SAMPLES = 256
+ALL_LAYERS = "all"  # layers= value that logs every conv layer
 # Feature-map pixels per probe and layer that max_layer_pixels="auto" keeps (with an int
 # max_channels): early high-resolution layers would otherwise dominate an event's size and time.
-AUTO_LAYER_PIXELS = 10_000
+# A map larger than this alone is stored area-downsampled (`tb_cnnviz.plan`). 64 x 64 keeps an
+# event of a keras.applications backbone at 224 x 224 within 300 KB (bench/backbones.py).
+AUTO_LAYER_PIXELS = 4096
 TARGET_CHOICES = '"predicted", "true", an int or a list of ints'
 
 
@@ -22,27 +25,24 @@ def _positive_int(value, name):
     return int(value)
 
 
-def _samples(samples):
-    array = checks.check_image_batch(samples, "samples")
-    if len(array) > MAX_SAMPLES:
-        raise ValueError(f"give between 1 and {MAX_SAMPLES} probe samples, got {len(array)}")
-    return array
-
-
 def _labels(labels, count):
+    """Class indices (N,), rows (N, K) that the model's head reads (one-hot rows of a softmax
+    head, multi-hot rows of a multi-label one) or a segmentation head's masks (N, H, W) of class
+    indices (`tb_cnnviz.plan`)."""
     if labels is None:
         return None
     array = np.asarray(labels)
     if array.ndim == 2 and array.shape[1] == 1:  # a column of indices, as keras.datasets.cifar10 gives
         array = array[:, 0]
-    elif array.ndim == 2:  # one-hot rows
-        array = array.argmax(axis=1)
-    if array.ndim != 1 or len(array) != count or not np.issubdtype(array.dtype, np.number):
+    if array.ndim not in (1, 2, 3) or len(array) != count or not np.issubdtype(array.dtype, np.number):
         raise ValueError(
-            f"labels must be {count} class indices (or one-hot rows), one per sample; got "
-            f"shape {np.shape(labels)}"
+            f"labels must be {count} class indices (or one-hot or multi-hot rows, or masks of class indices), one "
+            f"per sample; got shape {np.shape(labels)}"
         )
-    if np.any(array != np.round(array)) or np.any(array < 0):
+    if array.ndim == 2:
+        if not np.all(np.isin(array, (0, 1))):
+            raise ValueError("label rows must be one-hot or multi-hot: 0s and 1s")
+    elif np.any(array != np.round(array)) or np.any(array < 0):
         raise ValueError("labels must be non-negative class indices")
     return array.astype(np.int64)
 
@@ -67,9 +67,9 @@ class Options:
     """
 
     logdir: str
-    samples: np.ndarray
+    samples: inputs.Samples  # given as the model takes them: images, or a dict or list of inputs
     labels: np.ndarray | None = None
-    layers: list | None = None
+    layers: list | str | None = None  # None: one per stage; ALL_LAYERS
     gradcam_layer: str | None = None
     every_n_epochs: int | None = None
     every_n_steps: int | None = None
@@ -82,6 +82,10 @@ class Options:
     faithfulness_fraction: float = 0.2
     log_on_train_begin: bool = True
     strict: bool = False
+    head: str | None = None
+    output: str | int | None = None
+    image_input: str | int | None = None
+    background_class: int = 0
 
     def __post_init__(self):
         def set_(name, value):
@@ -92,12 +96,13 @@ class Options:
         if self.run_name is not None:  # the run's own directory
             set_("logdir", os.path.join(str(self.logdir), str(self.run_name)))
         set_("logdir", str(self.logdir))
-        set_("samples", _samples(self.samples))
+        set_("samples", inputs.samples(self.samples, self.image_input))
         set_("labels", _labels(self.labels, len(self.samples)))
-        if self.layers is not None:
+        if self.layers is not None and not (isinstance(self.layers, str) and self.layers == ALL_LAYERS):
             set_("layers", [self.layers] if isinstance(self.layers, str) else list(self.layers))
             if not self.layers:
-                raise ValueError("layers must name at least one conv layer (or be None for all of them)")
+                raise ValueError(f"layers must name at least one conv layer (or be None for one per stage, "
+                                 f"{ALL_LAYERS!r} for all of them)")
         if self.every_n_epochs is not None and self.every_n_steps is not None:
             raise ValueError("give every_n_epochs or every_n_steps, not both")
         if self.every_n_steps is not None:
@@ -121,11 +126,12 @@ class Options:
         set_("faithfulness_fraction", float(self.faithfulness_fraction))
         set_("log_on_train_begin", bool(self.log_on_train_begin))
         set_("strict", bool(self.strict))
-
-    def targets(self) -> np.ndarray:
-        """The class each probe's map explains: -1 for the predicted class."""
-        if isinstance(self.target, np.ndarray):
-            return self.target
-        if self.target == "true":
-            return self.labels
-        return np.full(len(self.samples), -1)
+        if self.head is not None and self.head not in HEAD_KINDS:
+            raise ValueError(f"head must be one of {HEAD_KINDS} (or None to infer it from the model), got {self.head!r}")
+        if not (self.output is None or isinstance(self.output, str)
+                or (isinstance(self.output, numbers.Integral) and not isinstance(self.output, bool))):
+            raise ValueError(f"output must be the name or index of a model output, got {self.output!r}")
+        if isinstance(self.background_class, bool) or not isinstance(self.background_class, numbers.Integral) \
+                or self.background_class < 0:
+            raise ValueError(f"background_class must be a class index, got {self.background_class!r}")
+        set_("background_class", int(self.background_class))

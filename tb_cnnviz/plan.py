@@ -3,11 +3,12 @@ probe's spec) and the run header that describes them. Events too big to hold are
 before any work."""
 
 import dataclasses
+import math
 
 import numpy as np
 
-from tb_cnnviz import checks, format, layers as layer_utils
-from tb_cnnviz.options import Options
+from tb_cnnviz import checks, format, heads, inputs, layers as layer_utils, stages
+from tb_cnnviz.options import ALL_LAYERS, Options
 from tb_cnnviz.probe import ProbeSpec
 
 # Feature-map values one event may log (probes x logged maps x pixels). An event needs at most
@@ -16,10 +17,14 @@ MAX_LOGGED_VALUES = 128 * 2**20
 RGB_FILTER_TILES = 64  # colour tiles of the first layer's filters; deeper layers log max_channels
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Plan:
     spec: ProbeSpec
     header: format.RunHeader
+    samples: inputs.Samples  # checked against the model's inputs
+    head: heads.Head
+    labels: np.ndarray | None  # class indices (N,), or rows (N, K) of each probe's true classes (_labels)
+    targets: np.ndarray  # the class each probe's map explains, -1 for the predicted class
 
 
 def _kept_channels(max_channels, max_layer_pixels, map_pixels):
@@ -44,13 +49,78 @@ def _map_pixels(shape):
     return None if height is None or width is None else int(height * width)
 
 
-def _check_classes(options: Options, classes: int):
-    target = None if isinstance(options.target, str) else options.target
-    for name, values in (("labels", options.labels), ("target", target)):
-        if values is not None and np.any(values >= classes):
-            raise ValueError(f"{name} must be class indices below the model's {classes} classes")
-    if options.class_names is not None and len(options.class_names) != classes:
-        raise ValueError(f"class_names has {len(options.class_names)} names, the model has {classes} classes")
+def _downsampling(shape, max_layer_pixels) -> int:
+    """The smallest integer factor by which a layer's maps are area-downsampled so that one
+    map fits in max_layer_pixels (1: stored as they are)."""
+    pixels = _map_pixels(shape)
+    if max_layer_pixels is None or pixels is None or pixels <= max_layer_pixels:
+        return 1
+    return math.ceil(math.sqrt(pixels / max_layer_pixels))
+
+
+def _stored_shape(shape, factor: int) -> tuple:
+    """(height, width, channels) of a layer's maps as stored, downsampled by `factor`."""
+    height, width, channels = shape
+    return (max(1, height // factor), max(1, width // factor), channels) if factor > 1 else tuple(shape)
+
+
+def _check_classes(options: Options, head: heads.Head):
+    if head.kind == heads.SEGMENTATION and options.background_class >= head.classes:
+        raise ValueError(f"background_class must be below the model's {head.classes} classes, "
+                         f"got {options.background_class}")
+    if options.class_names is not None and len(options.class_names) != head.classes:
+        raise ValueError(f"class_names has {len(options.class_names)} names, the model has {head.classes} classes"
+                         + (" (a binary head has two: class 0 and class 1)" if head.kind == heads.BINARY else ""))
+
+
+def _labels(options: Options, head: heads.Head):
+    """The labels as the head reads them: indices, or multi-hot rows (N, K) of each probe's
+    true classes for a multi-label head and for a segmentation head (the classes in its mask)."""
+    labels, classes = options.labels, head.classes
+    if labels is None:
+        return None
+    if head.kind == heads.SEGMENTATION:
+        size = head.shape[1:3]
+        if labels.ndim != 3 or any(s is not None and s != m for s, m in zip(size, labels.shape[1:])):
+            raise ValueError(f"labels of a segmentation head must be masks (N, {size[0]}, {size[1]}) of class "
+                             f"indices at the output's resolution; got shape {labels.shape}")
+        if np.any(labels >= classes):
+            raise ValueError(f"label masks must hold class indices below the model's {classes} classes")
+        return np.stack([np.isin(np.arange(classes), mask) for mask in labels]).astype(np.int64)
+    if labels.ndim == 3:
+        raise ValueError(f"label masks (N, H, W) are for a segmentation head; this model's head is {head.kind!r}")
+    if head.kind == heads.MULTILABEL:
+        if labels.ndim != 2 or labels.shape[1] != classes:
+            raise ValueError(f"labels of a multi-label head must be multi-hot rows (N, {classes}), one 0/1 per "
+                             f"class; got shape {labels.shape}")
+        return labels
+    if labels.ndim == 2:
+        if labels.shape[1] != classes or np.any(labels.sum(axis=1) != 1):
+            raise ValueError(f"label rows must be one-hot over the model's {classes} classes (a multi-label "
+                             f"model takes multi-hot rows with head='multilabel'); got shape {labels.shape}")
+        labels = labels.argmax(axis=1)
+    if np.any(labels >= classes):
+        raise ValueError(f"labels must be class indices below the model's {classes} classes")
+    return labels
+
+
+def _targets(options: Options, head: heads.Head, labels) -> np.ndarray:
+    """-1 (the predicted class) or a class per probe. A multi-label probe's "true" class is
+    its lowest-numbered true class, a segmentation probe's the one with the most pixels in its
+    mask other than the background (the predicted class where there is none)."""
+    if isinstance(options.target, np.ndarray):
+        if np.any(options.target >= head.classes):
+            raise ValueError(f"target must be class indices below the model's {head.classes} classes")
+        return options.target
+    if options.target != "true":
+        return np.full(len(options.samples), -1)
+    if head.kind == heads.SEGMENTATION:
+        counts = np.stack([np.bincount(mask.ravel(), minlength=head.classes) for mask in options.labels])
+        counts[:, options.background_class] = 0
+        return np.where(counts.any(axis=1), counts.argmax(axis=1), -1)
+    if labels.ndim == 2:
+        return np.where(labels.any(axis=1), labels.argmax(axis=1), -1)
+    return labels
 
 
 def _check_size(options: Options, shapes, channels):
@@ -80,42 +150,56 @@ def make_plan(options: Options, model) -> Plan:
     """
     checks.build_sequential(model, options.samples)
     checks.check_model(model)
-    checks.check_image_shape(options.samples, model, "samples")
+    samples = inputs.for_model(options.samples, model)
+    head = heads.find_head(model, options.head, options.output)
+    _check_classes(options, head)
+    labels = _labels(options, head)
+    targets = _targets(options, head, labels)
     convs = layer_utils.conv_layers(model)
-    shapes = layer_utils.conv_output_shapes(model, convs, options.samples)
-    classes = model.outputs[0].shape[-1]
-    _check_classes(options, classes)
-    chosen = set(convs) if options.layers is None else {
-        layer_utils.resolve(model, convs, name, "layer") for name in options.layers}
-    chosen = [path for path in convs if path in chosen]  # model order, no repeats
+    shapes = layer_utils.conv_output_shapes(model, convs, samples.map(lambda array: array[:1]))
     gradcam_layer = (layer_utils.resolve(model, convs, options.gradcam_layer, "gradcam_layer")
-                     if options.gradcam_layer is not None else list(convs)[-1])
+                     if options.gradcam_layer is not None else head.gradcam_layer(convs))
+    if options.layers == ALL_LAYERS:
+        chosen = set(convs)
+    elif options.layers is None:  # each stage's output, and the layer Grad-CAM explains
+        chosen = {*stages.stage_outputs(model, shapes), gradcam_layer}
+    else:
+        chosen = {layer_utils.resolve(model, convs, name, "layer") for name in options.layers}
+    chosen = [path for path in convs if path in chosen]  # model order, no repeats
+    downsampled = {p: factor for p in chosen if (factor := _downsampling(shapes[p], options.max_layer_pixels)) > 1}
+    stored = {p: _stored_shape(shapes[p], downsampled.get(p, 1)) for p in chosen}
     channels = {
-        p: _spread(shapes[p][-1], _kept_channels(options.max_channels, options.max_layer_pixels, _map_pixels(shapes[p])))
+        p: _spread(shapes[p][-1], _kept_channels(options.max_channels, options.max_layer_pixels, _map_pixels(stored[p])))
         for p in chosen
     }
-    _check_size(options, shapes, channels)
+    _check_size(options, stored, channels)
     first = list(convs)[0]
     rgb = first if layer_utils.effective_kernel(convs[first]).shape[2] in (1, 3) else None
     filter_channels = {  # filters are small: not limited by max_layer_pixels
         p: _spread(shapes[p][-1], RGB_FILTER_TILES if p == rgb else options.max_channels) for p in chosen
     } if options.log_weights else {}
     spec = ProbeSpec(gradcam_layer=gradcam_layer, activation_channels=channels, filter_channels=filter_channels,
-                     rgb_filter_layer=rgb, stats=True, faithfulness_fraction=options.faithfulness_fraction)
+                     rgb_filter_layer=rgb, stats=True, faithfulness_fraction=options.faithfulness_fraction,
+                     image_input=samples.image_key, background_class=options.background_class,
+                     activation_sizes={p: stored[p][:2] for p in downsampled})
     header = format.RunHeader(
         layers=chosen,
         conv_layers={path: {"type": type(layer).__name__, "output_shape": list(shapes[path])}
                      for path, layer in convs.items()},
         channels=channels,
+        downsampled=downsampled,
         filter_channels=filter_channels,
         gradcam_layer=gradcam_layer,
         stat_names=list(format.STAT_NAMES),
         model=model.name,
-        labels=None if options.labels is None else options.labels.tolist(),
+        labels=format.labels_stored(labels),
         class_names=options.class_names,
-        num_classes=int(classes),
+        num_classes=head.classes,
+        head=head.kind,
+        output=head.output_name,
+        background_class=options.background_class if head.kind == heads.SEGMENTATION else None,
         rgb_filter_layer=rgb,
         target=options.target if isinstance(options.target, str) else options.target.tolist(),
         faithfulness_fraction=options.faithfulness_fraction,
     )
-    return Plan(spec, header)
+    return Plan(spec, header, samples, head, labels, targets)

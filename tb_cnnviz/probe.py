@@ -8,14 +8,12 @@ faithfulness check. `gradcam` and `gradcam_plus_plus` are the same computation a
 import contextlib
 import dataclasses
 import math
-import warnings
 import weakref
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tb_cnnviz import cam, checks, layers as layer_utils
+from tb_cnnviz import cam, checks, heads, inputs as model_inputs, layers as layer_utils
 from tb_cnnviz.format import STAT_NAMES
 
 
@@ -29,24 +27,28 @@ class ProbeSpec:
     rgb_filter_layer: str | None = None  # logged as colour tiles of its input channels
     stats: bool = False
     faithfulness_fraction: float | None = None
+    image_input: str | int | None = None  # where the images sit in the inputs (`inputs.Samples`)
+    background_class: int = 0  # a segmentation head's class that is not "predicted"
+    activation_sizes: dict = dataclasses.field(default_factory=dict)  # path -> (h, w) of maps stored smaller
 
 
 @dataclasses.dataclass(frozen=True)
 class ProbeResult:
     """One probe pass, as numpy arrays (N probes)."""
 
-    probabilities: np.ndarray  # (N, classes)
+    probabilities: np.ndarray  # (N, classes); a segmentation head's: each class's mean over its pixels
+    image_size: tuple  # (H, W) of the probe images, which the heat maps explain
+    predicted: np.ndarray  # (N,) the predicted class (heads.Head.explain)
     target: np.ndarray  # (N,) the class each map explains
-    gradcam: np.ndarray  # (N, H, W) at the input resolution, non-negative
-    gradcam_pp: np.ndarray  # (N, H, W)
+    gradcam: np.ndarray  # (N, h, w) at the Grad-CAM layer's resolution, non-negative
+    gradcam_pp: np.ndarray  # (N, h, w)
     masked_probability: np.ndarray | None  # (N,) the target's probability with the top of the map blurred
     activations: dict  # path -> (N, logged channels, h, w)
     filters: dict  # path -> (logged filters, kh, kw, c): colour tiles or the mean over inputs (c = 1)
     stats: dict  # path -> (len(STAT_NAMES), filters)
-
-
-def _identity(inputs, *args, **kwargs):
-    return inputs
+    masks: np.ndarray | None = None  # a segmentation head's predicted class per output pixel (N, H, W)
+    pixel_share: np.ndarray | None = None  # (N, classes) share of output pixels predicted as each class
+    target_pixels: np.ndarray | None = None  # (N,) output pixels predicted as the target
 
 
 def _flat_filters(layer):
@@ -84,33 +86,20 @@ def _blur(images):
 
 
 class Probe:
-    """Runs a ProbeSpec on a model; call it with images and targets (-1 = predicted class)."""
+    """Runs a ProbeSpec on a model whose output `head` it explains; call it with the inputs (as
+    the model takes them) and targets (-1 = predicted class)."""
 
-    def __init__(self, model, spec: ProbeSpec):
+    def __init__(self, model, spec: ProbeSpec, head: heads.Head):
         checks.check_model(model)
         self._model = weakref.ref(model)  # weak: gradcam()'s cache must not keep models alive
         self.spec = spec
+        self.head = head
+        self._logits = head.logits  # None until judged from the first outputs (Head.judge_logits)
         self.convs = layer_utils.conv_layers(model)
         watched = {spec.gradcam_layer, *spec.activation_channels}
         if spec.stats:
             watched.update(self.convs)
         self._watched = {p: self.convs[p] for p in self.convs if p in watched}
-        head = layer_utils.output_layer(model)
-        activation = getattr(head, "activation", None)
-        # Grad-CAM needs the pre-softmax score: a softmax head runs as linear while tracing.
-        self._linear_head = (
-            (head, "activation", keras.activations.linear) if activation is keras.activations.softmax
-            else (head, "call", _identity) if isinstance(head, keras.layers.Softmax)
-            else None
-        )
-        # Whether the (linear-run) output is logits, shown through a softmax. A head with no
-        # activation of its own (pooling of class maps, a reshape, an op) is judged by its
-        # first output: see _decide_logits.
-        self._logits_model = (
-            True if self._linear_head is not None or activation is keras.activations.linear
-            else None if activation is None
-            else False
-        )
         # path -> filters of the first event, and mode -> path -> filters of that mode's
         # previous event. Tensors passed into the function, not tf.Variables: under a
         # distribution strategy making a variable is a collective op, which only the chief
@@ -122,13 +111,16 @@ class Probe:
         self._fn = tf.function(self._event, reduce_retracing=True)
         self._traced = {}  # input shapes -> the concrete function tf.function chose for them
 
-    def _traced_for(self, images, target):
+    def _traced_for(self, inputs, target):
         """The concrete function for these input shapes, called directly to skip tf.function's
         per-call dispatch."""
-        key = (tuple(images.shape), tuple(target.shape))
+        key = (*(tuple(t.shape) for t in tf.nest.flatten(inputs)), tuple(target.shape))
         if key not in self._traced:
-            self._traced[key] = self._fn.get_concrete_function(images, target, self._reference, self._reference)
+            self._traced[key] = self._fn.get_concrete_function(inputs, target, self._reference, self._reference)
         return self._traced[key]
+
+    def _samples(self, inputs) -> model_inputs.Samples:
+        return model_inputs.Samples(inputs, self.spec.image_input)
 
     @property
     def model(self):
@@ -152,18 +144,19 @@ class Probe:
         previous event was written by the process that saved these weights."""
         self._previous[mode] = {path: tf.constant(rows) for path, rows in self.current_filters().items()}
 
-    def __call__(self, images, target, mode: str = "train") -> ProbeResult:
+    def __call__(self, inputs, target, mode: str = "train") -> ProbeResult:
         """Events of the same mode measure filter change (cos_to_prev) from one another; the
         first of a mode has none."""
         if self.spec.stats and not self._reference:
             self.set_reference()
-        images = tf.convert_to_tensor(np.asarray(images, np.float32))
-        if self._logits_model is None:
-            self._decide_logits(images)
+        samples = self._samples(inputs)
+        inputs = self._samples(samples.with_images(np.asarray(samples.images, np.float32))).map(tf.convert_to_tensor)
+        if self._logits is None:  # a head with no activation of its own: judged by its outputs
+            self._logits = self.head.judge_logits(self.head.select(self.model(inputs, training=False)))
         target = tf.convert_to_tensor(np.asarray(target, np.int32))
         first_of_mode = mode not in self._previous
         previous = self._previous.get(mode, self._reference)
-        out = self._traced_for(images, target)(images, target, self._reference, previous)
+        out = self._traced_for(inputs, target)(inputs, target, self._reference, previous)
         rows = out.pop("filter_rows")
         if self.spec.stats:
             self._previous[mode] = rows
@@ -176,58 +169,46 @@ class Probe:
         # Selecting and arranging a few small arrays is cheaper in numpy than as graph ops.
         return ProbeResult(
             probabilities=out["probabilities"],
+            image_size=tuple(samples.images.shape[1:3]),
+            predicted=out["predicted"],
             target=out["target"],
             gradcam=out["gradcam"],
             gradcam_pp=out["gradcam_pp"],
             masked_probability=out.get("masked_probability"),
-            activations={path: np.moveaxis(out["activations"][path][..., channels], -1, 1)
-                         for path, channels in self.spec.activation_channels.items()},
+            activations={path: np.moveaxis(self._logged_channels(path, out["activations"][path]), -1, 1)
+                         for path in self.spec.activation_channels},
             filters={path: self._filter_images(path, rows[path].numpy(), channels)
                      for path, channels in self.spec.filter_channels.items()},
             stats=stats,
+            masks=out.get("masks"),
+            pixel_share=out.get("pixel_share"),
+            target_pixels=out.get("target_pixels"),
         )
 
-    def _decide_logits(self, images):
-        """Outputs that are not non-negative rows summing to 1 are logits."""
-        outputs = np.asarray(self.model(images, training=False), np.float64)
-        self._logits_model = not (outputs.min() >= 0 and np.allclose(outputs.sum(axis=1), 1, atol=1e-2))
-        if not self._logits_model:
-            warnings.warn(
-                f"tb_cnnviz: the model's output ({type(layer_utils.output_layer(self.model)).__name__}) gives "
-                f"probabilities through a softmax tb_cnnviz cannot switch off, so Grad-CAM uses the "
-                f"post-softmax score, whose gradients vanish on confident predictions. End the model "
-                f"in Dense(activation='softmax'), a Softmax layer or logits for the pre-softmax score.",
-                stacklevel=3)
+    def _forward(self, inputs):
+        """(class scores, probabilities) of the explained output."""
+        return self.head.scores_and_probabilities(self.head.select(self.model(inputs, training=False)), self._logits)
 
-    def _forward(self, images):
-        outputs = self.model(images, training=False)
-        outputs = tf.cast(outputs, tf.float32)
-        probabilities = tf.nn.softmax(outputs) if self._logits_model else outputs
-        return outputs, probabilities
-
-    def _event(self, images, target, reference, previous):
+    def _event(self, inputs, target, reference, previous):
         spec = self.spec
         recorded = {}
-        head = layer_utils.patched(*self._linear_head) if self._linear_head is not None else contextlib.nullcontext()
-        with head:
+        samples = self._samples(inputs)
+        with self.head.linear() or contextlib.nullcontext():
             with tf.GradientTape() as tape, layer_utils.recording(self._watched, recorded):
-                scores, probabilities = self._forward(images)
-                predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-                target = tf.where(target < 0, predicted, target)
-                score = tf.reduce_sum(tf.gather(scores, target, batch_dims=1))
+                out = self.head.explain(*self._forward(inputs), target, spec.background_class)
+                score, region = out.pop("score"), out.pop("region", None)
             missing = set(self._watched) - set(recorded)
             if missing:
                 raise ValueError(f"layers {sorted(missing)} are not used by the model's forward pass")
             acts = {p: tf.cast(a, tf.float32) for p, a in recorded.items()}
             grads = tf.cast(tape.gradient(score, recorded[spec.gradcam_layer]), tf.float32)
-            size = tf.shape(images)[1:3]
-            out = {"probabilities": probabilities, "target": target}
             for method in cam.METHODS:
-                out[method] = cam.class_activation_map(acts[spec.gradcam_layer], grads, method, size)
+                out[method] = cam.class_activation_map(acts[spec.gradcam_layer], grads, method)
             if spec.faithfulness_fraction is not None:
-                masked = self._mask_top(images, out["gradcam"], spec.faithfulness_fraction)
-                _, masked_probabilities = self._forward(masked)
-                out["masked_probability"] = tf.gather(masked_probabilities, target, batch_dims=1)
+                upsampled = cam.upsample(out["gradcam"], tf.shape(samples.images)[1:3])
+                masked = self._mask_top(samples.images, upsampled, spec.faithfulness_fraction)
+                _, masked_probabilities = self._forward(samples.with_images(masked))
+                out["masked_probability"] = self.head.target_probability(masked_probabilities, out["target"], region)
         out["filter_rows"] = {
             path: _flat_filters(layer) for path, layer in self.convs.items()
             if spec.stats or path in spec.filter_channels
@@ -236,7 +217,16 @@ class Probe:
             out["stats"] = {path: _stats(out["filter_rows"][path], reference[path], previous[path], acts[path])
                             for path in self.convs}
         out["activations"] = {path: acts[path] for path in spec.activation_channels}
+        for path, size in spec.activation_sizes.items():  # the logged channels, area-downsampled
+            channels = tf.gather(acts[path], spec.activation_channels[path], axis=-1)
+            out["activations"][path] = tf.image.resize(channels, size, method="area")
         return out
+
+    def _logged_channels(self, path, activations):
+        """(N, h, w, logged channels) of a layer; downsampled layers have them selected in graph."""
+        if path in self.spec.activation_sizes:
+            return activations
+        return activations[..., self.spec.activation_channels[path]]
 
     def _mask_top(self, images, maps, fraction):
         """Images whose top `fraction` of map pixels are replaced by a blurred copy."""
@@ -258,34 +248,49 @@ class Probe:
         return kernels
 
 
-_GRADCAM_PROBES = weakref.WeakKeyDictionary()  # model -> {layer path: Probe}
+_GRADCAM_PROBES = weakref.WeakKeyDictionary()  # model -> {(layer path, head, output): Probe}
 
 
-def _cam(model, images, layer, class_index, method):
-    images = checks.check_image_batch(images)
-    checks.build_sequential(model, images)
+def _cam(model, images, layer, class_index, method, head, output, image_input):
+    checks.check_backend()
+    samples = model_inputs.samples(images, image_input, "images")
+    checks.build_sequential(model, samples)
     checks.check_model(model)
+    samples = model_inputs.for_model(samples, model, "images")
     convs = layer_utils.conv_layers(model)
-    path = layer_utils.resolve(model, convs, layer, "layer") if layer is not None else list(convs)[-1]
+    explained = heads.find_head(model, head, output, guess=True)
+    path = layer_utils.resolve(model, convs, layer, "layer") if layer is not None else explained.gradcam_layer(convs)
     probes = _GRADCAM_PROBES.setdefault(model, {})
-    if path not in probes:
-        probes[path] = Probe(model, ProbeSpec(gradcam_layer=path))
-    checks.check_image_shape(images, model)
-    target = np.full(len(images), -1) if class_index is None else checks.class_indices(
-        class_index, len(images), "class_index", f"None, an int or one int per image ({len(images)} ints)",
-        classes=model.outputs[0].shape[-1])
-    return getattr(probes[path](images, target), method)
+    key = (path, head, output, samples.image_key)
+    if key not in probes:
+        spec = ProbeSpec(gradcam_layer=path, image_input=samples.image_key)
+        probes[key] = Probe(model, spec, explained)
+    probe = probes[key]
+    count = len(samples)
+    target = np.full(count, -1) if class_index is None else checks.class_indices(
+        class_index, count, "class_index", f"None, an int or one int per image ({count} ints)",
+        classes=probe.head.classes)
+    maps = getattr(probe(samples.inputs, target), method)
+    return cam.upsample(maps, samples.images.shape[1:3]).numpy()
 
 
-def gradcam(model, images, layer: str | None = None, class_index=None) -> np.ndarray:
+def gradcam(model, images, layer: str | None = None, class_index=None, *, head: str | None = None,
+            output=None, image_input=None) -> np.ndarray:
     """Grad-CAM maps of `images` for a class, as the callback logs them.
 
     Args:
       model: a built functional or Sequential Keras model ending in class scores.
-      images: (N, H, W, C) numbers, shaped as the model takes them.
-      layer: a conv layer name or path (default: the last conv layer).
+      images: (N, H, W, C) numbers, shaped as the model takes them; for a model with several
+        inputs, a dict or list of them, as the model takes them.
+      layer: a conv layer name or path (default: the last conv layer that is not the output
+        layer itself).
       class_index: None for each image's predicted class, an int for all images, or one int
-        per image.
+        per image. A binary head (one unit) has classes 0 and 1.
+      head: "softmax", "binary" or "multilabel" (default: inferred as `CNNViz` does; where it
+        cannot be told, K linear outputs are read as class scores and one as a binary logit,
+        which give the same maps).
+      output: the name or index of the output to explain, for a model with several.
+      image_input: which of several inputs holds the images (default: the only 4-D one).
 
     Returns:
       float32 (N, H, W) at the input resolution: non-negative, not normalised.
@@ -293,10 +298,12 @@ def gradcam(model, images, layer: str | None = None, class_index=None) -> np.nda
     Raises:
       ValueError, TypeError: a model, images, layer or class index it cannot use; the message
         says what to give instead.
+      RuntimeError: Keras runs on another backend than TensorFlow.
     """
-    return _cam(model, images, layer, class_index, "gradcam")
+    return _cam(model, images, layer, class_index, "gradcam", head, output, image_input)
 
 
-def gradcam_plus_plus(model, images, layer: str | None = None, class_index=None) -> np.ndarray:
+def gradcam_plus_plus(model, images, layer: str | None = None, class_index=None, *, head: str | None = None,
+                      output=None, image_input=None) -> np.ndarray:
     """Grad-CAM++ maps; same arguments, result and errors as `gradcam`."""
-    return _cam(model, images, layer, class_index, "gradcam_pp")
+    return _cam(model, images, layer, class_index, "gradcam_pp", head, output, image_input)

@@ -19,7 +19,8 @@ from tensorboard.compat import tf
 from tensorboard.util import tensor_util
 
 from tb_cnnviz import codec, format, metadata
-from tb_cnnviz.metadata import ACTIVATIONS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, PREDICTIONS, RUN_HEADER, STATS
+from tb_cnnviz.metadata import (ACTIVATIONS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, MASKS, PREDICTIONS,
+                                RUN_HEADER, STATS)
 
 
 class Event:
@@ -40,7 +41,9 @@ class Event:
     @property
     def predictions(self) -> dict:
         """predicted, probability, target, target_probability, masked_probability,
-        faithfulness_drop, label, top_classes, top_probabilities: one entry per probe."""
+        faithfulness_drop, label, top_classes, top_probabilities: one entry per probe; a
+        multi-label head adds predicted_set, a segmentation head predicted_set (the classes
+        of its mask), pixel_share and target_pixels."""
         return format.unpack_predictions(codec.decode_header(self._blobs(PREDICTIONS)[0]))[0]
 
     def nonfinite(self, kind: str, layer: str | None = None) -> np.ndarray:
@@ -53,6 +56,11 @@ class Event:
     def gradcam(self) -> np.ndarray:
         """Grad-CAM maps (N, H, W) float32 at the input resolution."""
         return self._maps(GRADCAM)[0]
+
+    @property
+    def masks(self) -> np.ndarray:
+        """A segmentation head's predicted class per output pixel (N, H, W) int64."""
+        return self._maps(MASKS)[0]
 
     @property
     def gradcam_pp(self) -> np.ndarray:

@@ -7,7 +7,8 @@ they name) that returns a `web.Answer`; `ROUTES` maps paths to them.
 from tensorboard import plugin_util
 
 from tb_cnnviz import format, metadata, web
-from tb_cnnviz.metadata import ACTIVATIONS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, PREDICTIONS, RUN_HEADER, STATS
+from tb_cnnviz.metadata import (ACTIVATIONS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, MASKS, PREDICTIONS,
+                                RUN_HEADER, STATS)
 from tb_cnnviz.store import NotFound, RunInfo, Store
 
 # A logged step's data only changes if training is resumed from an older checkpoint into the
@@ -152,6 +153,20 @@ def serve_gradcam_npy(q: Query):
     return _npy(q.store.maps(q.ctx, kind, blobs, q.sample(required=False)))
 
 
+def _masks(q):
+    if q.run().header.head != metadata.SEGMENTATION:
+        raise NotFound(f"run {web.shown(q.run_name)!r} has no masks: its head is {q.run().header.head!r}", [])
+    return q.summary(MASKS)[0]
+
+
+def serve_mask(q: Query):
+    return _png(q.store.png(q.ctx, _masks(q), q.sample()))
+
+
+def serve_mask_npy(q: Query):
+    return _npy(q.store.maps(q.ctx, MASKS, _masks(q), q.sample(required=False)))
+
+
 def _map_png(q, blobs, header, item):
     """The stored PNG mosaic of one item, or the requested channel's map alone."""
     position = q.channel(header)
@@ -233,6 +248,8 @@ ROUTES = {
     "/probes.npy": serve_probes_npy,
     "/gradcam": serve_gradcam,
     "/gradcam.npy": serve_gradcam_npy,
+    "/mask": serve_mask,
+    "/mask.npy": serve_mask_npy,
     "/activations": serve_activations,
     "/activations.npy": serve_activations_npy,
     "/filters": serve_filters,

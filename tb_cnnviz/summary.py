@@ -28,11 +28,14 @@ def _metadata(kind):
 
 
 def _tensor_proto(value):
-    """TensorProto of a blob sequence (object array of bytes) or a float32 array, built
-    directly: tensor_util.make_tensor_proto would inspect every element."""
+    """TensorProto of a blob sequence (object array of bytes), a uint8 or a float32 array,
+    built directly: tensor_util.make_tensor_proto would inspect every element."""
     shape = tensor_shape_pb2.TensorShapeProto(dim=[{"size": size} for size in value.shape])
     if value.dtype == object:
         return tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=shape, string_val=list(value))
+    if value.dtype == np.uint8:
+        return tensor_pb2.TensorProto(dtype=types_pb2.DT_UINT8, tensor_shape=shape,
+                                      tensor_content=np.ascontiguousarray(value).tobytes())
     return tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=shape,
                                   tensor_content=np.ascontiguousarray(value, "<f4").tobytes())
 

@@ -24,6 +24,14 @@ class NaNDense(keras.layers.Dense):
         return keras.ops.where(keras.ops.ones_like(outputs) > 0, float("nan"), outputs)
 
 
+def stats_tolerance(values) -> float:
+    """How far 8-bit statistics (format.pack_stats) may be from `values`: half a level of
+    their range, with 1 % to spare for the range being taken of the logged values."""
+    finite = np.asarray(values, np.float64)
+    finite = finite[np.isfinite(finite)]
+    return 0.0 if finite.size == 0 else float(finite.max() - finite.min()) / 508 * 1.01
+
+
 def small_cnn(size=32, classes=4, softmax=True, name="small", diverged=False):
     """Conv, separable and depthwise layers, with a pooling step between them.
 
@@ -41,6 +49,19 @@ def small_cnn(size=32, classes=4, softmax=True, name="small", diverged=False):
     model = keras.Model(inputs, outputs, name=name)
     model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
     return model
+
+
+def unet(classes=5, softmax=True):
+    """A small U-Net: two resolutions, a skip connection, a 1x1 classifier conv per pixel."""
+    inputs = keras.Input((32, 32, 3))
+    skip = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="enc1")(inputs)
+    x = keras.layers.MaxPooling2D()(skip)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="enc2")(x)
+    x = keras.layers.Conv2DTranspose(8, 2, strides=2, name="up")(x)
+    x = keras.layers.Concatenate()([x, skip])
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="dec1")(x)
+    outputs = keras.layers.Conv2D(classes, 1, activation="softmax" if softmax else None, name="classes")(x)
+    return keras.Model(inputs, outputs, name="unet")
 
 
 def pearson(a, b):
@@ -111,3 +132,25 @@ def quantisation_ok(decoded, true, per_map_axes):
     hi = true.max(axis=per_map_axes, keepdims=True)
     bound = (hi - lo) / 255.0 + 1e-6 * (1 + np.abs(true))
     return bool(np.all(np.abs(decoded - true) <= bound))
+
+
+PHOTOGRAPHS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
+               "camera")  # scikit-image ships these: no download
+
+
+def photographs(size, count=8):
+    """`count` photographs shipped inside scikit-image, centre-cropped square and resized to
+    size x size, as uint8 RGB (count, size, size, 3): real probe images that need no download."""
+    import skimage.data
+    from PIL import Image
+
+    images = []
+    for name in PHOTOGRAPHS[:count]:
+        pixels = getattr(skimage.data, name)()
+        pixels = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels[..., :3]
+        height, width = pixels.shape[:2]
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        square = Image.fromarray(pixels[top:top + side, left:left + side])
+        images.append(np.asarray(square.resize((size, size), Image.BILINEAR)))
+    return np.stack(images)

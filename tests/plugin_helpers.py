@@ -17,7 +17,7 @@ from tensorboard.plugins import base_plugin
 from werkzeug import test as werkzeug_test
 
 import tb_cnnviz
-from helpers import small_cnn
+from helpers import small_cnn, unet
 from tensorboard_process import tensorboard
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 from tb_cnnviz.plugin_loader import CNNVizLoader
@@ -33,13 +33,24 @@ def write_logs(logdir, epochs=2):
         keras.utils.set_random_seed(index)
         model = small_cnn()
         probes = images[:5]
-        callback = tb_cnnviz.CNNViz(os.path.join(logdir, run), probes, labels[:5], max_channels=6,
+        callback = tb_cnnviz.CNNViz(os.path.join(logdir, run), probes, labels[:5], max_channels=6, layers="all",
                                     class_names=list(SHAPE_NAMES), strict=True)
         model.fit(images, labels, epochs=epochs, batch_size=32, verbose=0, callbacks=[callback])
         if run == "alpha":
             model.evaluate(images[:16], labels[:16], verbose=0, callbacks=[callback])
         models[run] = (model, probes)
     return models
+
+
+def write_segmentation_run(run_dir):
+    """A run of a small U-Net (tests/helpers.py unet) on the shapes' masks: 3 probes, 2 train events."""
+    images, labels, masks = shapes(32, size=32, seed=6)
+    truth = np.where(masks, labels[:, None, None] + 1, 0)
+    keras.utils.set_random_seed(6)
+    model = unet()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    callback = tb_cnnviz.CNNViz(run_dir, images[:3], truth[:3], class_names=["background", *SHAPE_NAMES], strict=True)
+    model.fit(images, truth, epochs=1, batch_size=32, verbose=0, callbacks=[callback])
 
 
 def write_future_run(run_dir):

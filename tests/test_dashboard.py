@@ -9,9 +9,11 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from plugin_helpers import (HOSTILE_CLASSES, HOSTILE_LAYERS, PREFIX, damage_images, npy, rename_to_hostile,
-                            rewrite_run, tensorboard_server, write_future_run, write_logs)
+from plugin_helpers import (HOSTILE_CLASSES, HOSTILE_LAYERS, PREFIX, damage_images, npy, png, rename_to_hostile,
+                            rewrite_run, tensorboard_server, write_future_run, write_logs, write_segmentation_run)
 from tensorboard_process import http_get
+
+from tb_cnnviz import format
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e .[test]")
 CHROMIUM = "/usr/bin/chromium"
@@ -59,7 +61,11 @@ def page(browser):
 
 
 def open_tab(page, base, **state):
+    """The tab loaded afresh with `state` in its URL. A page that differs only in its hash is not
+    reloaded, and the old tab would answer wait_ready for the same view and step (a diverged
+    run's captions were once read from the run shown before it)."""
     hash_ = "".join(f"&cv-{k}={urllib.parse.quote(str(v))}" for k, v in state.items())
+    page.goto("about:blank")
     page.goto(f"{base}/#cnnviz{hash_}")
     return page.frame_locator("iframe")
 
@@ -113,17 +119,23 @@ def test_drawn_heat_map_matches_the_served_array(page, server):
     step = runs(server)["alpha"]["steps"]["train"][-1]
     frame = open_tab(page, server, run="alpha", cmap="viridis", step=step)
     wait_ready(frame, "gradcam", step)
+    # drawn at the Grad-CAM layer's resolution (16x16) and scaled by the browser over the probe
     rgba = np.asarray(frame_of(page).eval_on_selector(
         "canvas.heat[data-sample='2']", "c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)"),
-        np.uint8).reshape(32, 32, 4)
+        np.uint8).reshape(16, 16, 4)
+    boxes = frame_of(page).eval_on_selector_all(
+        "figure.card:nth-child(3) .stack > *", "nodes => nodes.map(n => n.getBoundingClientRect().toJSON())")
+    assert len(boxes) == 2 and boxes[0] == boxes[1]  # the heat map covers the probe image exactly
     lut = np.asarray(frame_of(page).evaluate(
         "async () => Array.from((await import('./colormap.js')).COLORMAPS.viridis)"), np.uint8).reshape(256, 3)
+    levels = png(http_get(f"{server}{PREFIX}/gradcam?run=alpha&step={step}&sample=2")[2]).astype(int)
+    np.testing.assert_array_equal(rgba[..., :3], lut[levels])
+    assert np.all(rgba[..., 3] == 255)
+    # and the served array is those levels upsampled to the probe's 32x32, as tf.image.resize would
     values = npy(http_get(f"{server}{PREFIX}/gradcam.npy?run=alpha&step={step}&sample=2")[2])
     event = json.loads(http_get(f"{server}{PREFIX}/event?run=alpha&step={step}")[2])
     lo, hi = event["gradcam"]["lo"][2][0], event["gradcam"]["hi"][2][0]
-    levels = np.round((values - lo) / (hi - lo) * 255).astype(int)
-    np.testing.assert_array_equal(rgba[..., :3], lut[levels])
-    assert np.all(rgba[..., 3] == 255)
+    np.testing.assert_allclose(values, format.upsample(lo + levels / 255 * (hi - lo), (32, 32)), rtol=1e-5, atol=1e-9)
     # viridis runs from dark purple to yellow (a polynomial fit: within 5 levels of matplotlib)
     assert lut[0].tolist() == pytest.approx([68, 1, 84], abs=5) and lut[255].tolist() == pytest.approx([253, 231, 37], abs=5)
 
@@ -328,10 +340,11 @@ def test_steps_fetched_while_moving_on_are_drawn_as_they_arrive(page, server):
     page.unroute("**/data/plugin/cnnviz/event?*")
 
 
-def test_eval_only_no_steps_and_diverged_runs(browser, tmp_path):
+def test_eval_only_no_steps_diverged_and_multilabel_runs(browser, tmp_path):
     """An evaluate-only run opens on its eval steps; a run killed in its first event (probe
     images on disk, no step) says so; NaN probabilities show no prediction; the faithfulness
-    note names the run's own fraction."""
+    note names the run's own fraction; a multi-label run shows each probe's predicted and true
+    class sets."""
     import keras
     import tensorflow as tf
     from tensorboard.backend.event_processing import event_file_loader
@@ -348,6 +361,17 @@ def test_eval_only_no_steps_and_diverged_runs(browser, tmp_path):
                      strict=True).log(0, mode="eval")
     diverged = small_cnn(diverged=True)  # its output is NaN on every CPU
     tb_cnnviz.CNNViz(str(logdir / "diverged"), images, labels, model=diverged, strict=True).log(0)
+    inputs = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    tagger = keras.Model(inputs, keras.layers.Dense(4, activation="sigmoid")(pooled))
+    multi_hot = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]])
+    tb_cnnviz.CNNViz(str(logdir / "multilabel"), images, multi_hot, class_names=list("abcd"), model=tagger,
+                     strict=True).log(0)
+    predicted_sets = tb_cnnviz.read_run(str(logdir / "multilabel")).event(0).predictions["predicted_set"]
+    write_segmentation_run(str(logdir / "segmentation"))
+    segmentation = tb_cnnviz.read_run(str(logdir / "segmentation"))
+    segmentation_step = segmentation.steps()[-1]
+    masks = segmentation.event(segmentation_step).masks
     (logdir / "no_steps").mkdir()
     for name in os.listdir(logdir / "diverged"):  # the probe images only: a run killed in its first event
         if "tfevents" in name:
@@ -369,6 +393,27 @@ def test_eval_only_no_steps_and_diverged_runs(browser, tmp_path):
         wait_ready(frame, "gradcam", 0)
         captions = frame.locator("figcaption > div:first-child").all_text_contents()
         assert captions == ["no prediction: the output is NaN"] * 4, captions
+        frame = open_tab(page, base, run="multilabel")
+        wait_ready(frame, "gradcam", 0)
+        captions = frame.locator("figcaption > div:first-child").all_text_contents()
+        assert frame.locator("figcaption > div.label").all_text_contents() == [
+            "labels: a, c", "labels: b", "labels: none", "labels: a, b, c, d"]
+        for caption, predicted, true in zip(captions, predicted_sets, multi_hot):
+            names = ", ".join("abcd"[i] for i in predicted) or "none"
+            mark = "✓" if predicted == np.flatnonzero(true).tolist() else "✗"
+            assert caption.startswith(f"{mark} predicted: {names} (top "), caption
+        frame = open_tab(page, base, run="segmentation", step=segmentation_step)
+        wait_ready(frame, "gradcam", segmentation_step)
+        assert frame.locator("canvas.mask").count() == 3
+        names = ["background", "square", "disc", "triangle", "cross"]
+        for sample, mask in enumerate(masks):  # each probe's predicted mask in its classes' colours
+            legend = frame.locator(f"figure.card:nth-child({sample + 1}) .legend .swatch").all_text_contents()
+            assert legend == [names[c] for c in np.unique(mask)]
+            rgba = np.asarray(frame_of(page).eval_on_selector(
+                f"canvas.mask[data-sample='{sample}']",
+                "c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)"), np.uint8)
+            palette = np.asarray(frame_of(page).evaluate("async () => (await import('./masks.js')).PALETTE"), np.uint8)
+            np.testing.assert_array_equal(rgba.reshape(32, 32, 4)[..., :3], palette[mask % len(palette)])
         frame = open_tab(page, base, run="no_steps")
         frame.locator("main .message.error").wait_for(timeout=60000)
         assert "no steps logged yet" in frame.locator("main .message.error").text_content()

@@ -20,7 +20,7 @@ def test_demo_trains_and_logs_without_serving(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["vgg_style_lr0.001", "vgg_style_lr0.002"]
     run = tb_cnnviz.read_run(os.path.join(tmp_path, "vgg_style_lr0.002"))
     assert run.steps("train") == [0, 8] and run.steps("eval") == [8]
-    assert run.layers[:3] == ["block1_conv1", "block1_conv2", "block2_conv1"]
+    assert run.layers == ["block1_conv2", "block2_conv2", "block3_conv2"]  # one per stage
 
 
 def test_demo_vgg16_backbone_uses_the_seed_layers(tmp_path):

@@ -21,7 +21,7 @@ from tensorboard.backend.event_processing import event_file_loader
 
 import distributed_worker
 import tb_cnnviz
-from helpers import filter_rows, small_cnn
+from helpers import filter_rows, small_cnn, stats_tolerance
 from tb_cnnviz import metadata
 from tb_cnnviz.run_state import REFERENCE_FILE, STATE_FILE
 
@@ -104,7 +104,9 @@ def assert_same_values(run, expected):
         got, want = run.event(step), expected.event(step)
         for layer in expected.info["conv_layers"]:
             for name, values in want.stats(layer).items():
-                np.testing.assert_allclose(got.stats(layer)[name], values, rtol=0, atol=tolerance,
+                # each run's 8-bit statistics have their own range: one level apart at most
+                np.testing.assert_allclose(got.stats(layer)[name], values, rtol=0,
+                                           atol=tolerance + 2 * stats_tolerance(values),
                                            equal_nan=True, err_msg=f"step {step} {layer} {name}")
         # Maps are stored as 8 bits per map: a value at a rounding edge may move one level.
         level = 0 if step == 0 else want.gradcam.max() / 255
@@ -171,6 +173,7 @@ def test_a_ram_logdir_holds_the_whole_run(tmp_path, data):
     np.testing.assert_allclose(final.predictions["probability"], model.predict(images[:4], verbose=0).max(axis=1),
                                atol=1e-6)
     rows = filter_rows(model.get_layer("conv4"))
-    np.testing.assert_allclose(final.stats("conv4")["norm"], np.linalg.norm(rows, axis=1), rtol=1e-5)
+    norms = np.linalg.norm(rows, axis=1)
+    np.testing.assert_allclose(final.stats("conv4")["norm"], norms, rtol=1e-5, atol=stats_tolerance(norms))
     with np.load(os.path.join(local, "run1", REFERENCE_FILE)) as reference:
         np.testing.assert_allclose(reference["conv4"], first_filters, atol=1e-6)

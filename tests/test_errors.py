@@ -1,5 +1,9 @@
 """Every constructor and set_model error says what is wrong and what to do."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -56,7 +60,8 @@ def _no_conv():
 def _two_outputs():
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inputs))
-    return keras.Model(inputs, [keras.layers.Dense(4)(x), keras.layers.Dense(2)(x)])
+    return keras.Model(inputs, [keras.layers.Dense(4, activation="softmax", name="classes")(x),
+                                keras.layers.Dense(2, name="aux")(x)])
 
 
 def _two_inputs():
@@ -77,23 +82,67 @@ def _subclassed():
     return Unbuilt()
 
 
-def _regression():
+def _sequence_output():
     inputs = keras.Input((32, 32, 3))
-    return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inputs))))
+    x = keras.layers.Reshape((30 * 30, 2))(keras.layers.Conv2D(2, 3)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(5, activation="softmax")(x))
 
 
 @pytest.mark.parametrize("build, message", [
     (_no_conv, "no Conv2D, DepthwiseConv2D or SeparableConv2D layer"),
-    (_two_outputs, "one image input and one class-score output; this model has 1 inputs and 2 outputs"),
-    (_two_inputs, "this model has 2 inputs and 1 outputs"),
+    (_two_outputs, r"the model has 2 outputs: pick the one to explain with output=, one of \['classes', 'aux'\]"),
+    (_two_inputs, r"the model takes 2 inputs \[.*\]: give (samples|images) as a list of them"),
     (_subclassed, "Unbuilt is subclassed: wrap it as inputs = keras.Input"),
-    (_regression, r"class scores \(N, classes >= 2\)"),
+    (_sequence_output, r"explains class scores \(N, K\): head='softmax'.*\(None, 900, 5\) is not one \(regression, "
+                       r"detection boxes and sequence outputs are not supported\)"),
 ])
 def test_models_it_cannot_handle_get_a_clear_error(tmp_path, build, message):
     with pytest.raises(ValueError, match=message):
         tb_cnnviz.CNNViz(str(tmp_path), IMAGES, model=build())
     with pytest.raises(ValueError, match=message):
         tb_cnnviz.gradcam(build(), IMAGES)
+
+
+def _linear_head(units, loss=None):
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(units, name="scores")(x))
+    if loss is not None:
+        model.compile("adam", loss)
+    return model
+
+
+@pytest.mark.parametrize("build, kwargs, message", [
+    (lambda: _linear_head(1), {}, "may be a logit of two classes \\(head='binary'\\) or a regression"),
+    (lambda: _linear_head(4), {}, "may be softmax logits \\(head='softmax'\\) or multi-label logits "
+                                  "\\(head='multilabel'\\): say which with head=, or compile the model"),
+    (lambda: _linear_head(1, "mse"), {}, "may be a logit of two classes"),
+    (lambda: _linear_head(4), {"head": "binary"}, "head='binary' needs one unit; the model output \\(None, 4\\) has 4"),
+    (lambda: _linear_head(1), {"head": "softmax"}, "head='softmax' needs at least 2 classes"),
+    (lambda: _linear_head(1), {"head": "multilabel"}, "head='multilabel' needs several units"),
+    (_two_outputs, {"output": "nope"}, r"output='nope' names no output of the model; its outputs are \['classes', 'aux'\]"),
+    (_two_outputs, {"output": 2}, r"output must be an output's name or index, one of \['classes', 'aux'\] or 0..1"),
+    (lambda: _linear_head(1, keras.losses.BinaryCrossentropy(from_logits=True)),
+     {"class_names": ["cat", "dog", "bird"]}, "class_names has 3 names, the model has 2 classes \\(a binary head has two"),
+    (lambda: _linear_head(4, "binary_crossentropy"), {"labels": [0, 1, 2, 3]},
+     "labels of a multi-label head must be multi-hot rows \\(N, 4\\)"),
+    (lambda: _linear_head(4, "categorical_crossentropy"), {"labels": [[0, 1, 1, 0]] * 4},
+     "label rows must be one-hot over the model's 4 classes \\(a multi-label model takes multi-hot rows"),
+])
+def test_heads_it_cannot_tell_or_that_do_not_fit_say_what_to_set(tmp_path, build, kwargs, message):
+    callback = tb_cnnviz.CNNViz(str(tmp_path), IMAGES, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        callback.set_model(build())
+
+
+def test_gradcam_reads_an_unnamed_linear_head_as_scores():
+    """Grad-CAM of K logits is the same for softmax and multi-label heads, and of one unit is
+    its gradient: the function needs no head= where the callback must ask."""
+    model = _linear_head(1)
+    maps = tb_cnnviz.gradcam(model, IMAGES[:2] + 1, class_index=1)
+    assert maps.shape == (2, 32, 32)
+    with pytest.raises(ValueError, match=r"class_index must be in \[0, 2\)"):
+        tb_cnnviz.gradcam(model, IMAGES[:2], class_index=2)
 
 
 def test_log_needs_a_model_and_a_step(tmp_path):
@@ -137,3 +186,25 @@ def test_layers_may_be_any_iterable_of_names(tmp_path):
     assert callback._plan.header.layers == ["conv1", "conv4"]  # model order
     with pytest.raises(ValueError, match="at least one conv layer"):
         tb_cnnviz.CNNViz(str(tmp_path), IMAGES, layers=iter([]))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_another_keras_backend_is_refused_at_construction(tmp_path, backend):
+    """Under JAX the probe's tf.function used to fail inside, reported as a logging warning."""
+    code = ("import numpy as np, keras, tb_cnnviz\n"
+            f"assert keras.backend.backend() == {backend!r}\n"
+            "for call in (lambda: tb_cnnviz.CNNViz('logs', np.zeros((2, 8, 8, 3))),\n"
+            "             lambda: tb_cnnviz.gradcam(None, np.zeros((2, 8, 8, 3)))):\n"
+            "    try:\n"
+            "        call()\n"
+            "    except RuntimeError as error:\n"
+            "        print(error)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": root}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    message = (f"tb_cnnviz needs Keras' TensorFlow backend; this process runs Keras on {backend!r}. "
+               f"Set the environment variable KERAS_BACKEND=tensorflow")
+    assert done.stdout.count(message) == 2, done.stdout
+    assert not os.path.exists(tmp_path / "logs")

@@ -1,8 +1,11 @@
-"""The stored layout, without TensorFlow: each kind's arrays round-trip through pack and unpack,
-the run header is checked on read, and the step index, filter drift and layer names behave."""
+"""The stored layout, without TensorFlow (but as the reference that `upsample` must match): each
+kind's arrays round-trip through pack and unpack, heat maps come back at their size, 8-bit
+statistics stay within their bound, the run header is checked on read, and the step index,
+filter drift and layer names behave."""
 
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -114,3 +117,49 @@ def test_step_index_marks_what_is_damaged_or_missing():
     read = format.read_step_index(HEADER, "eval", read_header, None)
     assert read == {GRADCAM: good, GRADCAM_PP: {"error": "damaged"}, ACTIVATIONS: {"a/c1": good}, FILTERS: {},
                     FAITHFULNESS: None}
+
+
+def test_heat_maps_stored_at_layer_resolution_read_at_their_size():
+    maps = RNG.random((2, 3, 5), np.float32)  # (N, h, w) at the layer's resolution
+    blobs = format.pack_maps(GRADCAM, maps, layer="a/c1", size=[12, 20])
+    header = codec.decode_header(blobs[0])
+    assert header["shape"] == [2, 1, 3, 5, 1] and header["version"] == 2
+    read = format.unpack_maps(GRADCAM, header, list(blobs[1:]))
+    assert read.shape == (2, 12, 20)
+    np.testing.assert_allclose(read, format.upsample(codec.decode_maps(header, list(blobs[1:]))[:, 0, :, :, 0],
+                                                     (12, 20)))
+    np.testing.assert_allclose(format.unpack_item(GRADCAM, header, blobs[2], 1), read[1])
+    with pytest.raises(FormatError, match="bad size"):
+        format.unpack_item(GRADCAM, {**header, "size": [12]}, blobs[2], 1)
+
+
+@pytest.mark.parametrize("size, to", [((3, 5), (12, 20)), ((7, 7), (224, 224)), ((4, 6), (17, 9)), ((5, 5), (5, 5)),
+                                      ((1, 3), (4, 4))])
+def test_upsample_is_tf_image_resize_bilinear(size, to):
+    import tensorflow as tf  # the reference only: format itself imports no TensorFlow
+
+    maps = RNG.normal(size=(2, *size)).astype(np.float32)
+    expected = tf.image.resize(maps[..., None], to, method="bilinear")[..., 0].numpy()
+    np.testing.assert_allclose(format.upsample(maps, to), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_statistics_stored_in_8_bits_within_half_a_level_of_their_range():
+    stats = RNG.normal(size=(5, 300)).astype(np.float32) * [[1], [1e-6], [1e3], [0], [1e-30]]
+    stats[2, 7] = np.nan
+    stats[1, 0] = np.inf
+    stats[4] = np.nan  # cos_to_prev of a mode's first event
+    packed = format.pack_stats(stats)
+    assert packed.dtype == np.uint8 and packed.ndim == 1 and packed.size < 5 * (format.STATS_RANGE_BYTES + 300)
+    unpacked = format.unpack_tensor(packed, "test")
+    assert unpacked.dtype == np.float32 and unpacked.shape == stats.shape
+    finite = np.isfinite(stats)
+    np.testing.assert_array_equal(np.isnan(unpacked), ~finite)
+    for row, values in enumerate(stats):
+        kept = values[finite[row]]
+        if kept.size:
+            bound = (kept.max() - kept.min()) / 508
+            assert np.all(np.abs(unpacked[row][finite[row]] - kept) <= bound * 1.0001 + 1e-45)
+    assert np.all(unpacked[3] == 0)  # a constant row is exact
+    for foreign in (np.zeros(3, np.uint8), np.zeros((5, 20), np.uint8), np.frombuffer(zlib.compress(b"abc"), np.uint8)):
+        with pytest.raises(FormatError, match="'train/stats/x' holds 8-bit data that is not cnnviz statistics"):
+            format.unpack_tensor(foreign, "'train/stats/x'")

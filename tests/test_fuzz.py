@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from plugin_helpers import tensorboard_server, write_logs
+from plugin_helpers import tensorboard_server, write_logs, write_segmentation_run
 from tensorboard_process import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -18,11 +18,12 @@ JSON = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
 def test_fuzzed_requests_get_200_400_or_404_and_leave_the_server_healthy(tmp_path):
     logdir = str(tmp_path / "logs")
     write_logs(logdir, epochs=1)
+    write_segmentation_run(os.path.join(logdir, "gamma"))  # the mask routes answer it alone
     # the Rust data server: it rejects some experiment ids that the Python loader ignores
     with tensorboard_server(logdir, load_fast=True) as base:
         report = fuzz_routes.fuzz_server(base, per_route=60, seed=8)
     assert not report["failures"], report["failures"][:5]
-    assert not report["unhealthy"] and report["runs"] == ["alpha", "beta"]
+    assert not report["unhealthy"] and report["runs"] == ["alpha", "beta", "gamma"]
     counts = report["counts"]
     assert sorted(counts) == sorted([*fuzz_routes.ROUTES, fuzz_routes.STATIC, fuzz_routes.PATHS])
     assert all(sum(c.values()) == 60 for c in counts.values())

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import tb_cnnviz
-from helpers import cosine_distance_np, filter_rows, small_cnn
+from helpers import cosine_distance_np, filter_rows, small_cnn, stats_tolerance
 
 
 def test_every_n_steps_and_evaluate(tmp_path, data):
@@ -78,9 +78,11 @@ def test_resume_continues_the_step_axis_and_the_reference(tmp_path, data):
     assert np.all(np.isfinite(step_3["cos_to_prev"]))
     stats = run.event(6).stats("conv4")
     now = filter_rows(resumed.get_layer("conv4"))
-    np.testing.assert_allclose(stats["cos_to_first"], np.clip(cosine_distance_np(now, first_weights), 0, 2), atol=2e-6)
+    to_first = np.clip(cosine_distance_np(now, first_weights), 0, 2)
+    np.testing.assert_allclose(stats["cos_to_first"], to_first, atol=2e-6 + stats_tolerance(to_first))
     # ... and step 6 measures its change from step 3, across the two processes
-    np.testing.assert_allclose(stats["cos_to_prev"], np.clip(cosine_distance_np(now, saved_weights), 0, 2), atol=2e-6)
+    to_prev = np.clip(cosine_distance_np(now, saved_weights), 0, 2)
+    np.testing.assert_allclose(stats["cos_to_prev"], to_prev, atol=2e-6 + stats_tolerance(to_prev))
     event_files = [f for f in os.listdir(logdir) if "tfevents" in f]
     assert len(event_files) == 2  # the resumed writer appended a new file
 

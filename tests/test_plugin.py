@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import tb_cnnviz
+from tb_cnnviz import format
 from helpers import quantisation_ok
 from plugin_helpers import PREFIX, edit_step_index, npy, png, rewrite_run, write_future_run, wsgi_client, write_logs
 
@@ -144,9 +145,13 @@ def test_png_routes_decode_to_the_logged_pixels(served):
     headers, body = ok(client, "gradcam", run="alpha", step=step, sample=0)
     assert headers["Content-Type"] == "image/png" and "max-age" in headers.get("Cache-Control", "")
     pixels = png(body).astype(np.float32)
+    assert pixels.shape == (16, 16)  # the Grad-CAM layer's resolution: the tab scales it to the probe's
     gradcam = event.gradcam[0]
-    span = gradcam.max() - gradcam.min()
-    np.testing.assert_allclose(gradcam.min() + pixels / 255 * span, gradcam, atol=span / 255 + 1e-6)
+    assert gradcam.shape == (32, 32)  # the reader upsamples to the input's
+    stored = json.loads(ok(client, "event", run="alpha", step=step)[1])["gradcam"]
+    lo, hi = stored["lo"][0][0], stored["hi"][0][0]
+    upsampled = format.upsample(lo + pixels / 255 * (hi - lo), gradcam.shape)
+    np.testing.assert_allclose(upsampled, gradcam, rtol=1e-5, atol=1e-9)
     assert png(ok(client, "probe", run="alpha", sample=4)[1]).shape == (32, 32, 3)
     maps, channels = event.activations("sep2")
     mosaic = png(ok(client, "activations", run="alpha", step=step, layer="sep2", sample=0)[1])
@@ -168,7 +173,8 @@ def test_eval_mode_is_served_separately(served):
 
 STEP_ROUTES = ["event", "gradcam", "gradcam.npy", "activations", "activations.npy", "filters",
                "filters.npy", "stats", "stats.npy"]
-ALL_ROUTES = STEP_ROUTES + ["probe", "probes.npy", "filter_drift", "filter_drift.npy", "faithfulness"]
+ALL_ROUTES = STEP_ROUTES + ["probe", "probes.npy", "filter_drift", "filter_drift.npy", "faithfulness", "mask",
+                            "mask.npy"]
 GOOD = {"run": "alpha", "step": "4", "sample": "0", "layer": "sep2", "stat": "norm"}
 BAD_VALUES = ["", "-1", "abc", "1.5", "99999999999999999999", "４", "../../etc/passwd", "x" * 5000,
               "<script>alert(1)</script>", "\u202e\u0000"]

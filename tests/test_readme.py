@@ -14,8 +14,9 @@ def python_blocks():
 
 def test_readme_python_examples_run(tmp_path, monkeypatch):
     """The training examples; the HTTP example runs against a real server in test_server."""
-    blocks = python_blocks()[:3]
+    blocks = python_blocks()[:5]
     assert "CNNViz" in blocks[0] and "cb.log(step)" in blocks[1] and "gradcam(" in blocks[2]
+    assert "BinaryCrossentropy(from_logits=True)" in blocks[3] and "MobileNetV2" in blocks[4]
     monkeypatch.chdir(tmp_path)
     namespace = {}
     output = io.StringIO()
@@ -27,9 +28,14 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert lines[1] == "(8, 32, 32)"
     assert namespace["maps"].shape == (4, 32, 32)
     assert namespace["drift"].shape == (16, 3)
-    assert namespace["run"].event(16).activations("block1_conv1")[0].shape == (8, 8, 30, 30)
+    assert namespace["run"].event(16).activations("block1_conv1")[0].shape == (8, 4, 30, 30)
     custom = namespace["read_run"]("logs/custom")
     assert custom.steps() == [0, 100, 200]
+    assert lines[3] == "binary"
+    assert lines[4] == str(["expanded_conv_project", "block_2_project", "block_5_project", "block_12_project",
+                            "Conv_1"])
+    binary = namespace["read_run"]("logs/binary")
+    assert binary.event(binary.steps()[-1]).predictions["target"] == [0, 1] * 4
 
 
 def test_readme_jupyter_magic_starts_tensorboard_with_the_tab(tmp_path, monkeypatch):
