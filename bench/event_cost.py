@@ -98,7 +98,7 @@ def breakdown(report, callback, probes, targets, repeats):
         ("activations", {"activation_channels": {}}), ("filter images", {"filter_channels": {}}),
         ("filter statistics", {"stats": False}), ("faithfulness (2nd forward pass)", {"faithfulness_fraction": None}),
     ):
-        variant = Probe(probe.model, dataclasses.replace(spec, **change))
+        variant = Probe(probe.model, dataclasses.replace(spec, **change), probe.head)
         variant(probes, targets)  # trace
         saved = statistics.median(timed(lambda: probe(probes, targets)) - timed(lambda: variant(probes, targets))
                                   for _ in range(repeats))
@@ -119,7 +119,8 @@ def main():
     logdir = tempfile.mkdtemp(prefix="cnnviz_bench_")
     callback = CNNViz(logdir, probes, labels, class_names=SHAPE_NAMES, model=model)
     spec = callback._probe.spec
-    floor_probe = Probe(model, ProbeSpec(gradcam_layer=spec.gradcam_layer, faithfulness_fraction=spec.faithfulness_fraction))
+    floor_probe = Probe(model, ProbeSpec(gradcam_layer=spec.gradcam_layer, faithfulness_fraction=spec.faithfulness_fraction),
+                        callback._probe.head)
     targets = np.full(len(probes), -1)
 
     steps = iter(range(10**6))
