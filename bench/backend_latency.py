@@ -26,7 +26,7 @@ import time
 from _common import Client, PREFIX, Report, arguments, p50, p90, wait_loaded, write_run
 from tensorboard_process import tensorboard
 
-RUN, IMAGES_RUN, LAYER = "demo", "tb_images", "block1_conv1"
+RUN, IMAGES_RUN, LAYER = "demo", "tb_images", "block1_conv2"  # the demo's largest logged maps
 EPOCHS = 2  # one event before training and one per epoch
 
 
