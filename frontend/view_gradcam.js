@@ -40,9 +40,20 @@ function verdict(run, predictions, sample) {
   const set = predictions.predicted_set?.[sample];
   const truth = label === null ? null : set ? `labels: ${classList(run, label)}` : `label: ${className(run, label)}`;
   if (probability === null) return { text: "no prediction: the output is NaN", truth, wrong: false, judged: false };
-  const top = `${className(run, predicted)} ${fmt(probability * 100, 1)}%`;
   const wrong = label !== null && (set ? set.join() !== label.join() : label !== predicted);
-  return { text: set ? `predicted: ${classList(run, set)} (top ${top})` : top, truth, wrong, judged: label !== null };
+  return { text: set ? `predicted: ${classList(run, set)} (${highest(run, predictions, sample)})`
+    : `${className(run, predicted)} ${fmt(probability * 100, 1)}%`, truth, wrong, judged: label !== null };
+}
+
+// A multi-label probe's most probable class; a segmentation probe's largest class other than
+// the background, with its share of the pixels and its mean probability over them.
+function highest(run, predictions, sample) {
+  const predicted = predictions.predicted[sample];
+  const probability = `${fmt(predictions.probability[sample] * 100, 1)}%`;
+  if (!predictions.pixel_share) return `top ${className(run, predicted)} ${probability}`;
+  const share = predictions.pixel_share[sample][predicted];
+  return share > 0 ? `largest ${className(run, predicted)}: ${fmt(share * 100, 1)}% of pixels at ${probability}`
+    : `no class but ${className(run, run.background_class ?? 0)}`;
 }
 
 function nonfinite(event, state, sample) {
