@@ -152,6 +152,15 @@ def arrays_to_pngs(images: np.ndarray) -> list:
     return [start + _chunk(b"IDAT", deflate(item.data)) + _IEND for item in rows]
 
 
+def finite_range(values: np.ndarray, finite: np.ndarray) -> tuple:
+    """(lo, hi) over the last axis of the `finite` values; (0, 0) where there is none."""
+    lo = np.where(finite, values, np.inf).min(axis=-1)
+    hi = np.where(finite, values, -np.inf).max(axis=-1)
+    empty = lo > hi
+    lo[empty], hi[empty] = 0.0, 0.0
+    return lo, hi
+
+
 @dataclasses.dataclass(frozen=True)
 class Quantised:
     """Maps as stored: 8-bit mosaics and, per item and map, the range and non-finite count."""
@@ -177,10 +186,7 @@ def quantise(maps) -> Quantised:
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):  # min/max see any NaN or inf
         finite = np.isfinite(flat)
         nonfinite = flat.shape[2] - finite.sum(axis=2)
-        lo = np.where(finite, flat, np.inf).min(axis=2)
-        hi = np.where(finite, flat, -np.inf).max(axis=2)
-        empty = lo > hi  # no finite value at all
-        lo[empty], hi[empty] = 0.0, 0.0
+        lo, hi = finite_range(flat, finite)
     span = hi - lo
     with np.errstate(invalid="ignore"):  # inf - inf and inf / x in maps marked non-finite
         levels = np.subtract(flat, lo[..., None])

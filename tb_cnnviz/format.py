@@ -234,9 +234,7 @@ def pack_stats(stats: np.ndarray) -> np.ndarray:
     its own finite range, deflated."""
     stats = np.asarray(stats, np.float32)
     finite = np.isfinite(stats)
-    lo = np.where(finite, stats, np.inf).min(axis=1)
-    hi = np.where(finite, stats, -np.inf).max(axis=1)
-    lo, hi = np.where(lo <= hi, lo, 0).astype(np.float32), np.where(lo <= hi, hi, 0).astype(np.float32)
+    lo, hi = codec.finite_range(stats, finite)
     span = np.where(hi > lo, hi - lo, np.float32(1))[:, None]
     with np.errstate(invalid="ignore"):
         levels = np.where(finite, np.round((stats - lo[:, None]) / span * 254), STATS_NONFINITE)
@@ -329,11 +327,13 @@ def pack_event(mode: str, result, run: RunHeader, labels) -> dict:
     size = list(result.image_size)
     add_maps(GRADCAM, result.gradcam, layer=run.gradcam_layer, size=size)
     add_maps(GRADCAM_PP, result.gradcam_pp, layer=run.gradcam_layer, size=size)
-    segmentation = {}
+    head_fields = {}  # what a multi-label or segmentation head adds to the predictions
     if result.masks is not None:
         add_maps(MASKS, result.masks)
-        segmentation = {"predicted_set": [np.flatnonzero(row > 0).tolist() for row in result.pixel_share],
-                        "pixel_share": result.pixel_share.tolist(), "target_pixels": result.target_pixels.tolist()}
+        head_fields = {"predicted_set": [np.flatnonzero(row > 0).tolist() for row in result.pixel_share],
+                       "pixel_share": result.pixel_share.tolist(), "target_pixels": result.target_pixels.tolist()}
+    elif run.head == MULTILABEL:
+        head_fields = {"predicted_set": [np.flatnonzero(row > 0.5).tolist() for row in probabilities]}
     for path, maps in result.activations.items():
         add_maps(ACTIVATIONS, maps, path, channels=run.channels[path])
     for path, kernels in result.filters.items():
@@ -352,8 +352,7 @@ def pack_event(mode: str, result, run: RunHeader, labels) -> dict:
         masked_probability=result.masked_probability.tolist(),
         faithfulness_drop=drop.tolist(),
         label=labels_stored(labels),
-        **({"predicted_set": [np.flatnonzero(row > 0.5).tolist() for row in probabilities]}
-           if run.head == MULTILABEL else segmentation),
+        **head_fields,
         top_classes=top.tolist(),
         top_probabilities=np.take_along_axis(probabilities, top, axis=1).tolist(),
         **{STEP_INDEX: index},
