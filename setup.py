@@ -24,6 +24,6 @@ setup(
     ],
     # scikit-image: photographs shipped in the package (skimage.data) as real probe images;
     # jax: a Keras backend other than TensorFlow, which tb_cnnviz must refuse clearly.
-    extras_require={"test": ["pytest", "playwright", "scikit-image", "jax"]},
+    extras_require={"test": ["pytest", "playwright", "scikit-image", "jax", "scipy"]},
     license="Apache-2.0",
 )

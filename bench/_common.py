@@ -29,20 +29,28 @@ def arguments(doc):
     return parser
 
 
+def seed_arguments(doc):
+    """(arguments, Report) of a bench script that trains over seeds: --seeds (default 0-4), --json."""
+    parser = arguments(doc)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    args = parser.parse_args()
+    return args, Report(args.json)
+
+
 def write_run(run_dir, steps, probes=8, size=16, widths=(4,)):
     """A cnnviz run of `steps` train events: the real callback logs step 0, then the items of
     one real event (`format.pack_event`) are written again at every later step, which costs a
     file write per step instead of a model pass. The defaults make a tiny model (2 conv layers
     of 4 channels) so that thousands of events stay cheap to write and to load."""
     from demo.model import vgg_style
-    from tb_cnnviz import CNNViz, format
+    from tb_cnnviz import CNNViz, format, trust
     from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 
     images, labels, _ = shapes(probes, size=size, seed=1)
     callback = CNNViz(run_dir, images, labels, class_names=SHAPE_NAMES, model=vgg_style(size, widths=widths))
     callback.log(0)
     result = callback._probe(images, callback._plan.targets)
-    items = format.pack_event("train", result, callback._plan.header, callback._plan.labels)
+    items = format.pack_event("train", result, callback._plan.header, callback._plan.labels, trust.event_metrics(result))
     for step in range(1, steps):
         callback._writer.write(items, step)
     callback._writer.close()

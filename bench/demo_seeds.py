@@ -18,13 +18,13 @@ and faithfulness > 0.2.
 import os
 import tempfile
 
-from _common import Report, arguments
+from _common import seed_arguments
 
 import numpy as np  # noqa: E402
 
 from demo.__main__ import parse, report as demo_report, train_run  # noqa: E402
 from tb_cnnviz import CNNViz, read_run  # noqa: E402
-from tb_cnnviz.datasets import pointing_game, shapes  # noqa: E402
+from tb_cnnviz.datasets import pointing_game, shapes, training_shapes  # noqa: E402
 
 LEARNING_RATES = ("0.002", "0.001")
 
@@ -40,11 +40,8 @@ def test_probes_figures(model, logdir):
 
 
 def main():
-    parser = arguments(__doc__)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    args = parser.parse_args()
-    report = Report(args.json)
-    images, labels, _ = shapes(3000, size=40, seed=1)  # as demo/__main__.py main makes them
+    args, report = seed_arguments(__doc__)
+    images, labels, _ = training_shapes(3000, size=40)  # as demo/__main__.py makes a clean run's
     probes, probe_labels, probe_masks = shapes(8, size=40, seed=2)
     rows = []
     with tempfile.TemporaryDirectory(prefix="cnnviz_seeds_") as tmp:

@@ -31,7 +31,7 @@ from tensorboard.compat.proto import event_pb2  # noqa: E402
 
 from demo.__main__ import main as demo_main  # noqa: E402
 from demo.model import vgg_style  # noqa: E402
-from tb_cnnviz import CNNViz, format  # noqa: E402
+from tb_cnnviz import CNNViz, format, trust  # noqa: E402
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes  # noqa: E402
 from tb_cnnviz.probe import Probe, ProbeSpec  # noqa: E402
 
@@ -77,7 +77,8 @@ def breakdown(report, callback, probes, targets, repeats):
     probe = callback._probe
 
     def pack(result):
-        return format.pack_event("train", result, callback._plan.header, callback._plan.labels)
+        return format.pack_event("train", result, callback._plan.header, callback._plan.labels,
+                                 trust.event_metrics(result))
 
     result = probe(probes, targets)
     items = pack(result)

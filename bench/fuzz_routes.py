@@ -59,8 +59,11 @@ ROUTES = {
     "filter_drift": ("run", "mode", "layer", "stat"),
     "filter_drift.npy": ("run", "mode", "layer", "stat"),
     "faithfulness": ("run", "mode"),
+    "metrics": ("run", "mode"),
+    "metrics.npy": ("run", "mode", "name"),
+    "object": ("run", "sample"),
 }
-PNG_ROUTES = {"probe", "gradcam", "mask", "activations", "filters"}
+PNG_ROUTES = {"probe", "gradcam", "mask", "activations", "filters", "object"}
 KINDS = {"application/json": "json", "application/octet-stream": "npy", "image/png": "png"}
 LAYER_LISTS = {"filters": "filter_channels", "stats": "conv_layers", "filter_drift": "conv_layers"}
 PARAMS = sorted({name for names in ROUTES.values() for name in names})
@@ -156,7 +159,8 @@ class Requests:
         """{name: value} a correct client could send for `route`."""
         rng = self.rng
         run = rng.choice(sorted(run for run, info in self.runs.items()  # masks: a segmentation run's
-                                if not route.startswith("mask") or info.get("head") == "segmentation"))
+                                if (not route.startswith("mask") or info.get("head") == "segmentation")
+                                and (route != "object" or info.get("truth"))))  # objects: a run given them
         info = self.runs[run]
         mode = rng.choice([m for m, steps in info["steps"].items() if steps])
         layer = rng.choice(list(info[LAYER_LISTS.get(route.split(".")[0], "layers")]))
@@ -165,7 +169,7 @@ class Requests:
         return {"run": run, "mode": mode, "step": str(rng.choice(info["steps"][mode])),
                 "sample": str(rng.randrange(info["samples"])), "layer": layer,
                 "channel": str(rng.choice(channels)), "method": rng.choice(METHODS),
-                "stat": rng.choice(info["stat_names"])}
+                "stat": rng.choice(info["stat_names"]), "name": rng.choice(info["metric_names"])}
 
     def mutate(self, value):
         rng = self.rng

@@ -2,7 +2,7 @@
 
 Each script is run with --json: its details go to stderr (shown as it runs), its figures come
 back as JSON lines. A script that fails or cannot run (e.g. tf-explain not installed) is
-listed as such. Takes about 30 minutes on a 2-core machine; --only picks scripts.
+listed as such. Takes about 45 minutes on a 2-core machine; --only picks scripts.
 
     python bench/run_all.py [--only event_cost,fuzz_routes]
 """
@@ -16,7 +16,8 @@ import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = ["event_cost", "vs_tf_explain", "fit_overhead", "long_run", "backend_latency", "frontend_fps",
-           "scaling", "fuzz_routes", "big_logdir", "demo_seeds", "backbones"]
+           "scaling", "fuzz_routes", "big_logdir", "demo_seeds", "backbones", "shortcut_seeds", "trust_seeds",
+           "trust_cost"]
 
 
 def run(script):

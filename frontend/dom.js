@@ -48,6 +48,11 @@ export function faithfulnessMeaning(run) {
   return `probability drop when the top${share} of Grad-CAM is blurred`;
 }
 
+// A class's name, as the run names it (names are untrusted: set them with textContent).
+export function className(run, index) {
+  return run.class_names?.[index] ?? `class ${index}`;
+}
+
 export function fmt(value, digits = 3) {
   if (value === null || value === undefined || Number.isNaN(value)) return "n/a";
   const abs = Math.abs(value);

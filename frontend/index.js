@@ -4,14 +4,16 @@
 
 import { ApiError, getJSON } from "./api.js";
 import { el, message, select } from "./dom.js";
+import * as health from "./health.js";
 import { Store } from "./state.js";
 import { StepControl } from "./step_control.js";
 import * as activations from "./view_activations.js";
 import * as evolution from "./view_evolution.js";
 import * as filters from "./view_filters.js";
 import * as gradcam from "./view_gradcam.js";
+import * as trust from "./view_trust.js";
 
-const VIEWS = { gradcam, activations, filters, evolution };
+const VIEWS = { gradcam, activations, filters, evolution, trust };
 const REFRESH_MS = 30000;  // new steps of a run still training appear without a reload
 const SNIPPET = `from tb_cnnviz import CNNViz
 cb = CNNViz("logs/run1", samples=x_val[:8], labels=y_val[:8])
@@ -162,7 +164,7 @@ class App {
     const view = VIEWS[state.view];
     const runs = [run, ...(state.cmp ? [this.byName.get(state.cmp)] : [])];
     const ctx = { state, store: this.store, runs, content: this.content, showLarge: (...args) => this.showLarge(...args) };
-    const layoutKey = JSON.stringify([state.view, state.run, state.cmp, state.mode, state.method, state.cmap, state.layer, state.norm, state.stat, state.evolayer]);
+    const layoutKey = JSON.stringify([state.view, state.run, state.cmp, state.mode, state.method, state.cmap, state.layer, state.norm, state.stat, state.evolayer, state.scale, state.cls, state.outline]);
     if (layoutKey !== this.layoutKey) {
       this.layoutKey = layoutKey;
       this.buildHeader(state);
@@ -182,7 +184,8 @@ class App {
         return el("section", { class: "panel" }, title, message("error", text));
       }
       try {
-        return el("section", { class: "panel", dataset: { run: one.run, step: String(oneStep) } }, title, await view.render(ctx, one, oneStep));
+        const [warning, body] = await Promise.all([health.banner(one, state.mode, oneStep), view.render(ctx, one, oneStep)]);
+        return el("section", { class: "panel", dataset: { run: one.run, step: String(oneStep) } }, title, warning, body);
       } catch (error) {
         const text = error instanceof ApiError ? error.message : `${error.name}: ${error.message}`;
         return el("section", { class: "panel" }, title, message("error", text));

@@ -61,6 +61,19 @@ export function rescaled(levels, width, header, item, low, high) {
   return out;
 }
 
+// Grey levels of a mosaic with the tiles `flat[tile]` set to level 0 (maps drawn flat).
+export function flattened(levels, width, header, flat) {
+  if (!flat.some(Boolean)) return levels;
+  const [, , h, w] = header.shape;
+  const out = levels.slice();
+  flat.forEach((isFlat, tile) => {
+    if (!isFlat) return;
+    const [x0, y0] = tileOrigin(tile, header);
+    for (let y = 0; y < h; y += 1) out.fill(0, (y0 + y) * width + x0, (y0 + y) * width + x0 + w);
+  });
+  return out;
+}
+
 export function drawLevels(canvas, source, levels, lut = COLORMAPS.viridis) {
   canvas.width = source.width;
   canvas.height = source.height;

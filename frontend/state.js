@@ -5,7 +5,7 @@ const PREFIX = "cv-";
 export const DEFAULTS = {
   view: "gradcam", run: "", cmp: "", mode: "train", step: "", sample: "0", layer: "",
   channel: "", stat: "cos_to_first", method: "gradcam", cmap: "jet", opacity: "0.5", norm: "map",
-  evolayer: "",
+  evolayer: "", scale: "map", cls: "", outline: "",
 };
 
 function hostWindow() {

@@ -4,7 +4,8 @@
 import { getJSON, loadImage, part, pixels } from "./api.js";
 import { canvasPoint, el, extent, fmt, labelled, select } from "./dom.js";
 import { greyLevels } from "./colormap.js";
-import { drawLevels, gridShape, rescaled, tileAt, tileOrigin } from "./mosaic.js";
+import { drawLevels, flattened, gridShape, rescaled, tileAt, tileOrigin } from "./mosaic.js";
+import { negligibleRule, short } from "./scale.js";
 
 export const label = "Activations";
 
@@ -41,6 +42,10 @@ export async function render({ state, showLarge }, run, step) {
   const tooltip = el("div", { class: "tooltip", hidden: true });
   const rows = el("div", { class: "mosaics" });
   const highlighted = state.channel === "" ? -1 : header.channels.indexOf(Number(state.channel));
+  // A map whose range is negligible beside the layer's other maps at this step is drawn flat
+  // on its own range (never stretched); on the layer's range it is drawn as it is.
+  const rule = negligibleRule(header.lo.flat(), header.hi.flat());
+  const why = header.hi.map((his, sample) => his.map((hi, tile) => (hi > header.lo[sample][tile] ? rule.test(header.lo[sample][tile], hi) : "")));
   const jobs = [];
   for (let sample = 0; sample < run.samples; sample += 1) {
     const canvas = el("canvas", { class: "mosaic", dataset: { sample: String(sample) } });
@@ -51,7 +56,8 @@ export async function render({ state, showLarge }, run, step) {
       tooltip.hidden = tile < 0;
       if (tile < 0) return;
       const bad = header.nonfinite?.[sample]?.[tile] ?? 0;
-      tooltip.textContent = `probe ${sample} · channel ${header.channels[tile]} · values ${fmt(header.lo[sample][tile])} … ${fmt(header.hi[sample][tile])}${bad ? ` · ⚠ ${bad} NaN/inf values` : ""}`;
+      const flat = why[sample][tile] ? ` · flat: ${why[sample][tile]}` : "";
+      tooltip.textContent = `probe ${sample} · channel ${header.channels[tile]} · values ${fmt(header.lo[sample][tile])} … ${fmt(header.hi[sample][tile])}${flat}${bad ? ` · ⚠ ${bad} NaN/inf values` : ""}`;
     });
     canvas.addEventListener("mouseleave", () => { tooltip.hidden = true; });
     canvas.addEventListener("click", (event_) => {
@@ -63,10 +69,15 @@ export async function render({ state, showLarge }, run, step) {
       const [rowsCount, cols] = gridShape(n);
       wrap.append(el("div", { class: "highlight", style: `left:${(100 * x0) / (cols * w)}%;top:${(100 * y0) / (rowsCount * h)}%;width:${100 / cols}%;height:${100 / rowsCount}%` }));
     }
-    rows.append(el("figure", { class: "mosaic-card" }, wrap, el("figcaption", { text: `probe ${sample}` })));
+    const flatCount = why[sample].filter(Boolean).length;
+    rows.append(el("figure", { class: "mosaic-card" }, wrap, el("figcaption", {},
+      el("span", { text: `probe ${sample}` }),
+      flatCount ? el("div", { class: "flat", text: `${flatCount} map${flatCount > 1 ? "s" : ""} flat: range negligible (max below ${short(rule.threshold)}), drawn without stretching` }) : null)));
     jobs.push(loadImage("activations", { ...params(state, run, step, layer), sample }).then((image) => {
       const source = pixels(image);
-      drawLevels(canvas, source, rescaled(greyLevels(source), source.width, header, sample, low, high));
+      const levels = greyLevels(source);
+      drawLevels(canvas, source, low === undefined ? flattened(levels, source.width, header, why[sample].map(Boolean))
+        : rescaled(levels, source.width, header, sample, low, high));
     }));
   }
   await Promise.all(jobs);

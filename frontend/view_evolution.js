@@ -2,8 +2,10 @@
 // cell to see that filter at that step), and line charts of faithfulness and dead filters.
 
 import { getJSON } from "./api.js";
+import { lineChart } from "./chart.js";
 import { COLORMAPS } from "./colormap.js";
 import { canvasPoint, el, extent, faithfulnessMeaning, fmt, labelled, select } from "./dom.js";
+import { isDead } from "./health.js";
 
 export const label = "Evolution";
 
@@ -11,7 +13,6 @@ const STATS = [
   ["cos_to_first", "cosine distance to start"], ["cos_to_prev", "change since previous step"],
   ["norm", "L2 norm"], ["dead_fraction", "dead on probes (fraction)"], ["mean_activation", "mean activation"],
 ];
-const SVG = "http://www.w3.org/2000/svg";
 
 function layerOf(state, run) {
   const layers = Object.keys(run.conv_layers);
@@ -68,38 +69,6 @@ function heatmap(drift, currentStep, onPick) {
   return el("div", {}, el("div", { class: "drift-wrap" }, canvas, marker), tooltip, legend);
 }
 
-function lineChart(title, xs, ys, currentX) {
-  const width = 420;
-  const height = 120;
-  const pad = 28;
-  const [minimum, maximum] = extent(ys);
-  const low = Math.min(0, minimum ?? 0);
-  const high = Math.max(maximum ?? low, low + 1e-9);
-  const x = (v) => pad + ((v - xs[0]) / Math.max(1, xs[xs.length - 1] - xs[0])) * (width - 2 * pad);
-  const y = (v) => height - pad / 2 - ((v - low) / (high - low)) * (height - pad);
-  const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("class", "chart");
-  const line = document.createElementNS(SVG, "polyline");
-  line.setAttribute("points", xs.map((v, i) => (ys[i] === null ? null : `${x(v)},${y(ys[i])}`)).filter(Boolean).join(" "));
-  svg.append(line);
-  if (xs.includes(currentX)) {
-    const marker = document.createElementNS(SVG, "line");
-    for (const [k, v] of [["x1", x(currentX)], ["x2", x(currentX)], ["y1", 0], ["y2", height]]) marker.setAttribute(k, v);
-    marker.setAttribute("class", "marker");
-    svg.append(marker);
-  }
-  for (const [text, vx, vy, anchor] of [[fmt(high), 2, 12, "start"], [fmt(low), 2, height - 4, "start"], [String(xs[xs.length - 1] ?? ""), width - 2, height - 4, "end"]]) {
-    const label_ = document.createElementNS(SVG, "text");
-    label_.textContent = text;
-    label_.setAttribute("x", vx);
-    label_.setAttribute("y", vy);
-    label_.setAttribute("text-anchor", anchor);
-    svg.append(label_);
-  }
-  return el("figure", { class: "chart-card" }, el("figcaption", { text: title }), svg);
-}
-
 export async function render({ state, store }, run, step) {
   const layer = layerOf(state, run);
   const common = { run: run.run, layer, mode: state.mode };
@@ -114,14 +83,16 @@ export async function render({ state, store }, run, step) {
     else patch.view = "filters";
     store.update(patch);
   };
-  const deadShare = dead.steps.map((_, s) => {
-    const column = dead.values.map((row) => row[s]).filter((v) => v !== null);
-    return column.length ? column.reduce((a, b) => a + b, 0) / column.length : null;
-  });
+  const columns = dead.steps.map((_, s) => dead.values.map((row) => row[s]).filter((v) => v !== null));
+  const deadShare = columns.map((column) => (column.length ? column.reduce((a, b) => a + b, 0) / column.length : null));
+  const deadFilters = columns.map((column) => (column.length ? column.filter(isDead).length / column.length : null));
   return el("div", {},
     el("h3", { text: `${layer} — ${STATS.find(([key]) => key === state.stat)[1]}` }),
     heatmap(drift, step, pick),
     el("div", { class: "charts" },
-      lineChart(`Faithfulness (${faithfulnessMeaning(run)})`, faithfulness.steps, faithfulness.values, step),
-      lineChart(`${layer}: mean dead-filter fraction`, dead.steps, deadShare, step)));
+      lineChart({ title: `Faithfulness (${faithfulnessMeaning(run)})`, steps: faithfulness.steps, marker: step,
+        yLabel: "probability drop", series: [{ name: "faithfulness", values: faithfulness.values }] }),
+      lineChart({ title: `${layer}: dead filters`, steps: dead.steps, marker: step, yLabel: "share of filters", yRange: [0, 1],
+        series: [{ name: "mean dead fraction (share of probes a filter is ≤ 0 on)", values: deadShare },
+          { name: "dead on every probe", values: deadFilters }] })));
 }

@@ -2,29 +2,36 @@
 
 import { getJSON, loadImage, part, pixels, url } from "./api.js";
 import { COLORMAPS, greyLevels } from "./colormap.js";
-import { el, faithfulnessMeaning, fmt, labelled, select } from "./dom.js";
+import { className, el, faithfulnessMeaning, fmt, labelled, select } from "./dom.js";
 import { classColour, drawMask } from "./masks.js";
 import { drawLevels } from "./mosaic.js";
+import { drawOutline } from "./outline.js";
+import { classMapPosition, classPicker, hasClasses, maps, sharedScale } from "./gradcam_maps.js";
+import { levelTable, negligibleRule, relevel, short } from "./scale.js";
 
 export const label = "Grad-CAM";
 // state.method names the event's summary and the `method` of the gradcam routes
 export const METHODS = { gradcam: "Grad-CAM", gradcam_pp: "Grad-CAM++" };
 
-export function toolbar({ state, store, content }) {
+export const SCALES = { map: "per map", shared: "shared over probes and steps" };
+
+export function toolbar({ state, store, content, runs }) {
+  const run = runs[0];
   const opacity = el("input", { type: "range", min: "0", max: "1", step: "0.05", value: state.opacity, "aria-label": "opacity" });
   opacity.addEventListener("input", () => {
     content.style.setProperty("--heat-opacity", opacity.value);
     store.update({ opacity: opacity.value });
   });
+  const outline = run.truth ? el("input", { type: "checkbox", name: "outline", checked: state.outline === "1" }) : null;
+  outline?.addEventListener("change", () => store.update({ outline: outline.checked ? "1" : "" }));
   return [
     labelled("Method", select(Object.entries(METHODS), state.method, (method) => store.update({ method }), { name: "method" })),
+    classPicker(run, state, store),
     labelled("Colormap", select(Object.keys(COLORMAPS), state.cmap, (cmap) => store.update({ cmap }), { name: "cmap" })),
+    labelled("Scale", select(Object.entries(SCALES), state.scale, (scale) => store.update({ scale }), { name: "scale" })),
     labelled("Opacity", opacity),
-  ];
-}
-
-function className(run, index) {
-  return run.class_names?.[index] ?? `class ${index}`;
+    outline ? labelled("Outline object", outline) : null,
+  ].filter(Boolean);
 }
 
 function classList(run, indices) {
@@ -56,45 +63,91 @@ function highest(run, predictions, sample) {
     : `no class but ${className(run, run.background_class ?? 0)}`;
 }
 
-function nonfinite(event, state, sample) {
-  return event[state.method].nonfinite?.[sample]?.[0] ?? 0;
+function nonfinite(event, method, map, sample) {
+  if (!map.choice) return event[method].nonfinite?.[sample]?.[0] ?? 0;
+  return event.class_maps.nonfinite?.[sample]?.[classMapPosition(event.class_maps, method, sample, map.choice.slot)] ?? 0;
 }
 
 function heatParams(state, run, step) {
   return { run: run.run, step, mode: state.mode, method: state.method };
 }
 
+function imageParams(state, run, step, map, sample) {
+  return { ...heatParams(state, run, step), sample, class: map.choice ? map.choice.index : undefined };
+}
+
+// The caption lines about the map itself: whose class it is, why it is missing or flat.
+function mapLines(run, event, state, map, sample, flat) {
+  const { predictions } = event;
+  const lines = [];
+  const target = predictions.target[sample];
+  if (map.choice?.missing !== undefined) {
+    if (!event.class_maps) return [el("div", { class: "missing", text: "no maps of other classes at this step (logged before tb_cnnviz stored them)" })];
+    if (map.choice.missing === null) return [el("div", { class: "missing", text: state.cls === "true" ? "no true class: the probe has no label" : "no other class" })];
+    return [el("div", { class: "missing", text: `not stored: no map of ${className(run, map.choice.missing)} for this probe (stored: ${map.choice.stored.map((c) => className(run, c)).join(", ")})` })];
+  }
+  if (map.choice) {
+    const probability = map.choice.probability === null ? "" : ` ${fmt(map.choice.probability * 100, 1)}%`;
+    lines.push(el("div", { class: "label map-class", text: `map for: ${className(run, map.choice.index)}${probability}${map.choice.slot === 0 ? " (target)" : ""}` }));
+  } else if (target !== predictions.predicted[sample]) {
+    lines.push(el("div", { class: "label", text: `map for: ${className(run, target)}` }));
+  }
+  const zeroTarget = !map.choice && predictions.target_pixels?.[sample] === 0;
+  if (zeroTarget) lines.push(el("div", { class: "prediction wrong", text: `no pixel is predicted as ${className(run, target)}: its map is zero` }));
+  if (flat && !zeroTarget) lines.push(el("div", { class: "flat", text: `flat: ${flat} — drawn without stretching` }));
+  const bad = nonfinite(event, state.method, map, sample);
+  if (bad) lines.push(el("div", { class: "prediction wrong", text: `⚠ ${bad} NaN/inf values (shown as the minimum)` }));
+  return lines;
+}
+
+function scaleNote(scale) {
+  if (!scale) return "each map scaled to its own range (a map whose range is negligible is drawn flat)";
+  if (scale.high === undefined) return "on a shared scale: no map of this class is stored at any step";
+  const over = scale.steps < scale.of ? `${scale.steps} of ${scale.of} steps (the others could not be read)` : `${scale.of} step${scale.of === 1 ? "" : "s"}`;
+  return `on one scale shared by every probe and step: ${short(scale.low)} … ${short(scale.high)} (the largest value over ${scale.maps} maps at ${over})`;
+}
+
 export async function render({ state, store }, run, step) {
   const event = await getJSON("event", { run: run.run, step, mode: state.mode });
   const predictions = event.predictions;
-  part(event[state.method]);
+  const header = part(event[state.method]);
+  const choice = hasClasses(run) ? state.cls : "";
+  const shown = maps(event, state.method, choice);
+  const drawn = shown.filter((map) => map.lo !== undefined);
+  const rule = negligibleRule(drawn.map((map) => map.lo), drawn.map((map) => map.hi));
+  const scale = state.scale === "shared" ? await sharedScale(run, state.mode, state.method, choice) : null;
+  const lut = COLORMAPS[state.cmap] || COLORMAPS.jet;
+  const outline = state.outline === "1" && run.truth;
   const cards = el("div", { class: "cards" });
   const draws = [];
   for (let sample = 0; sample < run.samples; sample += 1) {
+    const map = shown[sample];
     const canvas = el("canvas", { class: "heat", dataset: { sample: String(sample) } });
     const probe = el("img", { class: "probe", alt: `probe ${sample}`, src: url("probe", { run: run.run, sample }) });
-    const predicted = predictions.predicted[sample];
+    const border = outline ? el("canvas", { class: "outline", dataset: { sample: String(sample) } }) : null;
+    const flat = map.lo === undefined ? "" : rule.test(map.lo, map.hi);
     const { text, truth, wrong, judged } = verdict(run, predictions, sample);
     const caption = el("figcaption", {},
       el("div", { class: wrong ? "prediction wrong" : "prediction", title: wrong ? "wrong prediction" : "" },
         el("span", { text: wrong ? "✗ " : judged ? "✓ " : "" }),
         el("span", { text })),
       truth ? el("div", { class: "label", text: truth }) : null,
-      predictions.target[sample] !== predicted
-        ? el("div", { class: "label", text: `map for: ${className(run, predictions.target[sample])}` }) : null,
-      predictions.target_pixels?.[sample] === 0
-        ? el("div", { class: "prediction wrong", text: `no pixel is predicted as ${className(run, predictions.target[sample])}: its map is zero` }) : null,
-      nonfinite(event, state, sample) ? el("div", { class: "prediction wrong", text: `⚠ ${nonfinite(event, state, sample)} NaN/inf values (shown as the minimum)` }) : null);
+      ...mapLines(run, event, state, map, sample, flat));
     const mask = event.masks ? el("canvas", { class: "mask", dataset: { sample: String(sample) } }) : null;
     const card = el("figure", { class: `card${String(sample) === state.sample ? " selected" : ""}`, onclick: () => store.update({ sample }) },
-      el("div", { class: "stack" }, probe, canvas), mask ? el("div", { class: "stack" }, mask) : null,
+      el("div", { class: "stack" }, probe, canvas, border), mask ? el("div", { class: "stack" }, mask) : null,
       mask ? legend(run, predictions.predicted_set[sample]) : null, caption);
     cards.append(card);
-    draws.push(drawHeat(canvas, { ...heatParams(state, run, step), sample }, COLORMAPS[state.cmap] || COLORMAPS.jet));
+    if (map.lo !== undefined) {
+      // shared: every map on one range; per map: its own range, or flat if that is negligible
+      const table = scale ? levelTable(map.lo, map.hi, scale.low, scale.high) : flat ? new Uint8Array(256) : null;
+      draws.push(drawHeat(canvas, imageParams(state, run, step, map, sample), lut, table));
+    }
+    if (border) draws.push(drawOutline(border, { run: run.run, sample }));
     if (mask) draws.push(drawMask(mask, { run: run.run, step, mode: state.mode, sample }, part(event.masks)));
   }
   await Promise.all(draws);
-  return el("div", {}, el("p", { class: "note", text: `${METHODS[state.method]} at ${event[state.method].layer}, each map scaled to its own range. Faithfulness (${faithfulnessMeaning(run)}): ${fmt(event.faithfulness)}` }), cards);
+  return el("div", {}, el("p", { class: "note", text: `${METHODS[state.method]} at ${header.layer}, ${scaleNote(scale)}. Faithfulness (${faithfulnessMeaning(run)}): ${fmt(event.faithfulness)}` }), cards);
 }
 
 // The classes of a predicted mask, each in its colour.
@@ -103,15 +156,25 @@ function legend(run, classes) {
     el("span", { class: "swatch", style: `--swatch:${classColour(index)}`, text: className(run, index) })));
 }
 
-async function drawHeat(canvas, params, lut) {
-  const image = await loadImage("gradcam", params);
-  const source = pixels(image);
-  drawLevels(canvas, source, greyLevels(source), lut);
+// Draws a stored map's levels in colour; `table` (256 entries) maps them to the levels of
+// another scale first.
+async function drawHeat(canvas, params, lut, table) {
+  const source = pixels(await loadImage("gradcam", params));
+  const levels = greyLevels(source);
+  drawLevels(canvas, source, table ? relevel(levels, table) : levels, lut);
 }
 
 export function prefetch({ state }, run, step) {
-  getJSON("event", { run: run.run, step, mode: state.mode }).catch(() => {});
-  for (let sample = 0; sample < run.samples; sample += 1) {
-    loadImage("gradcam", { ...heatParams(state, run, step), sample }).catch(() => {});
+  const choice = hasClasses(run) ? state.cls : "";
+  const event = getJSON("event", { run: run.run, step, mode: state.mode });
+  event.catch(() => {});
+  if (!choice) {
+    for (let sample = 0; sample < run.samples; sample += 1) {
+      loadImage("gradcam", { ...heatParams(state, run, step), sample }).catch(() => {});
+    }
+    return;
   }
+  event.then((answer) => maps(answer, state.method, choice).forEach((map, sample) => {
+    if (map.lo !== undefined) loadImage("gradcam", imageParams(state, run, step, map, sample)).catch(() => {});
+  })).catch(() => {});
 }

@@ -10,6 +10,7 @@ _EXPORTS = {
     "gradcam": ("tb_cnnviz.probe", "gradcam"),
     "gradcam_plus_plus": ("tb_cnnviz.probe", "gradcam_plus_plus"),
     "read_run": ("tb_cnnviz.reader", "read_run"),
+    "sanity_check": ("tb_cnnviz.sanity", "sanity_check"),
 }
 
 __all__ = ["__version__", *_EXPORTS]

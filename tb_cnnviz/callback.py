@@ -10,7 +10,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from tb_cnnviz import checks, format, metadata, summary
+from tb_cnnviz import checks, format, metadata, sanity, summary, trust
 from tb_cnnviz.options import Options
 from tb_cnnviz.plan import make_plan
 from tb_cnnviz.probe import Probe
@@ -71,6 +71,15 @@ class CNNViz(keras.callbacks.Callback):
       image_input: the input whose images are shown and explained, of several (a dict key, a
         list index or the input's name); default the only 4-D input.
       background_class: a segmentation head's class that target="predicted" passes over.
+      gradcam_classes: how many of the most probable classes get Grad-CAM and Grad-CAM++ maps
+        beside the target and the true class (the tab's class picker; 0: those two only).
+      masks, boxes: the probes' objects, where known: masks (N, H, W) of booleans at the
+        input size, or boxes [y0, x0, y1, x1] (half-open, input pixels); each event then
+        scores the maps with the pointing game and the energy on the object.
+      trust_every: deletion and insertion AUC (about 80 passes of the probes) on every k-th
+        train event, counting the first, and on every eval event; None: eval events only.
+      sanity_check: run `tb_cnnviz.sanity_check` (the cascading randomisation test, on a copy
+        of the model) at every eval event.
       model: the model, for use outside fit/evaluate (a custom loop calling `log`).
 
     Raises:
@@ -83,14 +92,16 @@ class CNNViz(keras.callbacks.Callback):
                  every_n_steps=None, *, class_names=None, target="predicted", max_channels=16,
                  max_layer_pixels="auto", log_weights=True, run_name=None, faithfulness_fraction=0.2,
                  log_on_train_begin=True, strict=False, head=None, output=None, image_input=None, background_class=0,
-                 model=None):
+                 gradcam_classes=3, masks=None, boxes=None, trust_every=5, sanity_check=False, model=None):
         super().__init__()
         checks.check_backend()
         self.options = Options(
             logdir, samples, labels, layers, gradcam_layer, every_n_epochs, every_n_steps, class_names=class_names,
             target=target, max_channels=max_channels, max_layer_pixels=max_layer_pixels, log_weights=log_weights,
             run_name=run_name, faithfulness_fraction=faithfulness_fraction, log_on_train_begin=log_on_train_begin,
-            strict=strict, head=head, output=output, image_input=image_input, background_class=background_class)
+            strict=strict, head=head, output=output, image_input=image_input, background_class=background_class,
+            gradcam_classes=gradcam_classes, masks=masks, boxes=boxes, trust_every=trust_every,
+            sanity_check=sanity_check)
         self.logdir = self.options.logdir
         self._schedule = Schedule(self.options.every_n_epochs, self.options.every_n_steps,
                                   self.options.log_on_train_begin, counts_batches=self._counts_batches,
@@ -98,6 +109,7 @@ class CNNViz(keras.callbacks.Callback):
         self._run_state = RunState(self.logdir)
         self._plan = self._probe = self._writer = None
         self._header_written = False
+        self._train_events = 0  # logged by this callback: every trust_every-th computes the curves
         self._reported = set()
         if model is not None:
             self.set_model(model)
@@ -199,12 +211,32 @@ class CNNViz(keras.callbacks.Callback):
             reference = self._run_state.reference(mode, step, self._probe.current_filters)
             if reference is not None:
                 self._probe.set_reference(reference)
-        result = self._probe(self._plan.samples.inputs, self._plan.targets, mode=mode)
+        plan = self._plan
+        result = self._probe(plan.samples.inputs, plan.targets, mode=mode, true=plan.true)
+        metrics = trust.event_metrics(result, curves=self._curves(mode, result),
+                                      first=self._run_state.first_maps(result.classes, result.class_gradcam),
+                                      objects=plan.objects)
         if not self._header_written:
-            header = format.pack_run_header(self._plan.samples.images, self._plan.header)
+            header = format.pack_run_header(plan.samples.images, plan.header)
             self._writer.write({metadata.RUN_HEADER: (metadata.RUN_HEADER, header)}, step)
             self._header_written = True
-        self._writer.write(format.pack_event(mode, result, self._plan.header, self._plan.labels), step)
+        cascade = self._cascade() if mode == "eval" and self.options.sanity_check else None
+        self._writer.write(format.pack_event(mode, result, plan.header, plan.labels, metrics, cascade), step)
         self._schedule.mark(mode, step)
         self._run_state.logged(mode, step)
+        self._train_events += mode == "train"
+
+    def _cascade(self):
+        """The cascading randomisation test of the Grad-CAM layer's maps, on a copy of the model."""
+        plan = self._plan
+        return sanity.sanity_check(self.model, plan.samples.inputs, layer=plan.spec.gradcam_layer, head=plan.head.kind,
+                                   output=plan.head.output, image_input=plan.samples.image_key)
+
+    def _curves(self, mode, result):
+        """Deletion and insertion curves, on eval events and every trust_every-th train event."""
+        every = self.options.trust_every
+        if mode == "train" and (every is None or self._train_events % every):
+            return None
+        return self._probe.deletion_insertion(self._plan.samples.inputs, result.gradcam, result.target,
+                                              self._plan.random_ranks, trust.CURVE_STEPS)
 

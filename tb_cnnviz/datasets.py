@@ -2,11 +2,14 @@
 
 Each image is a coloured shape (square, disc, triangle or cross) at a random place on a
 noisy background; the mask tells where it is, so one can check that Grad-CAM points at it.
+With `mark=True` a small square in the top-left corner, coloured by class, gives the answer
+away: a shortcut that a network learns instead of the shapes, and Grad-CAM shows it.
 """
 
 import numpy as np
 
 SHAPE_NAMES = ("square", "disc", "triangle", "cross")
+MARK_COLOURS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 1.0, 0.0))  # per class
 
 
 def _shape_mask(kind, size, cy, cx, radius):
@@ -24,31 +27,73 @@ def _shape_mask(kind, size, cy, cx, radius):
     raise ValueError(f"unknown shape {kind!r}; choose one of {SHAPE_NAMES}")
 
 
-def shapes(count, size=40, seed=0, noise=0.15):
+def mark_side(size):
+    """Side in pixels of the class-giving mark in the top-left corner of `size`-pixel images."""
+    return max(2, size // 10)
+
+
+def shapes(count, size=40, seed=0, noise=0.15, mark=False):
     """(images (count, size, size, 3) float32 in [0, 1], labels (count,), masks (count, size, size) bool).
 
-    Class names are SHAPE_NAMES; the label is the index of the shape drawn.
+    Class names are SHAPE_NAMES; the label is the index of the shape drawn. With `mark`, each
+    image also carries a mark_side(size) square in its top-left corner of colour
+    MARK_COLOURS[label]; a shape that would come within a pixel of it is drawn mirrored
+    left-right instead, so the masks stay the shapes' own. The random draws do not change: the
+    same seed gives the same labels, noise, shape colours and sizes with or without the mark.
     """
     rng = np.random.default_rng(seed)
     images = np.clip(rng.normal(0.5, noise, (count, size, size, 3)), 0, 1).astype(np.float32)
     labels = rng.integers(0, len(SHAPE_NAMES), count)
     masks = np.zeros((count, size, size), bool)
+    side = mark_side(size)
     for i, label in enumerate(labels):
         radius = rng.uniform(0.12, 0.2) * size
         cy, cx = rng.uniform(radius + 1, size - radius - 1, 2)
         mask = _shape_mask(SHAPE_NAMES[label], size, cy, cx, radius)
+        if mark and mask[:side + 1, :side + 1].any():  # on the mark or next to it
+            mask = _shape_mask(SHAPE_NAMES[label], size, cy, size - 1 - cx, radius)
         colour = rng.uniform(0.0, 1.0, 3)
         colour[rng.integers(0, 3)] = rng.choice([0.05, 0.95])  # keep it visible on grey
         images[i][mask] = colour
         masks[i] = mask
+        if mark:
+            images[i, :side, :side] = MARK_COLOURS[label]
     return images, labels, masks
 
 
-def pointing_game(maps, masks, tolerance=1):
-    """Fraction of maps whose maximum lies on the object (mask grown by `tolerance` pixels)."""
+def training_shapes(count, size=40, seed=1, mark=False, smooth=1 / 3):
+    """(images, labels, masks) of `shapes` for training: a `smooth` share of them (seed + 4) on
+    a nearly smooth background (noise 0.02), the others on the usual noisy one. A model that
+    has seen smooth backgrounds reads a blurred image as one: deletion and insertion, which blur
+    pixels, then measure the map rather than the blur (README, "Can the heat maps be trusted?")."""
+    noisy_count = count - round(count * smooth)
+    noisy = shapes(noisy_count, size=size, seed=seed, mark=mark)
+    smooth = shapes(count - noisy_count, size=size, seed=seed + 4, noise=0.02, mark=mark)
+    return tuple(np.concatenate(pair) for pair in zip(noisy, smooth))
+
+
+def pointing_hits(maps, masks, tolerance=1):
+    """(N,) bool: each map's maximum (the first, row-major, on ties) lies on its object or
+    within `tolerance` pixels of it (default 1: a peak in the (2 * tolerance + 1)-pixel square
+    around any mask pixel is a hit; the original pointing game allows 15)."""
     hits = []
     for cam_map, mask in zip(maps, masks):
         y, x = np.unravel_index(np.argmax(cam_map), cam_map.shape)
         window = mask[max(0, y - tolerance): y + tolerance + 1, max(0, x - tolerance): x + tolerance + 1]
         hits.append(bool(window.any()))
-    return float(np.mean(hits))
+    return np.asarray(hits, bool)
+
+
+def pointing_game(maps, masks, tolerance=1):
+    """Fraction of maps whose maximum lies on the object (`pointing_hits`)."""
+    return float(np.mean(pointing_hits(maps, masks, tolerance)))
+
+
+def energy_in_mask(maps, masks):
+    """Per map, the share of its non-negative mass that lies inside the mask (NaN for an
+    all-zero map): Score-CAM's energy-based pointing game, which sees where a map puts its
+    weight where the pointing game sees only its peak."""
+    maps = np.clip(np.asarray(maps, np.float64), 0, None)
+    total = maps.sum(axis=(1, 2))
+    inside = np.where(masks, maps, 0).sum(axis=(1, 2))
+    return np.divide(inside, total, out=np.full_like(total, np.nan), where=total > 0)

@@ -16,6 +16,7 @@ resolution (their header's `size` is the input's, which readers upsample to: `up
 filter statistics are 8-bit rows (`pack_stats`). Format-1 data reads as before.
 """
 
+import base64
 import dataclasses
 import zlib
 from collections.abc import Callable
@@ -23,11 +24,18 @@ from collections.abc import Callable
 import numpy as np
 
 from tb_cnnviz import codec
-from tb_cnnviz.metadata import (ACTIVATIONS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, MASKS, MULTILABEL,
-                                PREDICTIONS, RUN_HEADER, STATS, FormatError, tag)
+from tb_cnnviz.metadata import (ACTIVATIONS, CLASS_MAPS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, MASKS, METRICS,
+                                MULTILABEL, PREDICTIONS, RUN_HEADER, SCALAR, STATS, FormatError, scalar_tag, tag)
 
 # Rows of a STATS tensor, shape (len(STAT_NAMES), filters).
 STAT_NAMES = ("norm", "cos_to_first", "cos_to_prev", "mean_activation", "dead_fraction")
+# Rows of a METRICS tensor, shape (len(METRIC_NAMES), probes), NaN where an event did not
+# compute one (`tb_cnnviz.trust` defines them).
+METRIC_NAMES = ("faithfulness", "deletion_auc", "deletion_auc_random", "insertion_auc", "insertion_auc_random",
+                "sanity_rank_corr", "pointing_game", "energy_in_mask")
+# A CLASS_MAPS item holds a probe's maps of each explained class, by method: [Grad-CAM of each
+# class ..., Grad-CAM++ of each class ...]; its header's `classes` lists each probe's classes.
+CLASS_MAP_METHODS = (GRADCAM, GRADCAM_PP)
 # Key of the predictions header that indexes its step: {GRADCAM: header, GRADCAM_PP: header,
 # ACTIVATIONS: {layer: header}, FILTERS: {layer: header}, FAITHFULNESS: value}, and MASKS:
 # header for a segmentation head.
@@ -67,6 +75,11 @@ class RunHeader:
     output: str | None = None
     downsampled: dict = dataclasses.field(default_factory=dict)  # path -> factor of maps stored smaller
     background_class: int | None = None  # a segmentation head's
+    gradcam_classes: int | None = None  # top classes explained beside the target and true class
+    truth: str | None = None  # "masks" or "boxes": the probes' objects are known (`objects`)
+    objects: dict | None = None  # `pack_objects`
+    trust_every: int | None = None  # deletion and insertion on every k-th train event, counting the first
+    curve_steps: int | None = None  # of deletion and insertion
 
     @classmethod
     def from_stored(cls, stored: dict) -> "RunHeader":
@@ -92,6 +105,36 @@ class RunHeader:
     def filters(self, path: str) -> int:
         """How many filters (output channels) the conv layer at `path` has."""
         return self.conv_layers[path]["output_shape"][-1]
+
+
+def pack_objects(masks: np.ndarray | None, boxes: list | None) -> dict | None:
+    """The run header's record of the probes' objects: boxes as given, or masks (N, H, W) as
+    deflated bits."""
+    if boxes is not None:
+        return {"boxes": [list(map(int, box)) for box in boxes]}
+    if masks is None:
+        return None
+    bits = zlib.compress(np.packbits(np.asarray(masks, bool)).tobytes(), 6)
+    return {"shape": list(masks.shape), "bits": base64.b64encode(bits).decode("ascii")}
+
+
+def object_masks(run: RunHeader, shape: tuple) -> np.ndarray | None:
+    """(N, H, W) bool masks of the probes' objects (None: not known); `shape` is (N, H, W) of
+    the probe images, which boxes ([y0, x0, y1, x1], half-open) are drawn on."""
+    objects = run.objects
+    if objects is None:
+        return None
+    try:
+        if "boxes" in objects:
+            masks = np.zeros(shape, bool)
+            for mask, (y0, x0, y1, x1) in zip(masks, objects["boxes"]):
+                mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
+            return masks
+        count = int(np.prod(objects["shape"]))
+        bits = np.frombuffer(zlib.decompress(base64.b64decode(objects["bits"])), np.uint8)
+        return np.unpackbits(bits, count=count).astype(bool).reshape(objects["shape"])
+    except (KeyError, TypeError, ValueError, zlib.error) as error:
+        raise FormatError(f"damaged object masks in the cnnviz run header: {error}") from None
 
 
 def probe_shape(stored: dict) -> tuple:
@@ -127,6 +170,9 @@ class Layout:
 
 _HEAT_MAPS = Layout(  # (N, H, W): one map per probe
     lambda maps: maps[:, None, :, :, None], lambda stored: stored[:, 0, :, :, 0], lambda item: item[0, :, :, 0])
+_PROBE_MAPS = Layout(  # (N, maps, h, w): several maps per probe
+    lambda maps: maps[..., None], lambda stored: stored[..., 0], lambda item: item[..., 0],
+    lambda maps, position: maps[..., position, :, :])
 LAYOUTS = {
     RUN_HEADER: Layout(  # probe images (N, H, W, C)
         lambda images: images[:, None], lambda stored: stored[:, 0], lambda item: item[0]),
@@ -136,9 +182,8 @@ LAYOUTS = {
         lambda masks: masks[:, None, :, :, None].astype(np.float32),
         lambda stored: np.rint(stored[:, 0, :, :, 0]).astype(np.int64),
         lambda item: np.rint(item[0, :, :, 0]).astype(np.int64)),
-    ACTIVATIONS: Layout(  # (N, channels, h, w): a probe's logged channels
-        lambda maps: maps[..., None], lambda stored: stored[..., 0], lambda item: item[..., 0],
-        lambda maps, position: maps[..., position, :, :]),
+    ACTIVATIONS: _PROBE_MAPS,  # (N, channels, h, w): a probe's logged channels
+    CLASS_MAPS: _PROBE_MAPS,  # (N, methods x classes, h, w): CLASS_MAP_METHODS
     FILTERS: Layout(  # (filters, kh, kw, c): one item, c is 3 for colour tiles
         lambda kernels: kernels[None], lambda stored: stored[FILTERS_ITEM], lambda item: item,
         lambda kernels, position: kernels[position]),
@@ -211,6 +256,15 @@ def channel(kind: str, array: np.ndarray, position: int) -> np.ndarray:
     return LAYOUTS[kind].channel(array, position)
 
 
+def class_map_position(header: dict, item: int, class_index: int, method: str) -> int:
+    """Where the map of `class_index` by `method` sits among a CLASS_MAPS item's maps; KeyError
+    (its message lists the stored classes) if that probe's class was not explained."""
+    classes = header["classes"][item]
+    if class_index not in classes:
+        raise KeyError(f"class {class_index} of probe {item} is not stored; stored classes: {classes}")
+    return CLASS_MAP_METHODS.index(method) * len(classes) + classes.index(class_index)
+
+
 def map_png(header: dict, png: bytes, position: int) -> bytes:
     """One map of an item's stored mosaic, as a PNG of its own."""
     return codec.array_to_png(codec.item_pixels(header, png)[position])
@@ -259,7 +313,7 @@ def _unpack_stats(values: np.ndarray, where: str) -> np.ndarray:
 
 
 def unpack_tensor(values: np.ndarray, where: str) -> np.ndarray:
-    """A STATS or FAITHFULNESS tensor as read (8-bit statistics as float32); FormatError if
+    """A STATS, FAITHFULNESS or METRICS tensor as read (8-bit statistics as float32); FormatError if
     another writer put other data there."""
     values = np.asarray(values)
     if values.dtype == np.uint8:
@@ -288,6 +342,25 @@ def filter_drift(run: RunHeader, path: str, steps: list, stats: dict, stat: str)
     return np.asarray(steps, np.int64), np.stack([stats[step][row] for step in steps], axis=1)
 
 
+def metric_series(steps: list, metrics: dict) -> tuple:
+    """(steps, {name: mean over the probes per step, NaN where not computed}) over the `steps`
+    of complete events that have METRICS tensors ({step: tensor})."""
+    steps = [step for step in steps if step in metrics]
+    rows = np.stack([metric_means(metrics[step]) for step in steps]) if steps else \
+        np.empty((0, len(METRIC_NAMES)), np.float32)
+    return steps, {name: rows[:, i] for i, name in enumerate(METRIC_NAMES)}
+
+
+def metric_means(values: np.ndarray) -> np.ndarray:
+    """(len(METRIC_NAMES),) means over probes of one METRICS tensor, ignoring NaN (NaN where
+    every probe's is)."""
+    if values.ndim != 2 or values.shape[0] != len(METRIC_NAMES):
+        raise FormatError(f"cnnviz metrics of shape {values.shape}, not ({len(METRIC_NAMES)}, probes)")
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        return (np.where(finite, values, 0).sum(axis=1) / finite.sum(axis=1)).astype(np.float32)
+
+
 def scalar_series(steps: list, values: dict) -> tuple:
     """(steps, values) of a scalar per step over the `steps` of complete events that have one."""
     steps = [step for step in steps if step in values]
@@ -304,13 +377,13 @@ def labels_stored(labels: np.ndarray | None) -> list | None:
     return labels.tolist()
 
 
-def pack_event(mode: str, result, run: RunHeader, labels) -> dict:
+def pack_event(mode: str, result, run: RunHeader, labels, metrics: np.ndarray, cascade: list | None = None) -> dict:
     """{tag: (kind, value)} of every summary of one event, from a `probe.ProbeResult`; labels
-    as `tb_cnnviz.plan.Plan` holds them."""
+    as `tb_cnnviz.plan.Plan` holds them; `metrics` (len(METRIC_NAMES), N) from
+    `tb_cnnviz.trust.event_metrics`; `cascade` `tb_cnnviz.sanity_check`'s result, if run."""
     probabilities, predicted = result.probabilities, result.predicted
     rows = np.arange(len(result.target))
-    target_probability = probabilities[rows, result.target]
-    drop = target_probability - result.masked_probability
+    target_probability, drop = result.target_probability, result.faithfulness_drop
     # classes ranked by probability; a segmentation head's by their share of the pixels
     top = np.argsort(-(probabilities if result.pixel_share is None else result.pixel_share), axis=1, kind="stable")[:, :5]
     items = {}
@@ -327,13 +400,17 @@ def pack_event(mode: str, result, run: RunHeader, labels) -> dict:
     size = list(result.image_size)
     add_maps(GRADCAM, result.gradcam, layer=run.gradcam_layer, size=size)
     add_maps(GRADCAM_PP, result.gradcam_pp, layer=run.gradcam_layer, size=size)
-    head_fields = {}  # what a multi-label or segmentation head adds to the predictions
+    add_maps(CLASS_MAPS, np.concatenate([result.class_gradcam, result.class_gradcam_pp], axis=1),
+             layer=run.gradcam_layer, size=size, classes=result.classes.tolist(), methods=list(CLASS_MAP_METHODS))
+    head_fields = {}  # what a multi-label or segmentation head, or the sanity check, adds to the predictions
     if result.masks is not None:
         add_maps(MASKS, result.masks)
         head_fields = {"predicted_set": [np.flatnonzero(row > 0).tolist() for row in result.pixel_share],
                        "pixel_share": result.pixel_share.tolist(), "target_pixels": result.target_pixels.tolist()}
     elif run.head == MULTILABEL:
         head_fields = {"predicted_set": [np.flatnonzero(row > 0.5).tolist() for row in probabilities]}
+    if cascade is not None:
+        head_fields["sanity_check"] = [[name, correlation] for name, correlation in cascade]
     for path, maps in result.activations.items():
         add_maps(ACTIVATIONS, maps, path, channels=run.channels[path])
     for path, kernels in result.filters.items():
@@ -342,6 +419,10 @@ def pack_event(mode: str, result, run: RunHeader, labels) -> dict:
     for path, stats in result.stats.items():
         items[tag(STATS, mode, path)] = (STATS, pack_stats(stats))
     items[tag(FAITHFULNESS, mode)] = (FAITHFULNESS, pack_tensor(drop.mean()))
+    items[tag(METRICS, mode)] = (METRICS, pack_tensor(metrics))
+    for name, mean in zip(METRIC_NAMES, metric_means(metrics)):  # beside the loss in the Scalars tab
+        if np.isfinite(mean):
+            items[scalar_tag(mode, name)] = (SCALAR, pack_tensor(mean))
     index[FAITHFULNESS] = float(drop.mean())
     # A step whose predictions are on disk is complete: the event is written as one record.
     items[tag(PREDICTIONS, mode)] = (PREDICTIONS, np.asarray([codec.encode_header(
@@ -355,6 +436,8 @@ def pack_event(mode: str, result, run: RunHeader, labels) -> dict:
         **head_fields,
         top_classes=top.tolist(),
         top_probabilities=np.take_along_axis(probabilities, top, axis=1).tolist(),
+        gradcam_classes=result.classes.tolist(),
+        class_probabilities=np.take_along_axis(probabilities, result.classes, axis=1).tolist(),
         **{STEP_INDEX: index},
     )], dtype=object))
     return items
@@ -394,8 +477,9 @@ def checked_step_index(index, run: RunHeader, step: int) -> dict:
            for group in groups},
         FAITHFULNESS: index.get(FAITHFULNESS),
     }
-    if MASKS in index:  # a segmentation head's
-        summaries[MASKS] = _header_or_error(lambda: codec.check_header(index[MASKS]))
+    for kind in (MASKS, CLASS_MAPS):  # a segmentation head's masks; class maps since they were added
+        if kind in index:
+            summaries[kind] = _header_or_error(lambda k=kind: codec.check_header(index[k]))
     for group, paths in groups.items():
         for path in paths:  # e.g. a resumed run that logs other layers than this step did
             summaries[group].setdefault(path, {"error": f"no {group} of {path!r} at step {step}"})

@@ -31,10 +31,20 @@ STATS = "stats"
 FAITHFULNESS = "faithfulness"
 
 MASKS = "masks"  # a segmentation head's predicted masks (format 2)
+CLASS_MAPS = "class_maps"  # Grad-CAM and Grad-CAM++ of several classes per probe (format 2)
+METRICS = "metrics"  # per-probe trust figures (format 2; `tb_cnnviz.trust`)
 
-BLOB_KINDS = (RUN_HEADER, PREDICTIONS, GRADCAM, GRADCAM_PP, ACTIVATIONS, FILTERS, MASKS)
-TENSOR_KINDS = (STATS, FAITHFULNESS)
+BLOB_KINDS = (RUN_HEADER, PREDICTIONS, GRADCAM, GRADCAM_PP, ACTIVATIONS, FILTERS, MASKS, CLASS_MAPS)
+TENSOR_KINDS = (STATS, FAITHFULNESS, METRICS)
 LAYER_KINDS = (ACTIVATIONS, FILTERS, STATS)
+
+
+SCALAR = "scalar"  # an ordinary TensorBoard scalar (the Scalars tab's), not a cnnviz summary
+
+
+def scalar_tag(mode: str, name: str) -> str:
+    """Tag of the scalar copy of a trust figure: `cnnviz/<mode>/<name>`."""
+    return f"{PLUGIN_NAME}/{mode}/{name}"
 
 
 class FormatError(ValueError):
@@ -104,3 +114,13 @@ def parse_plugin_content(content: bytes) -> dict:
             f"{FORMAT_VERSION}): upgrade with `pip install -U tb-cnnviz`"
         )
     return parsed
+
+
+def check_kind(parsed: dict) -> str:
+    """The kind of a summary's parsed plugin content; FormatError naming it if this version
+    does not know it (a newer tb_cnnviz added it within the same format)."""
+    kind = parsed.get("kind")
+    if kind not in BLOB_KINDS + TENSOR_KINDS:
+        raise FormatError(f"cnnviz summaries of kind {str(kind)[:40]!r}, which this tb_cnnviz does not know, were "
+                          f"written by a newer one: upgrade with `pip install -U tb-cnnviz`")
+    return kind

@@ -47,6 +47,35 @@ def _labels(labels, count):
     return array.astype(np.int64)
 
 
+def objects(masks, boxes, images):
+    """The probes' objects as given: masks (N, H, W) of booleans, or boxes [y0, x0, y1, x1]
+    (half-open, in input pixels) as an (N, 4) int array; (None, None) for neither. Checked
+    against the probe images (again by `plan` where a list's image input is named)."""
+    count, height, width = images.shape[:3]
+    if masks is not None and boxes is not None:
+        raise ValueError("give masks= or boxes= for the probes' objects, not both")
+    if masks is not None:
+        array = np.asarray(masks)
+        if array.shape != (count, height, width) or not (array.dtype == bool or np.isin(array, (0, 1)).all()):
+            raise ValueError(f"masks must be {count} boolean masks of the probe images' size, shape "
+                             f"({count}, {height}, {width}); got shape {array.shape} of {array.dtype}")
+        if not array.reshape(count, -1).any(axis=1).all():
+            empty = np.flatnonzero(~array.reshape(count, -1).any(axis=1)).tolist()
+            raise ValueError(f"masks of probes {empty} are empty: each probe's mask must mark its object")
+        return array.astype(bool), None
+    if boxes is not None:
+        array = np.asarray(boxes)
+        if array.shape != (count, 4) or not np.issubdtype(array.dtype, np.number) or np.any(array != np.round(array)):
+            raise ValueError(f"boxes must be {count} boxes [y0, x0, y1, x1] of whole input pixels, shape ({count}, 4);"
+                             f" got shape {array.shape}")
+        y0, x0, y1, x1 = array.T
+        if np.any((y0 < 0) | (x0 < 0) | (y1 > height) | (x1 > width) | (y0 >= y1) | (x0 >= x1)):
+            raise ValueError(f"boxes [y0, x0, y1, x1] are half-open and must lie in the {height}x{width} image "
+                             f"with y0 < y1 and x0 < x1")
+        return None, array.astype(np.int64)
+    return None, None
+
+
 def _target(target, labels, count):
     if isinstance(target, str):
         if target not in ("predicted", "true"):
@@ -86,6 +115,11 @@ class Options:
     output: str | int | None = None
     image_input: str | int | None = None
     background_class: int = 0
+    gradcam_classes: int = 3
+    masks: np.ndarray | None = None
+    boxes: np.ndarray | None = None
+    trust_every: int | None = 5
+    sanity_check: bool = False
 
     def __post_init__(self):
         def set_(name, value):
@@ -135,3 +169,15 @@ class Options:
                 or self.background_class < 0:
             raise ValueError(f"background_class must be a class index, got {self.background_class!r}")
         set_("background_class", int(self.background_class))
+        if isinstance(self.gradcam_classes, bool) or not isinstance(self.gradcam_classes, numbers.Integral) \
+                or self.gradcam_classes < 0:
+            raise ValueError(f"gradcam_classes must be how many top classes to explain beside the target, an int "
+                             f">= 0; got {self.gradcam_classes!r}")
+        set_("gradcam_classes", int(self.gradcam_classes))
+        if not (isinstance(self.samples.inputs, list) and isinstance(self.samples.image_key, str)):
+            masks, boxes = objects(self.masks, self.boxes, self.samples.images)
+            set_("masks", masks)
+            set_("boxes", boxes)
+        if self.trust_every is not None:
+            set_("trust_every", _positive_int(self.trust_every, "trust_every (or None for eval events only)"))
+        set_("sanity_check", bool(self.sanity_check))

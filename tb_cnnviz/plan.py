@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 
-from tb_cnnviz import checks, format, heads, inputs, layers as layer_utils, stages
-from tb_cnnviz.options import ALL_LAYERS, Options
+from tb_cnnviz import checks, format, heads, inputs, layers as layer_utils, stages, trust
+from tb_cnnviz.options import ALL_LAYERS, Options, objects as checked_objects
 from tb_cnnviz.probe import ProbeSpec
 
 # Feature-map values one event may log (probes x logged maps x pixels). An event needs at most
@@ -25,6 +25,9 @@ class Plan:
     head: heads.Head
     labels: np.ndarray | None  # class indices (N,), or rows (N, K) of each probe's true classes (_labels)
     targets: np.ndarray  # the class each probe's map explains, -1 for the predicted class
+    true: np.ndarray | None  # each probe's true class (_true_classes), -1 where it has none
+    objects: np.ndarray | None  # (N, H, W) bool masks of the probes' objects
+    random_ranks: np.ndarray  # (N, H*W) each pixel's rank in the random order deletion and insertion compare with
 
 
 def _kept_channels(max_channels, max_layer_pixels, map_pixels):
@@ -104,16 +107,12 @@ def _labels(options: Options, head: heads.Head):
     return labels
 
 
-def _targets(options: Options, head: heads.Head, labels) -> np.ndarray:
-    """-1 (the predicted class) or a class per probe. A multi-label probe's "true" class is
-    its lowest-numbered true class, a segmentation probe's the one with the most pixels in its
-    mask other than the background (the predicted class where there is none)."""
-    if isinstance(options.target, np.ndarray):
-        if np.any(options.target >= head.classes):
-            raise ValueError(f"target must be class indices below the model's {head.classes} classes")
-        return options.target
-    if options.target != "true":
-        return np.full(len(options.samples), -1)
+def _true_classes(options: Options, head: heads.Head, labels) -> np.ndarray | None:
+    """Each probe's true class, -1 where it has none (None without labels): a multi-label
+    probe's lowest-numbered true class, a segmentation probe's class with the most pixels in
+    its mask other than the background."""
+    if labels is None:
+        return None
     if head.kind == heads.SEGMENTATION:
         counts = np.stack([np.bincount(mask.ravel(), minlength=head.classes) for mask in options.labels])
         counts[:, options.background_class] = 0
@@ -121,6 +120,18 @@ def _targets(options: Options, head: heads.Head, labels) -> np.ndarray:
     if labels.ndim == 2:
         return np.where(labels.any(axis=1), labels.argmax(axis=1), -1)
     return labels
+
+
+def _targets(options: Options, head: heads.Head, true) -> np.ndarray:
+    """-1 (the predicted class) or a class per probe; "true" is `_true_classes` (the predicted
+    class where a probe has none)."""
+    if isinstance(options.target, np.ndarray):
+        if np.any(options.target >= head.classes):
+            raise ValueError(f"target must be class indices below the model's {head.classes} classes")
+        return options.target
+    if options.target != "true":
+        return np.full(len(options.samples), -1)
+    return true
 
 
 def _check_size(options: Options, shapes, channels):
@@ -154,7 +165,8 @@ def make_plan(options: Options, model) -> Plan:
     head = heads.find_head(model, options.head, options.output)
     _check_classes(options, head)
     labels = _labels(options, head)
-    targets = _targets(options, head, labels)
+    true = _true_classes(options, head, labels)
+    targets = _targets(options, head, true)
     convs = layer_utils.conv_layers(model)
     shapes = layer_utils.conv_output_shapes(model, convs, samples.map(lambda array: array[:1]))
     gradcam_layer = (layer_utils.resolve(model, convs, options.gradcam_layer, "gradcam_layer")
@@ -181,7 +193,8 @@ def make_plan(options: Options, model) -> Plan:
     spec = ProbeSpec(gradcam_layer=gradcam_layer, activation_channels=channels, filter_channels=filter_channels,
                      rgb_filter_layer=rgb, stats=True, faithfulness_fraction=options.faithfulness_fraction,
                      image_input=samples.image_key, background_class=options.background_class,
-                     activation_sizes={p: stored[p][:2] for p in downsampled})
+                     activation_sizes={p: stored[p][:2] for p in downsampled},
+                     class_slots=min(head.classes, 1 + options.gradcam_classes + (true is not None)))
     header = format.RunHeader(
         layers=chosen,
         conv_layers={path: {"type": type(layer).__name__, "output_shape": list(shapes[path])}
@@ -201,5 +214,13 @@ def make_plan(options: Options, model) -> Plan:
         rgb_filter_layer=rgb,
         target=options.target if isinstance(options.target, str) else options.target.tolist(),
         faithfulness_fraction=options.faithfulness_fraction,
+        gradcam_classes=options.gradcam_classes,
+        truth="boxes" if options.boxes is not None else "masks" if options.masks is not None else None,
+        objects=format.pack_objects(*checked_objects(options.masks, options.boxes, samples.images)),
+        trust_every=options.trust_every,
+        curve_steps=trust.CURVE_STEPS,
     )
-    return Plan(spec, header, samples, head, labels, targets)
+    images = samples.images
+    objects = format.object_masks(header, images.shape[:3])
+    ranks = trust.random_ranks(len(images), images.shape[1] * images.shape[2])
+    return Plan(spec, header, samples, head, labels, targets, true, objects, ranks)

@@ -30,6 +30,7 @@ class ProbeSpec:
     image_input: str | int | None = None  # where the images sit in the inputs (`inputs.Samples`)
     background_class: int = 0  # a segmentation head's class that is not "predicted"
     activation_sizes: dict = dataclasses.field(default_factory=dict)  # path -> (h, w) of maps stored smaller
+    class_slots: int = 1  # classes explained per probe: the target, the true class, then by rank (`_classes`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +41,9 @@ class ProbeResult:
     image_size: tuple  # (H, W) of the probe images, which the heat maps explain
     predicted: np.ndarray  # (N,) the predicted class (heads.Head.explain)
     target: np.ndarray  # (N,) the class each map explains
-    gradcam: np.ndarray  # (N, h, w) at the Grad-CAM layer's resolution, non-negative
-    gradcam_pp: np.ndarray  # (N, h, w)
+    classes: np.ndarray  # (N, class_slots) the classes explained: the target first
+    class_gradcam: np.ndarray  # (N, class_slots, h, w) at the Grad-CAM layer's resolution, non-negative
+    class_gradcam_pp: np.ndarray  # (N, class_slots, h, w)
     masked_probability: np.ndarray | None  # (N,) the target's probability with the top of the map blurred
     activations: dict  # path -> (N, logged channels, h, w)
     filters: dict  # path -> (logged filters, kh, kw, c): colour tiles or the mean over inputs (c = 1)
@@ -49,6 +51,24 @@ class ProbeResult:
     masks: np.ndarray | None = None  # a segmentation head's predicted class per output pixel (N, H, W)
     pixel_share: np.ndarray | None = None  # (N, classes) share of output pixels predicted as each class
     target_pixels: np.ndarray | None = None  # (N,) output pixels predicted as the target
+
+    @property
+    def gradcam(self) -> np.ndarray:
+        """(N, h, w) Grad-CAM maps of the target classes."""
+        return self.class_gradcam[:, 0]
+
+    @property
+    def gradcam_pp(self) -> np.ndarray:
+        return self.class_gradcam_pp[:, 0]
+
+    @property
+    def target_probability(self) -> np.ndarray:
+        return self.probabilities[np.arange(len(self.target)), self.target]
+
+    @property
+    def faithfulness_drop(self) -> np.ndarray:
+        """(N,) how much the target's probability drops with the top of its map blurred."""
+        return self.target_probability - self.masked_probability
 
 
 def _flat_filters(layer):
@@ -111,12 +131,12 @@ class Probe:
         self._fn = tf.function(self._event, reduce_retracing=True)
         self._traced = {}  # input shapes -> the concrete function tf.function chose for them
 
-    def _traced_for(self, inputs, target):
+    def _traced_for(self, inputs, target, true):
         """The concrete function for these input shapes, called directly to skip tf.function's
         per-call dispatch."""
         key = (*(tuple(t.shape) for t in tf.nest.flatten(inputs)), tuple(target.shape))
         if key not in self._traced:
-            self._traced[key] = self._fn.get_concrete_function(inputs, target, self._reference, self._reference)
+            self._traced[key] = self._fn.get_concrete_function(inputs, target, true, self._reference, self._reference)
         return self._traced[key]
 
     def _samples(self, inputs) -> model_inputs.Samples:
@@ -144,19 +164,26 @@ class Probe:
         previous event was written by the process that saved these weights."""
         self._previous[mode] = {path: tf.constant(rows) for path, rows in self.current_filters().items()}
 
-    def __call__(self, inputs, target, mode: str = "train") -> ProbeResult:
-        """Events of the same mode measure filter change (cos_to_prev) from one another; the
-        first of a mode has none."""
-        if self.spec.stats and not self._reference:
-            self.set_reference()
+    def _tensors(self, inputs):
+        """The inputs as tensors, images as float32 (what the traced functions take)."""
         samples = self._samples(inputs)
         inputs = self._samples(samples.with_images(np.asarray(samples.images, np.float32))).map(tf.convert_to_tensor)
         if self._logits is None:  # a head with no activation of its own: judged by its outputs
             self._logits = self.head.judge_logits(self.head.select(self.model(inputs, training=False)))
+        return inputs
+
+    def __call__(self, inputs, target, mode: str = "train", true=None) -> ProbeResult:
+        """Events of the same mode measure filter change (cos_to_prev) from one another; the
+        first of a mode has none. `true`: each probe's true class, -1 where none (None: none)."""
+        if self.spec.stats and not self._reference:
+            self.set_reference()
+        samples = self._samples(inputs)
+        inputs = self._tensors(inputs)
         target = tf.convert_to_tensor(np.asarray(target, np.int32))
+        true = tf.convert_to_tensor(np.full(len(samples), -1, np.int32) if true is None else np.asarray(true, np.int32))
         first_of_mode = mode not in self._previous
         previous = self._previous.get(mode, self._reference)
-        out = self._traced_for(inputs, target)(inputs, target, self._reference, previous)
+        out = self._traced_for(inputs, target, true)(inputs, target, true, self._reference, previous)
         rows = out.pop("filter_rows")
         if self.spec.stats:
             self._previous[mode] = rows
@@ -172,8 +199,9 @@ class Probe:
             image_size=tuple(samples.images.shape[1:3]),
             predicted=out["predicted"],
             target=out["target"],
-            gradcam=out["gradcam"],
-            gradcam_pp=out["gradcam_pp"],
+            classes=out["classes"],
+            class_gradcam=out["gradcam"],
+            class_gradcam_pp=out["gradcam_pp"],
             masked_probability=out.get("masked_probability"),
             activations={path: np.moveaxis(self._logged_channels(path, out["activations"][path]), -1, 1)
                          for path in self.spec.activation_channels},
@@ -189,23 +217,45 @@ class Probe:
         """(class scores, probabilities) of the explained output."""
         return self.head.scores_and_probabilities(self.head.select(self.model(inputs, training=False)), self._logits)
 
-    def _event(self, inputs, target, reference, previous):
+    def _classes(self, out, true):
+        """(N, class_slots) classes to explain per probe, in graph: the target, the true class
+        (-1: none), then the others from the most probable (a segmentation head's: the most
+        predicted pixels), each once."""
+        ranked = out["probabilities"] if "pixel_share" not in out else out["pixel_share"]
+        order = tf.math.top_k(ranked, k=min(ranked.shape[1], self.spec.class_slots)).indices  # ties: lower first
+        target = out["target"]
+        candidates = tf.concat([target[:, None], tf.where(true < 0, target, true)[:, None], order], axis=1)
+        count = candidates.shape[1]
+        same = tf.equal(candidates[:, :, None], candidates[:, None, :])
+        earlier = tf.linalg.band_part(tf.ones((count, count), tf.bool), -1, 0) & ~tf.eye(count, dtype=tf.bool)
+        repeated = tf.reduce_any(same & tf.transpose(earlier)[None], axis=1)  # equals an earlier candidate
+        first = tf.argsort(tf.where(repeated, count, 0) + tf.range(count)[None], axis=1, stable=True)
+        return tf.gather(candidates, first[:, :self.spec.class_slots], batch_dims=1)
+
+    def _event(self, inputs, target, true, reference, previous):
         spec = self.spec
         recorded = {}
         samples = self._samples(inputs)
         with self.head.linear() or contextlib.nullcontext():
-            with tf.GradientTape() as tape, layer_utils.recording(self._watched, recorded):
-                out = self.head.explain(*self._forward(inputs), target, spec.background_class)
-                score, region = out.pop("score"), out.pop("region", None)
+            with tf.GradientTape(persistent=spec.class_slots > 1) as tape, layer_utils.recording(self._watched, recorded):
+                scores, probabilities = self._forward(inputs)
+                out = self.head.explain(scores, probabilities, target, spec.background_class)
+                region = out.pop("region", None)
+                out["classes"] = self._classes(out, true)
+                slot_scores = [out.pop("score")] + [  # slot 0 is the target
+                    self.head.explain(scores, probabilities, out["classes"][:, slot], spec.background_class)["score"]
+                    for slot in range(1, spec.class_slots)]
             missing = set(self._watched) - set(recorded)
             if missing:
                 raise ValueError(f"layers {sorted(missing)} are not used by the model's forward pass")
             acts = {p: tf.cast(a, tf.float32) for p, a in recorded.items()}
-            grads = tf.cast(tape.gradient(score, recorded[spec.gradcam_layer]), tf.float32)
-            for method in cam.METHODS:
-                out[method] = cam.class_activation_map(acts[spec.gradcam_layer], grads, method)
+            layer_acts = acts[spec.gradcam_layer]
+            grads = [tf.cast(tape.gradient(score, recorded[spec.gradcam_layer]), tf.float32) for score in slot_scores]
+            del tape
+            for method in cam.METHODS:  # (N, class_slots, h, w)
+                out[method] = tf.stack([cam.class_activation_map(layer_acts, g, method) for g in grads], axis=1)
             if spec.faithfulness_fraction is not None:
-                upsampled = cam.upsample(out["gradcam"], tf.shape(samples.images)[1:3])
+                upsampled = cam.upsample(out["gradcam"][:, 0], tf.shape(samples.images)[1:3])
                 masked = self._mask_top(samples.images, upsampled, spec.faithfulness_fraction)
                 _, masked_probabilities = self._forward(samples.with_images(masked))
                 out["masked_probability"] = self.head.target_probability(masked_probabilities, out["target"], region)
@@ -221,6 +271,64 @@ class Probe:
             channels = tf.gather(acts[path], spec.activation_channels[path], axis=-1)
             out["activations"][path] = tf.image.resize(channels, size, method="area")
         return out
+
+    def deletion_insertion(self, inputs, maps, target, random_ranks, steps: int) -> dict:
+        """Deletion and insertion curves (Petsiuk et al., RISE): (N, steps + 1) probabilities of
+        the target class as the pixels are blurred ("deletion", from the image) or put back
+        ("insertion", from the blurred image) in the order of `maps` (N, h, w), most salient
+        first (ties by pixel index), and in the order of `random_ranks` (N, H*W: each pixel's
+        rank) for "deletion_random" and "insertion_random". A segmentation head's probability
+        is the mean over the pixels predicted as the target in the image."""
+        inputs = self._tensors(inputs)
+        key = ("trust", *(tuple(t.shape) for t in tf.nest.flatten(inputs)), tuple(np.shape(maps)), steps)
+        if key not in self._traced:
+            def curves(inputs, maps, target, random_ranks):
+                return self._curves(inputs, maps, target, random_ranks, steps)
+
+            self._traced[key] = tf.function(curves).get_concrete_function(
+                inputs, tf.TensorSpec(np.shape(maps), tf.float32), tf.TensorSpec((len(maps),), tf.int32),
+                tf.TensorSpec(np.shape(random_ranks), tf.int32))
+        curves = self._traced[key](inputs, tf.constant(maps, tf.float32), tf.constant(target, tf.int32),
+                                   tf.constant(random_ranks, tf.int32))
+        return {name: curve.numpy() for name, curve in curves.items()}
+
+    def _curves(self, inputs, maps, target, random_ranks, steps):
+        samples = self._samples(inputs)
+        images = samples.images
+        n, height, width = images.shape[0], images.shape[1], images.shape[2]
+        blurred = _blur(images)
+        with self.head.linear() or contextlib.nullcontext():
+            region = self.head.explain(*self._forward(inputs), target, self.spec.background_class).get("region")
+
+            def probability(batch_images, copies):
+                """The target's probability on `copies` stacked variants of the probes."""
+                tiled = samples.map(lambda t: tf.tile(t, [copies] + [1] * (len(t.shape) - 1)))
+                _, probabilities = self._forward(self._samples(tiled).with_images(batch_images))
+                tile = lambda t: None if t is None else tf.tile(t, [copies] + [1] * (len(t.shape) - 1))  # noqa: E731
+                return tf.reshape(self.head.target_probability(probabilities, tile(target), tile(region)), (copies, n))
+
+            flat = tf.reshape(cam.upsample(maps, (height, width)), (n, -1))
+            ranks = tf.argsort(tf.argsort(-flat, axis=1, stable=True), axis=1, stable=True)
+            ranks = tf.reshape(tf.stack([ranks, random_ranks]), (2, n, height, width, 1))
+            pixels = height * width
+
+            def step(i):
+                removed = ranks < tf.cast(tf.round(tf.cast(i * pixels, tf.float32) / steps), tf.int32)
+                deleted = tf.where(removed, blurred, images)  # (2, N, H, W, C): map's order, random order
+                inserted = tf.where(removed, images, blurred)
+                return probability(tf.reshape(tf.concat([deleted, inserted], 0), (4 * n, *images.shape[1:])), 4)
+
+            middle = tf.map_fn(step, tf.range(1, steps), fn_output_signature=tf.TensorSpec((4, n), tf.float32),
+                               parallel_iterations=1)  # (steps - 1, 4, N)
+            ends = probability(tf.concat([images, blurred], 0), 2)  # (2, N): the image, all blurred
+        original, gone = ends[0][None], ends[1][None]
+        curves = tf.transpose(middle, (1, 2, 0))  # (4, N, steps - 1)
+        deletion = tf.concat([tf.broadcast_to(original[..., None], (2, n, 1)), curves[:2],
+                              tf.broadcast_to(gone[..., None], (2, n, 1))], axis=2)
+        insertion = tf.concat([tf.broadcast_to(gone[..., None], (2, n, 1)), curves[2:],
+                               tf.broadcast_to(original[..., None], (2, n, 1))], axis=2)
+        return {"deletion": deletion[0], "deletion_random": deletion[1],
+                "insertion": insertion[0], "insertion_random": insertion[1]}
 
     def _logged_channels(self, path, activations):
         """(N, h, w, logged channels) of a layer; downsampled layers have them selected in graph."""

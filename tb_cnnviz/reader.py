@@ -6,6 +6,7 @@
     event.gradcam                      # (N, H, W) float32
     event.activations("block1_conv1")  # (N, channels, h, w) and the channel indices
     run.filter_drift("block1_conv1", "cos_to_first")  # steps, (filters, steps)
+    run.metrics()                      # steps, {"deletion_auc": (steps,), ...}
 
 A data source of its own over the event files; what the stored summaries hold is
 `tb_cnnviz.format`'s to unpack.
@@ -19,8 +20,8 @@ from tensorboard.compat import tf
 from tensorboard.util import tensor_util
 
 from tb_cnnviz import codec, format, metadata
-from tb_cnnviz.metadata import (ACTIVATIONS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, MASKS, PREDICTIONS,
-                                RUN_HEADER, STATS)
+from tb_cnnviz.metadata import (ACTIVATIONS, CLASS_MAPS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, MASKS, METRICS,
+                                PREDICTIONS, RUN_HEADER, STATS)
 
 
 class Event:
@@ -43,7 +44,9 @@ class Event:
         """predicted, probability, target, target_probability, masked_probability,
         faithfulness_drop, label, top_classes, top_probabilities: one entry per probe; a
         multi-label head adds predicted_set, a segmentation head predicted_set (the classes
-        of its mask), pixel_share and target_pixels."""
+        of its mask), pixel_share and target_pixels; gradcam_classes and class_probabilities
+        list the classes with maps (`gradcam_for`); an eval event of a callback with
+        sanity_check=True adds sanity_check: [[layer, correlation], ...], top layer first."""
         return format.unpack_predictions(codec.decode_header(self._blobs(PREDICTIONS)[0]))[0]
 
     def nonfinite(self, kind: str, layer: str | None = None) -> np.ndarray:
@@ -66,6 +69,34 @@ class Event:
     def gradcam_pp(self) -> np.ndarray:
         """Grad-CAM++ maps (N, H, W) float32."""
         return self._maps(GRADCAM_PP)[0]
+
+    def _class_maps(self):
+        try:
+            return self._blobs(CLASS_MAPS)
+        except KeyError:
+            raise KeyError(f"the {self.mode} event at step {self.step} stores no maps of other classes (written "
+                           f"before tb_cnnviz stored them)") from None
+
+    def gradcam_classes(self, sample: int) -> list:
+        """The classes whose maps are stored for probe `sample`: the target first."""
+        return list(codec.decode_header(self._class_maps()[0])["classes"][sample])
+
+    def gradcam_for(self, sample: int, class_index: int, method: str = "gradcam") -> np.ndarray:
+        """Probe `sample`'s map (H, W) float32 for a stored class (`gradcam_classes`) by
+        "gradcam" or "gradcam_pp"; KeyError listing the stored classes for another."""
+        if method not in format.CLASS_MAP_METHODS:
+            raise ValueError(f"method must be one of {format.CLASS_MAP_METHODS}, got {method!r}")
+        blobs = self._class_maps()
+        header = codec.decode_header(blobs[0])
+        position = format.class_map_position(header, sample, class_index, method)
+        return format.unpack_item(CLASS_MAPS, header, blobs[1 + sample], sample)[position]
+
+    @property
+    def metrics(self) -> dict:
+        """{name: (N,) float32} of each trust figure per probe (`format.METRIC_NAMES`), NaN
+        where this event did not compute it."""
+        values = self._run.tensor(metadata.tag(METRICS, self.mode), self.step)
+        return dict(zip(format.METRIC_NAMES, values))
 
     def activations(self, layer: str) -> tuple:
         """(maps (N, channels, h, w), channel indices) of a logged layer.
@@ -125,7 +156,7 @@ class Run:
         for event in event_file_loader.EventFileLoader(path).Load():
             for value in event.summary.value:
                 if value.metadata.plugin_data.plugin_name == metadata.PLUGIN_NAME:
-                    metadata.parse_plugin_content(value.metadata.plugin_data.content)
+                    metadata.check_kind(metadata.parse_plugin_content(value.metadata.plugin_data.content))
                     ours.add(value.tag)
                 if value.tag in ours:
                     self._series[value.tag][event.step] = value.tensor  # a rewrite wins
@@ -179,6 +210,18 @@ class Run:
         """(steps, values) of the faithfulness score of each event of `mode`."""
         steps, values = format.scalar_series(self.steps(mode), self._tensors(metadata.tag(FAITHFULNESS, mode), mode))
         return np.asarray(steps), np.asarray(values)
+
+
+    def metrics(self, mode: str = "train") -> tuple:
+        """(steps, {name: (steps,) mean over the probes, NaN where not computed}) of the trust
+        figures (`format.METRIC_NAMES`) of each event of `mode` that has them."""
+        steps, series = format.metric_series(self.steps(mode), self._tensors(metadata.tag(METRICS, mode), mode))
+        return np.asarray(steps), series
+
+    @property
+    def objects(self) -> np.ndarray | None:
+        """(N, H, W) bool masks of the probes' objects (boxes drawn as masks), None if not given."""
+        return format.object_masks(self.header, self.probes.shape[:3])
 
 
 def read_run(path) -> Run:

@@ -4,11 +4,12 @@ Each route is a function of a `Query` (the request's parameters, checked against
 they name) that returns a `web.Answer`; `ROUTES` maps paths to them.
 """
 
+import numpy as np
 from tensorboard import plugin_util
 
-from tb_cnnviz import format, metadata, web
-from tb_cnnviz.metadata import (ACTIVATIONS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, MASKS, PREDICTIONS,
-                                RUN_HEADER, STATS)
+from tb_cnnviz import codec, format, metadata, web
+from tb_cnnviz.metadata import (ACTIVATIONS, CLASS_MAPS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, MASKS, METRICS,
+                                PREDICTIONS, RUN_HEADER, STATS)
 from tb_cnnviz.store import NotFound, RunInfo, Store
 
 # A logged step's data only changes if training is resumed from an older checkpoint into the
@@ -103,8 +104,10 @@ def serve_runs(q: Query):
             runs.append({"run": name, "error": info})
             continue
         samples, image_shape = format.probe_shape(info.images)
-        runs.append({"run": name, "samples": samples, "image_shape": image_shape, **info.header.stored(),
-                     "steps": info.steps})
+        header = info.header.stored()
+        header.pop("objects")  # served per probe by `object`
+        runs.append({"run": name, "samples": samples, "image_shape": image_shape, **header,
+                     "metric_names": list(format.METRIC_NAMES), "steps": info.steps})
     return _json({"runs": runs})
 
 
@@ -143,14 +146,49 @@ def _gradcam(q):
     return kind, q.summary(kind)[0]
 
 
+def _class_map(q):
+    """(blobs, header, sample, position) of the requested class's map, or None if no class
+    is asked for: the target's map is the method's own summary."""
+    if web.param(q.request, "class", required=False) is None:
+        return None
+    kind = METHODS[web.choice(q.request, "method", list(METHODS), default="gradcam")]
+    sample = q.sample()
+    try:
+        blobs, header = q.summary(CLASS_MAPS)
+    except NotFound:
+        raise NotFound(f"run {web.shown(q.run_name)!r} stores no maps of other classes at this step (written "
+                       f"before tb_cnnviz stored them): ask without class=", []) from None
+    class_index = web.int_param(q.request, "class", header["classes"][sample])  # 404 lists the stored ones
+    return blobs, header, sample, format.class_map_position(header, sample, class_index, kind)
+
+
 def serve_gradcam(q: Query):
+    found = _class_map(q)
+    if found is not None:
+        blobs, header, sample, position = found
+        return _png(format.map_png(header, q.store.png(q.ctx, blobs, sample), position))
     _, blobs = _gradcam(q)
     return _png(q.store.png(q.ctx, blobs, q.sample()))
 
 
 def serve_gradcam_npy(q: Query):
+    found = _class_map(q)
+    if found is not None:
+        blobs, _, sample, position = found
+        return _npy(format.channel(CLASS_MAPS, q.store.maps(q.ctx, CLASS_MAPS, blobs, sample), position))
     kind, blobs = _gradcam(q)
     return _npy(q.store.maps(q.ctx, kind, blobs, q.sample(required=False)))
+
+
+def serve_object(q: Query):
+    """Probe `sample`'s object mask as a grey PNG: 255 on the object, 0 elsewhere."""
+    run, sample = q.run(), q.sample()
+    count, (height, width, _) = format.probe_shape(run.images)
+    masks = format.object_masks(run.header, (count, height, width))
+    if masks is None:
+        raise NotFound(f"run {web.shown(q.run_name)!r} has no object masks or boxes for its probes (CNNViz "
+                       f"masks= or boxes=)", [])
+    return _png(codec.array_to_png(masks[sample, :, :, None].astype(np.uint8) * 255))
 
 
 def _masks(q):
@@ -241,6 +279,21 @@ def serve_faithfulness(q: Query):
     return _json({"steps": steps, "values": values})
 
 
+def _metrics(q):
+    run, mode = q.run(), q.mode()
+    return format.metric_series(run.steps[mode], q.series(METRICS))
+
+
+def serve_metrics(q: Query):
+    steps, series = _metrics(q)
+    return _json({"steps": steps, "series": series})
+
+
+def serve_metrics_npy(q: Query):
+    name = web.choice(q.request, "name", format.METRIC_NAMES)
+    return _npy(_metrics(q)[1][name], expires=0)
+
+
 ROUTES = {
     "/runs": serve_runs,
     "/event": serve_event,
@@ -259,4 +312,7 @@ ROUTES = {
     "/filter_drift": serve_filter_drift,
     "/filter_drift.npy": serve_filter_drift_npy,
     "/faithfulness": serve_faithfulness,
+    "/metrics": serve_metrics,
+    "/metrics.npy": serve_metrics_npy,
+    "/object": serve_object,
 }

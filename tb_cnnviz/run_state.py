@@ -1,6 +1,6 @@
 """What a logdir keeps of its run for every process that writes it: the filters of the run's
-first event (the filter-drift reference, `REFERENCE_FILE`) and the step of its latest event of
-each mode (`STATE_FILE`). Read and written through tf.io.gfile, so remote logdirs work."""
+first event (the filter-drift reference, `REFERENCE_FILE`), its Grad-CAM maps (the sanity
+reference, `FIRST_MAPS_FILE`) and the step of its latest event of each mode (`STATE_FILE`). Read and written through tf.io.gfile, so remote logdirs work."""
 
 import io
 import json
@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 REFERENCE_FILE = "cnnviz_reference.npz"
+FIRST_MAPS_FILE = "cnnviz_first_maps.npz"  # the class maps of the run's first event (sanity over training)
 STATE_FILE = "cnnviz_state.json"  # {mode: step of the run's latest event}
 
 
@@ -19,6 +20,7 @@ class RunState:
         self.logdir = logdir
         self._reference_from = None  # "logdir" or "self", once this process has settled it
         self._latest = None  # the state file as this process last wrote it
+        self._first_maps = None  # (classes, maps) once settled
 
     def latest(self, mode: str) -> int | None:
         """The step of the run's latest `mode` event as the state file has it, whichever
@@ -77,3 +79,24 @@ class RunState:
             f.write(buffer.getvalue())
         self._reference_from = "self"
         return reference
+
+    def first_maps(self, classes: np.ndarray, maps: np.ndarray) -> tuple | None:
+        """(classes (N, slots), Grad-CAM maps (N, slots, h, w)) of the run's first event, given
+        this event's: kept in the logdir with the filter reference (a resumed run keeps them,
+        a run started again replaces them). None if the kept ones are of other probes or sizes."""
+        if self._first_maps is None:
+            path = os.path.join(self.logdir, FIRST_MAPS_FILE)
+            if self._reference_from == "self" or not tf.io.gfile.exists(path):
+                buffer = io.BytesIO()
+                np.savez(buffer, classes=classes, maps=maps)
+                with tf.io.gfile.GFile(path, "wb") as f:
+                    f.write(buffer.getvalue())
+                self._first_maps = (classes, maps)
+            else:
+                with tf.io.gfile.GFile(path, "rb") as f:
+                    saved = np.load(io.BytesIO(f.read()))
+                    self._first_maps = (saved["classes"], saved["maps"])
+        first_classes, first_maps = self._first_maps
+        if first_classes.shape[0] != classes.shape[0] or first_maps.shape[2:] != maps.shape[2:]:
+            return None
+        return self._first_maps

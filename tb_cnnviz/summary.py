@@ -16,6 +16,7 @@ import uuid
 import numpy as np
 import tensorflow as tf
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from tb_cnnviz import metadata
 
@@ -24,6 +25,8 @@ _file_numbers = itertools.count()  # two writers of one process never share a fi
 
 @functools.lru_cache(maxsize=None)
 def _metadata(kind):
+    if kind == metadata.SCALAR:
+        return scalar_metadata.create_summary_metadata(display_name="", description="")
     return metadata.create_summary_metadata(kind)
 
 

@@ -154,3 +154,20 @@ def photographs(size, count=8):
         square = Image.fromarray(pixels[top:top + side, left:left + side])
         images.append(np.asarray(square.resize((size, size), Image.BILINEAR)))
     return np.stack(images)
+
+
+def train_shapes_model(seed=0):
+    """The demo's model trained on 3,000 shapes, half on nearly smooth backgrounds (the demo: a
+    third; `datasets.training_shapes`), 8 epochs; bench/trust_seeds.py trains it over seeds. SimpleNamespace(model, probes, labels, masks) with 32 probes it was not trained on."""
+    import types
+
+    from demo.model import vgg_style
+    from tb_cnnviz.datasets import shapes, training_shapes
+
+    keras.utils.set_random_seed(seed)
+    images, labels, _ = training_shapes(3000, size=40, smooth=0.5)
+    probes, probe_labels, probe_masks = shapes(32, size=40, seed=2)
+    model = vgg_style(40)
+    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(images, labels, epochs=8, batch_size=32, verbose=0)
+    return types.SimpleNamespace(model=model, probes=probes, labels=probe_labels, masks=probe_masks)

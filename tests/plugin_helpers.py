@@ -26,15 +26,17 @@ PREFIX = "/data/plugin/cnnviz"
 
 
 def write_logs(logdir, epochs=2):
-    """Two runs: "alpha" (train + eval events) and "beta"; returns {run: (model, probes)}."""
-    images, labels, _ = shapes(64, size=32, seed=5)
+    """Two runs: "alpha" (train + eval events, its probes' object masks) and "beta"; returns
+    {run: (model, probes)}."""
+    images, labels, masks = shapes(64, size=32, seed=5)
     models = {}
     for index, run in enumerate(("alpha", "beta")):
         keras.utils.set_random_seed(index)
         model = small_cnn()
         probes = images[:5]
         callback = tb_cnnviz.CNNViz(os.path.join(logdir, run), probes, labels[:5], max_channels=6, layers="all",
-                                    class_names=list(SHAPE_NAMES), strict=True)
+                                    class_names=list(SHAPE_NAMES), strict=True,
+                                    masks=masks[:5] if run == "alpha" else None)
         model.fit(images, labels, epochs=epochs, batch_size=32, verbose=0, callbacks=[callback])
         if run == "alpha":
             model.evaluate(images[:16], labels[:16], verbose=0, callbacks=[callback])

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import re
 import shutil
 import urllib.parse
 
@@ -35,8 +36,56 @@ def server(tmp_path_factory):
     write_future_run(os.path.join(logdir, "future"))
     rewrite_run(os.path.join(logdir, "alpha"), os.path.join(logdir, "hostile_names"), rename_to_hostile)
     rewrite_run(os.path.join(logdir, "alpha"), os.path.join(logdir, "damaged"), damage_images)
+    write_unlearned_run(os.path.join(logdir, "unlearned"))
+    write_objects_run(os.path.join(logdir, "objects"))
     with tensorboard_server(logdir, load_fast=False) as base:
         yield base
+
+
+def write_unlearned_run(run_dir):
+    """A run that did not learn, as issue 18 met one: 12 of conv4's 16 filters dead (bias -100),
+    the other 4 nearly nothing (kernels times 1e-9), the head's bias favouring "disc", so that
+    every probe predicts disc 25.9 % and every Grad-CAM map is float noise (~1e-14) at step 0.
+    The 4 filters then grow, to 0.1 of their kernels at step 1 and all of them at step 2: the
+    maps grow tenfold from step 1 to 2 (Grad-CAM of a linear head is linear in them)."""
+    import keras
+
+    import tb_cnnviz
+    from helpers import small_cnn
+    from tb_cnnviz.datasets import SHAPE_NAMES, shapes
+
+    images, labels, _ = shapes(4, size=32, seed=5)
+    keras.utils.set_random_seed(3)
+    model = small_cnn()
+    conv4, head = model.get_layer("conv4"), model.get_layer("head")
+    kernel, _ = conv4.get_weights()
+    alive = np.arange(16) >= 12
+    bias = np.where(alive, 0.0, -100.0).astype("float32")
+    head.set_weights([head.get_weights()[0], np.array([0, 0.05, 0, 0], "float32")])
+    callback = tb_cnnviz.CNNViz(run_dir, images, labels, class_names=list(SHAPE_NAMES), model=model, strict=True)
+    for step, scale in enumerate((1e-9, 0.1, 1.0)):
+        conv4.set_weights([np.where(alive, kernel * scale, kernel), bias])
+        callback.log(step)
+
+
+def write_objects_run(run_dir):
+    """A run that knows its 4 probes' objects (the shapes' masks) and computes every trust figure
+    at each of its 3 train events (steps 0, 2, 4) and its eval event (step 4, with the cascading
+    sanity check); each probe stores the maps of 3 of the 4 classes: its target, its true class
+    and the most probable other."""
+    import keras
+
+    import tb_cnnviz
+    from helpers import small_cnn
+    from tb_cnnviz.datasets import SHAPE_NAMES, shapes
+
+    images, labels, masks = shapes(64, size=32, seed=5)
+    keras.utils.set_random_seed(1)
+    model = small_cnn()
+    callback = tb_cnnviz.CNNViz(run_dir, images[:4], labels[:4], class_names=list(SHAPE_NAMES), masks=masks[:4],
+                                trust_every=1, gradcam_classes=1, strict=True, sanity_check=True)
+    model.fit(images, labels, epochs=2, batch_size=32, verbose=0, callbacks=[callback])
+    model.evaluate(images[:8], labels[:8], verbose=0, callbacks=[callback])  # an eval event with the cascade
 
 
 @pytest.fixture(scope="module")
@@ -265,8 +314,9 @@ def test_eval_switch_and_error_state(page, server):
     frame = open_tab(page, server, run="alpha")
     wait_ready(frame, "gradcam")
     frame.locator("button[data-mode=eval]").click()
+    # the eval step is the last train step: data-ready says the same before and after the switch
+    frame.locator(".panel-title .note", has_text=" · eval").wait_for()
     wait_ready(frame, "gradcam", runs(server)["alpha"]["steps"]["eval"][0])
-    assert frame.locator(".panel-title .note").text_content().startswith(" · eval")
     # the backend's JSON message is what the user sees when a request fails
     page.route("**/data/plugin/cnnviz/filter_drift*", lambda route: route.fulfill(
         status=404, content_type="application/json", body=json.dumps({"error": "layer 'x' is not logged"})))
@@ -294,12 +344,20 @@ def test_screenshots_of_every_view(page, server, tmp_path):
     with (tensorboard_server(SHOT_LOGDIR, load_fast=False) if SHOT_LOGDIR else contextlib.nullcontext(server)) as base:
         run = sorted(runs(base))[0]
         frame = open_tab(page, base, run=run)
-        for view in ("gradcam", "activations", "filters", "evolution"):
+        for view in ("gradcam", "activations", "filters", "evolution", "trust"):
             frame.locator(f"button[data-view={view}]").click()
             wait_ready(frame, view)
             page.wait_for_timeout(300)
             path = os.path.join(out, f"{view}.png")
             page.screenshot(path=path)
+            assert os.path.getsize(path) > 10_000
+        others = sorted(runs(base))[1:]
+        if others:  # the demo's clean run beside its shortcut run, objects outlined
+            frame = open_tab(page, base, run=run, cmp=others[0], outline=1)
+            wait_ready(frame, "gradcam")
+            page.wait_for_timeout(300)
+            path = os.path.join(out, "compare.png")
+            page.screenshot(path=path, full_page=True)
             assert os.path.getsize(path) > 10_000
 
 
@@ -419,3 +477,304 @@ def test_eval_only_no_steps_diverged_and_multilabel_runs(browser, tmp_path):
         assert "no steps logged yet" in frame.locator("main .message.error").text_content()
         assert page.errors == []
         page.close()
+
+
+def canvas_rgba(page, selector):
+    """The drawn pixels of a canvas, (h, w, 4) uint8."""
+    drawn = frame_of(page).eval_on_selector(
+        selector, "c => ({w: c.width, h: c.height, data: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)})")
+    return np.asarray(drawn["data"], np.uint8).reshape(drawn["h"], drawn["w"], 4)
+
+
+def colormap(page, name):
+    return np.asarray(frame_of(page).evaluate(
+        f"async () => Array.from((await import('./colormap.js')).COLORMAPS.{name})"), np.uint8).reshape(256, 3)
+
+
+def assert_drawn_levels(rgba, lut, levels):
+    """Each pixel has the colour of its expected level, give or take one level (JavaScript and
+    NumPy may round a value that falls half-way between two levels apart)."""
+    levels = np.asarray(levels, int)
+    near = np.zeros(levels.shape, bool)
+    for step in (-1, 0, 1):
+        near |= np.all(rgba[..., :3] == lut[np.clip(levels + step, 0, 255)], axis=-1)
+    assert near.all(), f"{(~near).sum()} pixels off: drawn {rgba[~near][:3, :3].tolist()}, expected levels {levels[~near][:3].tolist()}"
+    assert np.all(rgba[..., 3] == 255)
+
+
+def event_json(base, run, step, mode="train"):
+    return json.loads(http_get(f"{base}{PREFIX}/event?run={run}&step={step}&mode={mode}")[2])
+
+
+def test_a_run_that_did_not_learn_says_so_and_draws_its_noise_flat(page, server):
+    """Issue 18 item 7: every probe predicting one class and a layer of dead filters are said at
+    the top of the tab; Grad-CAM and feature maps of float noise are drawn flat, not stretched."""
+    dead_fraction = npy(http_get(f"{server}{PREFIX}/stats.npy?run=unlearned&step=0&layer=conv4")[2])[4]
+    assert (dead_fraction >= 1 - 1e-4).sum() == 12  # the 12 filters with bias -100
+    frame = open_tab(page, server, run="unlearned", step=0, cmap="viridis")
+    wait_ready(frame, "gradcam", 0)
+    assert frame.locator(".banner p").all_text_contents() == [
+        "⚠ all 4 probes predicted disc", "⚠ conv4: 75 % of filters dead (12 of 16, ≤ 0 on every probe)"]
+    marks = ["✓" if label == 1 else "✗" for label in runs(server)["unlearned"]["labels"]]
+    assert frame.locator("figcaption > div:first-child").all_text_contents() == [f"{mark} disc 25.9%" for mark in marks]
+    his = [hi[0] for hi in event_json(server, "unlearned", 0)["gradcam"]["hi"]]
+    notes = frame.locator("figcaption .flat").all_text_contents()
+    assert len(notes) == 4
+    lut = colormap(page, "viridis")
+    for sample, (note, hi) in enumerate(zip(notes, his)):
+        shown, = re.fullmatch(r"flat: max (\S+), below 1e-7 — drawn without stretching", note).groups()
+        assert float(shown) == pytest.approx(hi, rel=0.05) and hi < 1e-13
+        # the stored map is that noise stretched over all 256 levels; the tab draws level 0
+        assert png(http_get(f"{server}{PREFIX}/gradcam?run=unlearned&step=0&sample={sample}")[2]).max() == 255
+        assert_drawn_levels(canvas_rgba(page, f"canvas.heat[data-sample='{sample}']"), lut, np.zeros((16, 16)))
+    # the same rule for feature maps: conv4's 4 live filters (~1e-11) are flat; the 12 dead
+    # ones are 0 everywhere, which no scale stretches
+    frame = open_tab(page, server, run="unlearned", step=0, view="activations", layer="conv4")
+    wait_ready(frame, "activations", 0)
+    assert frame.locator(".banner p").count() == 2
+    assert frame.locator("figcaption .flat").all_text_contents() == [
+        "4 maps flat: range negligible (max below 1e-7), drawn without stretching"] * 4
+    header = event_json(server, "unlearned", 0)["activations"]["conv4"]
+    assert header["channels"] == list(range(16)) and 0 < header["hi"][0][12] < 1e-10
+    stored = png(http_get(f"{server}{PREFIX}/activations?run=unlearned&step=0&layer=conv4&sample=0")[2])
+    drawn = canvas_rgba(page, "canvas.mosaic[data-sample='0']")
+    assert stored[48:64, 0:16].max() == 255  # channel 12: tile 12 of the 4x4 grid of 16x16 maps
+    assert_drawn_levels(drawn[48:64, 0:16], lut, np.zeros((16, 16)))
+    # a map is negligible beside the others at its step: below 1e-3 of their median maximum
+    tests = frame_of(page).evaluate("""async () => {
+        const { negligibleRule } = await import('./scale.js');
+        const rule = negligibleRule([0, 0, 0, 0], [2, 1, 3, 0.001]);
+        return [rule.test(0, 0.001), rule.test(0, 0.0025), rule.test(0, 0), rule.test(-2, 0.5)];
+    }""")
+    assert tests == ["max 0.001, below 1e-3 × this step's median max (1.5)", "", "zero everywhere", ""]
+
+
+def test_the_shared_scale_spans_every_probe_and_step(page, server):
+    """Grad-CAM on one scale over the run: maps that grow tenfold from step 1 to step 2 look it,
+    where each map on its own range looks the same at both steps."""
+    events = {step: event_json(server, "unlearned", step) for step in (0, 1, 2)}
+    los = [lo[0] for event in events.values() for lo in event["gradcam"]["lo"]]
+    his = [hi[0] for event in events.values() for hi in event["gradcam"]["hi"]]
+    low, high = min(0.0, min(los)), max(his)
+
+    def stored(step, sample):
+        return png(http_get(f"{server}{PREFIX}/gradcam?run=unlearned&step={step}&sample={sample}")[2]).astype(float)
+
+    frame = open_tab(page, server, run="unlearned", step=1, cmap="viridis")
+    wait_ready(frame, "gradcam", 1)
+    lut = colormap(page, "viridis")
+    assert frame.locator("figcaption .flat").count() == 0  # ~1e-6: small, but not noise
+    for sample in range(4):  # per map: the stored levels, each map over its own range
+        assert_drawn_levels(canvas_rgba(page, f"canvas.heat[data-sample='{sample}']"), lut, stored(1, sample))
+    frame.locator("select[name=scale]").select_option("shared")
+    note = frame.locator("main p.note", has_text="shared by every probe")
+    note.wait_for()
+    shown_low, shown_high = re.search(r"shared by every probe and step: (\S+) … (\S+) \(the largest value over 12 maps at 3 steps\)",
+                                      note.text_content()).groups()
+    assert float(shown_low) == 0 and float(shown_high) == pytest.approx(high, rel=0.05)
+    assert "cv-scale=shared" in page.url
+    for step in (1, 2, 0):
+        if step != 1:
+            frame = open_tab(page, server, run="unlearned", step=step, cmap="viridis", scale="shared")
+            wait_ready(frame, "gradcam", step)
+        event = events[step]["gradcam"]
+        top = 0
+        for sample in range(4):
+            lo, hi = event["lo"][sample][0], event["hi"][sample][0]
+            values = lo + stored(step, sample) / 255 * (hi - lo)
+            levels = np.clip(np.floor((values - low) / (high - low) * 255 + 0.5), 0, 255)
+            assert_drawn_levels(canvas_rgba(page, f"canvas.heat[data-sample='{sample}']"), lut, levels)
+            top = max(top, levels.max())
+        assert top in {0: [0], 1: [25, 26], 2: [255]}[step]  # nothing at step 0, a tenth of step 2's at step 1
+    assert frame.locator("figcaption .flat").count() == 4  # step 0's noise is still said to be flat
+
+
+def drawn_levels(rgba, lut):
+    """The colormap level of each drawn pixel (the nearest of the map's 256 colours)."""
+    distance = np.abs(rgba[..., None, :3].astype(int) - lut[None, None].astype(int)).sum(axis=-1)
+    return distance.argmin(axis=-1)
+
+
+def test_the_class_picker_draws_each_probes_stored_map_of_that_class(page, server):
+    run = runs(server)["objects"]
+    step = run["steps"]["train"][-1]
+    event = event_json(server, "objects", step)
+    predictions, header = event["predictions"], event["class_maps"]
+    assert run["gradcam_classes"] == 1 and all(len(stored) == 3 for stored in predictions["gradcam_classes"])
+    frame = open_tab(page, server, run="objects", step=step, cmap="viridis")
+    wait_ready(frame, "gradcam", step)
+    lut = colormap(page, "viridis")
+    names = run["class_names"]
+    targets = [canvas_rgba(page, f"canvas.heat[data-sample='{sample}']") for sample in range(4)]
+    # per probe: the most probable class other than its target, which every probe stores
+    frame.locator("select[name=cls]").select_option("other")
+    frame.locator("figcaption .map-class").nth(3).wait_for()
+    captions = frame.locator("figcaption .map-class").all_text_contents()
+    changed = 0
+    for sample in range(4):
+        other = next(c for c in predictions["top_classes"][sample] if c != predictions["target"][sample])
+        slot = predictions["gradcam_classes"][sample].index(other)
+        probability = predictions["class_probabilities"][sample][slot]
+        assert captions[sample] == f"map for: {names[other]} {probability * 100:.1f}%"
+        rgba = canvas_rgba(page, f"canvas.heat[data-sample='{sample}']")
+        levels = drawn_levels(rgba, lut)
+        stored = png(http_get(f"{server}{PREFIX}/gradcam?run=objects&step={step}&sample={sample}&class={other}")[2])
+        np.testing.assert_array_equal(levels, stored)
+        # those levels are the class's map: its .npy, upsampled to the probe's size
+        lo, hi = header["lo"][sample][slot], header["hi"][sample][slot]  # Grad-CAM: the first 3 maps
+        values = npy(http_get(f"{server}{PREFIX}/gradcam.npy?run=objects&step={step}&sample={sample}&class={other}")[2])
+        np.testing.assert_allclose(values, format.upsample(lo + levels / 255 * (hi - lo), (32, 32)), rtol=1e-5, atol=1e-9)
+        changed += not np.array_equal(rgba, targets[sample])
+    assert changed >= 1
+    # by name: the same class on every probe, "not stored" where a probe did not explain it
+    lacking = next((sample, c) for sample in range(4) for c in range(4) if c not in predictions["gradcam_classes"][sample])
+    sample, missing = lacking
+    frame.locator("select[name=cls]").select_option(f"c{missing}")
+    frame.locator("figcaption .missing").first.wait_for()
+    card = frame.locator("figure.card").nth(sample)
+    stored_names = ", ".join(names[c] for c in predictions["gradcam_classes"][sample])
+    assert card.locator(".missing").text_content() == f"not stored: no map of {names[missing]} for this probe (stored: {stored_names})"
+    assert "cv-cls=c" in page.url
+    for other in range(4):
+        if missing in predictions["gradcam_classes"][other]:
+            assert frame.locator("figure.card").nth(other).locator(".map-class").text_content().startswith(f"map for: {names[missing]} ")
+    status, _, body = http_get(f"{server}{PREFIX}/gradcam?run=objects&step={step}&sample={sample}&class={missing}")
+    assert status == 404 and json.loads(body)["valid"] == predictions["gradcam_classes"][sample]
+
+
+def test_the_object_outline_is_drawn_over_each_probe(page, server):
+    frame = open_tab(page, server, run="objects")
+    wait_ready(frame, "gradcam")
+    assert frame.locator("canvas.outline").count() == 0
+    frame.locator("input[name=outline]").check()
+    frame.locator("canvas.outline").nth(3).wait_for()
+    assert "cv-outline=1" in page.url
+    for sample in range(4):
+        inside = png(http_get(f"{server}{PREFIX}/object?run=objects&sample={sample}")[2]) >= 128
+        padded = np.pad(inside, 1)
+        edge = inside & ~(padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+        assert 0 < edge.sum() < inside.sum()
+        rgba = canvas_rgba(page, f"canvas.outline[data-sample='{sample}']")
+        np.testing.assert_array_equal(rgba[..., 3] > 0, edge)
+        boxes = frame_of(page).eval_on_selector_all(
+            f"figure.card:nth-child({sample + 1}) .stack > *", "nodes => nodes.map(n => n.getBoundingClientRect().toJSON())")
+        assert len(boxes) == 3 and boxes[0] == boxes[2]  # over the probe image exactly
+    frame.locator("input[name=outline]").uncheck()
+    frame.locator("canvas.outline").first.wait_for(state="detached")
+    status, _, body = http_get(f"{server}{PREFIX}/object?run=unlearned&sample=0")  # a run without objects: no toggle
+    assert status == 404
+    frame = open_tab(page, server, run="unlearned")
+    wait_ready(frame, "gradcam")
+    assert frame.locator("input[name=outline]").count() == 0
+
+
+def test_the_trust_view_charts_each_figure_over_training(page, server):
+    metrics = json.loads(http_get(f"{server}{PREFIX}/metrics?run=objects")[2])
+    steps = metrics["steps"]
+    assert steps == runs(server)["objects"]["steps"]["train"]
+    frame = open_tab(page, server, run="objects", view="trust")
+    wait_ready(frame, "trust")
+    cards = frame.locator("figure.chart-card")
+    assert cards.locator("figcaption").all_text_contents() == [
+        "Deletion AUC", "Insertion AUC", "Faithfulness", "Sanity check (model randomisation)", "Pointing game",
+        "Energy in the object"]
+    sentences = frame.locator("p.chart-caption").all_text_contents()
+    assert "Good: below the dashed random order's" in sentences[0] and "Good: above the dashed random order's" in sentences[1]
+    assert "Good: falling away from 1 as the model learns" in sentences[3]
+    assert all("Good: high" in sentence for sentence in (sentences[2], sentences[4], sentences[5]))
+    for index in range(6):  # a line through a point per step, with axes and a legend
+        card = cards.nth(index)
+        assert card.locator("g.series path").first.get_attribute("d").count("L") == len(steps) - 1
+        assert card.locator("g.series").first.locator("circle").count() == len(steps)
+        assert card.locator("text.x-tick").count() >= 2 and card.locator("text.y-tick").count() >= 2
+    for index in (0, 1, 4, 5):  # the chance level, dashed in the colour of its series
+        solid, dashed = cards.nth(index).locator("g.series path").all()
+        assert dashed.get_attribute("stroke-dasharray") == "5 4" and dashed.get_attribute("stroke") == solid.get_attribute("stroke")
+    # hovering a step shows each series' value there, as the route gives it
+    masks = [png(http_get(f"{server}{PREFIX}/object?run=objects&sample={s}")[2]) >= 128 for s in range(4)]
+    chance = float(np.mean([mask.mean() for mask in masks]))
+    for index, name, key, step in ((0, "deletion AUC", "deletion_auc", steps[-1]), (1, "insertion AUC", "insertion_auc", steps[1]),
+                                   (4, "pointing game", "pointing_game", steps[0])):
+        card = cards.nth(index)
+        card.scroll_into_view_if_needed()
+        box = card.locator(f"g.series[data-series='{name}'] circle[data-step='{step}']").bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        tooltip = card.locator(".chart-tooltip")
+        tooltip.wait_for()
+        assert tooltip.locator(".tooltip-step").text_content() == f"step {step}"
+        value = metrics["series"][key][steps.index(step)]
+        assert float(tooltip.locator(f".tooltip-row[data-series='{name}'] .tooltip-value").text_content()) == pytest.approx(value, abs=5e-4)
+        if key == "deletion_auc":
+            random = metrics["series"]["deletion_auc_random"][steps.index(step)]
+            shown = tooltip.locator(".tooltip-row[data-series='random order (chance)'] .tooltip-value").text_content()
+            assert float(shown) == pytest.approx(random, abs=5e-4)
+        if key == "pointing_game":
+            shown = tooltip.locator(".tooltip-row[data-series=\"object's share of the image (chance)\"] .tooltip-value").text_content()
+            assert float(shown) == pytest.approx(chance, abs=5e-4)
+        page.mouse.move(0, 0)
+        tooltip.wait_for(state="hidden")
+
+    # a run without objects, computing deletion and insertion on every 5th event: one point each
+    unlearned = json.loads(http_get(f"{server}{PREFIX}/metrics?run=unlearned")[2])["series"]
+    computed = [value is not None for value in unlearned["deletion_auc"]]
+    frame = open_tab(page, server, run="unlearned", view="trust")
+    wait_ready(frame, "trust")
+    cards = frame.locator("figure.chart-card")
+    assert cards.nth(0).locator("g.series").first.locator("circle").count() == sum(computed) == 1
+    assert cards.nth(0).locator("p.chart-caption").text_content().count("every 5th train event from the first") == 1
+    missing = frame.locator("figure.missing-chart p").all_text_contents()
+    assert missing == ["Needs the probes' objects: log with CNNViz(masks=…) or CNNViz(boxes=…)."] * 2
+
+
+def test_the_trust_view_charts_an_eval_steps_cascading_sanity_check(page, server):
+    event = event_json(server, "objects", 4, mode="eval")
+    results = event["predictions"]["sanity_check"]
+    frame = open_tab(page, server, run="objects", view="trust", mode="eval", step=4)
+    wait_ready(frame, "trust")
+    card = frame.locator("figure.chart-card", has_text="Cascading randomisation at eval step 4")
+    assert card.locator("g.series").first.locator("circle").count() == len(results)
+    caption = card.locator("p.chart-caption").text_content()
+    assert all(name in caption for name, _ in results)
+    card.scroll_into_view_if_needed()
+    box = card.locator("g.series circle[data-step='1']").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    tooltip = card.locator(".chart-tooltip")
+    tooltip.wait_for()
+    value = tooltip.locator(".tooltip-value").first.text_content()
+    assert float(value) == pytest.approx(results[0][1], abs=5e-4)
+
+
+def test_the_line_chart_module(page, server):
+    """chart.js on its own: gaps at null, a dashed series in its pair's colour, ticks, a legend
+    and a tooltip set as text."""
+    frame = open_tab(page, server, run="alpha")
+    wait_ready(frame, "gradcam")
+    drawn = frame_of(page).evaluate("""async () => {
+        const { lineChart, ticks } = await import('./chart.js');
+        const figure = lineChart({ title: 'title', steps: [0, 10, 20, 30, 40], yLabel: 'y', yRange: [0, 1], marker: 20,
+            series: [{ name: '<b>a</b>', values: [0.1, null, 0.3, 0.4, null] },
+                     { name: 'chance', values: [0.5, 0.5, 0.5, 0.5, 0.5], dashed: true, pair: '<b>a</b>' },
+                     { name: 'c', values: [1.5, 1, 1, 1, 1] }] });
+        document.body.append(figure);
+        const area = figure.querySelector('rect.hover');
+        const dot = figure.querySelector('circle[data-step="30"]').getBoundingClientRect();
+        area.dispatchEvent(new MouseEvent('mousemove', { clientX: dot.x + dot.width / 2, clientY: dot.y + dot.height / 2 }));
+        const text = (selector) => [...figure.querySelectorAll(selector)].map((node) => node.textContent);
+        const result = {
+            paths: [...figure.querySelectorAll('g.series path')].map((p) => [p.getAttribute('d'), p.getAttribute('stroke'), p.getAttribute('stroke-dasharray')]),
+            legend: text('.legend-item > span'), yTicks: text('text.y-tick'), xTicks: text('text.x-tick'),
+            tooltip: text('.chart-tooltip > div'), markup: figure.querySelectorAll('b').length,
+            marker: figure.querySelectorAll('line.marker').length, auto: ticks(0.013, 0.087),
+        };
+        figure.remove();
+        return result;
+    }""")
+    (gapped, colour, solid), (dashed, dashed_colour, dash), _ = drawn["paths"]
+    assert gapped.count("M") == 2 and gapped.count("L") == 1  # 0.1 alone, then 0.3 to 0.4
+    assert dashed.count("M") == 1 and dashed.count("L") == 4
+    assert dashed_colour == colour and solid is None and dash == "5 4"
+    assert drawn["legend"] == ["<b>a</b>", "chance", "c"] and drawn["markup"] == 0
+    assert drawn["yTicks"] == ["0.00", "0.50", "1.00", "1.50"]  # [0, 1] widened to take 1.5
+    assert drawn["xTicks"] == ["0", "10", "20", "30", "40"] and drawn["marker"] == 1
+    assert drawn["tooltip"] == ["step 30", "<b>a</b>: 0.400", "chance: 0.500", "c: 1.000"]
+    assert drawn["auto"] == [0.02, 0.04, 0.06, 0.08]

@@ -5,6 +5,8 @@ import io
 import pathlib
 import re
 
+import numpy as np
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -31,8 +33,12 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert namespace["run"].event(16).activations("block1_conv1")[0].shape == (8, 4, 30, 30)
     custom = namespace["read_run"]("logs/custom")
     assert custom.steps() == [0, 100, 200]
-    assert lines[3] == "binary"
-    assert lines[4] == str(["expanded_conv_project", "block_2_project", "block_5_project", "block_12_project",
+    assert sorted(eval(lines[3])) == [0, 1, 2, 3] and lines[4] == "(32, 32)"  # noqa: S307 - a printed list
+    trust = namespace["trust"]
+    assert len(trust["pointing_game"]) == 3 and np.isfinite(trust["pointing_game"]).all()
+    assert np.isfinite(trust["deletion_auc"][0]) and np.isnan(trust["deletion_auc"][1:]).all()  # trust_every=5
+    assert lines[6] == "binary"
+    assert lines[7] == str(["expanded_conv_project", "block_2_project", "block_5_project", "block_12_project",
                             "Conv_1"])
     binary = namespace["read_run"]("logs/binary")
     assert binary.event(binary.steps()[-1]).predictions["target"] == [0, 1] * 4

@@ -1,0 +1,116 @@
+// Which map a Grad-CAM card draws and on what range: the target's (the method's own summary)
+// or another class's (the `class_maps` summary: each probe's maps of a few classes), per map
+// or on one range shared by every probe and step of the run.
+
+import { getJSON, part } from "./api.js";
+import { className, el, labelled } from "./dom.js";
+import { sharedRange } from "./scale.js";
+
+// Runs written before tb_cnnviz stored other classes' maps do not say how many it explains.
+export function hasClasses(run) {
+  return run.gradcam_classes !== undefined && run.gradcam_classes !== null;
+}
+
+// The class whose map each probe shows. Each event stores maps of a few classes per probe
+// (`gradcam_classes` in its predictions: the target, the true class, then the most probable
+// others), so the picker offers the class by name — the same class on every probe, "not
+// stored" on a probe that did not explain it — and the two questions asked of each probe
+// whatever its classes: its true class, and the most probable class other than its target.
+// Values: "" the target, "true", "other", "c<K>" class K.
+export function classPicker(run, state, store) {
+  if (!hasClasses(run) || !(run.num_classes > 1)) return null;
+  const perProbe = [["other", "most probable other class"]];
+  if (run.labels && run.head !== "segmentation") perProbe.unshift(["true", "true class"]);
+  const node = el("select", { name: "cls" }, el("option", { value: "", text: "target (the map every event has)" }),
+    el("optgroup", { label: "per probe" }, ...perProbe.map(([value, text]) => el("option", { value, text }))),
+    el("optgroup", { label: "by class" }, ...Array.from({ length: run.num_classes }, (_, index) =>
+      el("option", { value: `c${index}`, text: className(run, index) }))));
+  node.value = state.cls;
+  if (node.value !== state.cls) node.value = "";  // a link to a class this run does not have
+  node.addEventListener("change", () => store.update({ cls: node.value }));
+  return labelled("Class", node);
+}
+
+// The class a choice means for one probe (null: none, e.g. an unlabelled probe's true class).
+function wantedClass(choice, predictions, sample) {
+  if (choice === "true") {
+    const label = predictions.label?.[sample];
+    return typeof label === "number" ? label : Array.isArray(label) && label.length ? Math.min(...label) : null;
+  }
+  if (choice === "other") return (predictions.top_classes?.[sample] ?? []).find((c) => c !== predictions.target[sample]) ?? null;
+  return Number(choice.slice(1));
+}
+
+// What the picked choice means for one probe: null for the target map, { index, slot,
+// probability } for a stored class, { missing, stored } when the probe does not store it.
+export function pick(choice, predictions, sample) {
+  if (!choice) return null;
+  const stored = predictions.gradcam_classes?.[sample] ?? [];
+  const wanted = wantedClass(choice, predictions, sample);
+  const slot = wanted === null ? -1 : stored.indexOf(wanted);
+  if (slot < 0) return { missing: wanted, stored };
+  return { index: wanted, slot, probability: predictions.class_probabilities?.[sample]?.[slot] ?? null };
+}
+
+// Where a probe's map of its stored class `slot` sits in the class_maps summary: each probe
+// holds its Grad-CAM of every stored class, then its Grad-CAM++ of each (header.methods).
+export function classMapPosition(header, method, sample, slot) {
+  return Math.max(0, (header.methods ?? ["gradcam", "gradcam_pp"]).indexOf(method)) * header.classes[sample].length + slot;
+}
+
+// Each probe's map at a step: { lo, hi, choice } with the 8-bit range of the map drawn, or
+// { choice } alone when the probe has no stored map of the picked class.
+export function maps(event, method, choice) {
+  const { predictions } = event;
+  if (!choice) {
+    const header = part(event[method]);
+    return header.lo.map((lo, sample) => ({ lo: lo[0], hi: header.hi[sample][0], choice: null }));
+  }
+  const header = event.class_maps ? part(event.class_maps) : null;
+  return predictions.predicted.map((_, sample) => {
+    const picked = pick(choice, predictions, sample);
+    if (!header || picked.missing !== undefined) return { choice: picked.missing !== undefined ? picked : { missing: picked.index, stored: [] } };
+    const position = classMapPosition(header, method, sample, picked.slot);
+    return { lo: header.lo[sample][position], hi: header.hi[sample][position], choice: picked };
+  });
+}
+
+// The shared scale: one range over every probe's map (of the method and class shown) at
+// every step of the run in this mode. Each step's ranges are in its `event` answer, fetched
+// a few at a time and cached by URL, so the scale is computed once per run and choice.
+const sharedScales = new Map();
+
+export function sharedScale(run, mode, method, choice) {
+  const steps = run.steps[mode];
+  const key = JSON.stringify([run.run, mode, method, choice, steps]);
+  if (!sharedScales.has(key)) {
+    const found = (async () => {
+      const los = [];
+      const his = [];
+      let counted = 0;
+      await inTurn(steps, 6, async (step) => {
+        try {
+          const ranges = maps(await getJSON("event", { run: run.run, step, mode }), method, choice).filter((m) => m.lo !== undefined);
+          los.push(...ranges.map((m) => m.lo));
+          his.push(...ranges.map((m) => m.hi));
+          counted += 1;
+        } catch { /* a damaged step: the scale is taken over the others, and says how many */ }
+      });
+      const [low, high] = sharedRange(los, his);
+      return { low, high, steps: counted, of: steps.length, maps: his.length };
+    })();
+    found.catch(() => sharedScales.delete(key));
+    sharedScales.set(key, found);
+    if (sharedScales.size > 32) sharedScales.delete(sharedScales.keys().next().value);
+  }
+  return sharedScales.get(key);
+}
+
+// Runs `work(item)` over the items, at most `width` at a time.
+async function inTurn(items, width, work) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+}

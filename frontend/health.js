@@ -1,0 +1,70 @@
+// The warnings shown at the top of the tab for a run at a step: a model that predicts one
+// class for every probe, a logged layer whose filters are mostly dead. Both make its heat maps
+// and feature maps unreadable, and a new user should not have to find that out from them.
+
+import { getJSON } from "./api.js";
+import { className, el } from "./dom.js";
+
+// A filter is dead at a step when it is dead (max <= 0) on every probe: dead_fraction 1, as
+// the Evolution view's statistic defines it. Statistics are stored in 8 bits over their range
+// across the layer's filters (README, "Summary format"): a dead filter reads 1 within float
+// rounding, a filter dead on N - 1 of N <= 256 probes at most 0.9961 + 1/508 = 0.9981.
+export const DEAD_AT = 1 - 1e-4;
+
+export function isDead(deadFraction) {
+  return deadFraction !== null && deadFraction >= DEAD_AT;
+}
+
+// The dead_fraction of every filter of a logged layer at every step: one `filter_drift`
+// request per layer and run, so that moving through steps costs no request beyond each step's
+// `event`, which every view fetches. Steps logged after it was asked for (a run still
+// training) are asked for one at a time with `stats`.
+const deadFractions = new Map();
+
+function deadFractionsOf(run, mode, layer) {
+  const key = JSON.stringify([run.run, mode, layer]);
+  if (!deadFractions.has(key)) {
+    const answer = getJSON("filter_drift", { run: run.run, layer, stat: "dead_fraction", mode }, { fresh: true });
+    answer.catch(() => deadFractions.delete(key));
+    deadFractions.set(key, answer);
+    if (deadFractions.size > 64) deadFractions.delete(deadFractions.keys().next().value);
+  }
+  return deadFractions.get(key);
+}
+
+// { dead_fraction: [one per filter] } of a layer at a step.
+async function statsAt(run, mode, step, layer) {
+  const drift = await deadFractionsOf(run, mode, layer).catch(() => null);
+  const column = drift ? drift.steps.indexOf(step) : -1;
+  if (column < 0) return getJSON("stats", { run: run.run, step, mode, layer });
+  return { dead_fraction: drift.values.map((row) => row[column]) };
+}
+
+// "all N probes predicted X" when every probe's prediction is the same class (none NaN).
+export function oneClass(run, predictions) {
+  const { predicted, probability } = predictions;
+  if (predicted.length < 2 || probability.some((p) => p === null)) return null;
+  if (!predicted.every((c) => c === predicted[0])) return null;
+  return `all ${predicted.length} probes predicted ${className(run, predicted[0])}`;
+}
+
+// "<layer>: X % of filters dead" for a logged layer with more than half its filters dead.
+export function deadLayer(layer, stats) {
+  const values = stats?.dead_fraction;
+  if (!values?.length) return null;
+  const dead = values.filter(isDead).length;
+  if (dead * 2 <= values.length) return null;
+  return `${layer}: ${Math.round((100 * dead) / values.length)} % of filters dead (${dead} of ${values.length}, ≤ 0 on every probe)`;
+}
+
+export async function warnings(run, mode, step) {
+  const [event, ...stats] = await Promise.all([getJSON("event", { run: run.run, step, mode }),
+    ...run.layers.map((layer) => statsAt(run, mode, step, layer).catch(() => null))]);  // unreadable: no warning
+  return [oneClass(run, event.predictions), ...run.layers.map((layer, i) => deadLayer(layer, stats[i]))].filter(Boolean);
+}
+
+export async function banner(run, mode, step) {
+  const lines = await warnings(run, mode, step).catch(() => []);  // the view reports a failed step
+  if (!lines.length) return null;
+  return el("div", { class: "banner", role: "status" }, ...lines.map((text) => el("p", { text: `⚠ ${text}` })));
+}

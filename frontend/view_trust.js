@@ -1,0 +1,126 @@
+// Trust view: can this run's heat maps be believed? The figures each event stores
+// (tb_cnnviz/trust.py), averaged over the probes, charted over training, each with a sentence
+// saying what good looks like.
+
+import { getJSON, loadImage, pixels } from "./api.js";
+import { lineChart } from "./chart.js";
+import { el, faithfulnessMeaning, message } from "./dom.js";
+
+export const label = "Trust";
+
+export function toolbar() {
+  return [];
+}
+
+// The share of each probe's image its object covers, averaged: where a map's peak or mass
+// would land on the object by chance.
+async function objectShare(run) {
+  const shares = await Promise.all(Array.from({ length: run.samples }, async (_, sample) => {
+    const { data } = pixels(await loadImage("object", { run: run.run, sample }));
+    let inside = 0;
+    for (let i = 0; i < data.length; i += 4) inside += data[i] >= 128 ? 1 : 0;
+    return inside / (data.length / 4);
+  }));
+  return shares.reduce((a, b) => a + b, 0) / shares.length;
+}
+
+function computed(values) {
+  return values?.some((v) => v !== null && Number.isFinite(v));
+}
+
+function ordinal(n) {
+  const tens = n % 100;
+  return `${n}${tens >= 11 && tens <= 13 ? "th" : ["th", "st", "nd", "rd"][n % 10] ?? "th"}`;
+}
+
+// When deletion and insertion are computed: every eval event, and every trust_every-th train
+// event counting the first (None: eval events only).
+function when(run, mode) {
+  if (mode === "eval" || run.trust_every === 1) return "computed on every event";
+  if (run.trust_every === null) return "computed on eval events only in this run (trust_every=None): switch to eval";
+  if (run.trust_every === undefined) return "computed on some events";
+  return `computed on every ${ordinal(run.trust_every)} train event from the first (trust_every=${run.trust_every}) and on every eval event`;
+}
+
+// The cascading randomisation test an eval event ran (CNNViz(sanity_check=True)): the rank
+// correlation with the trained model's maps after each layer more is re-initialised, from the
+// output down; null when the step has none.
+async function cascadeChart(run, step) {
+  const event = await getJSON("event", { run: run.run, mode: "eval", step });
+  const results = event.predictions.sanity_check;
+  if (!results?.length) return null;
+  return lineChart({
+    title: `Cascading randomisation at eval step ${step}`,
+    steps: results.map((_, i) => i + 1),
+    xLabel: "layers re-initialised, from the output down",
+    yLabel: "rank correlation",
+    yRange: [0, 1],
+    series: [{ name: "rank correlation with the trained model's maps", values: results.map(([, value]) => value) }],
+    caption: `Adebayo et al.'s test, on a copy of the model: layers re-initialised in turn — ${results.map(([name]) => name).join(", ")}. Good: the correlation drops at once (below ~0.5 after the first layers) — a map that survives random weights shows the input, not the model.`,
+  });
+}
+
+export async function render({ state }, run, step) {
+  const [metrics, chance, cascade] = await Promise.all([
+    getJSON("metrics", { run: run.run, mode: state.mode }, { fresh: true }),
+    run.truth ? objectShare(run).catch(() => null) : null,
+    state.mode === "eval" && step !== undefined ? cascadeChart(run, step).catch(() => null) : null,
+  ]);
+  const { steps, series } = metrics;
+  if (!steps.length) {
+    return message("error", `No trust figures in run ${run.run} (${state.mode}): it was logged before tb_cnnviz stored them, or no event of this mode has them yet.`);
+  }
+  const common = { steps, marker: step, connectNulls: true };
+  const charts = [];
+  const add = (names, chart, missing) => {
+    charts.push(names.some((name) => computed(series[name])) ? lineChart({ ...common, ...chart })
+      : el("figure", { class: "chart-card missing-chart" }, el("figcaption", { text: chart.title }), el("p", { class: "note", text: missing })));
+  };
+  const curve = (kind, better) => add([`${kind}_auc`], {
+    title: `${kind[0].toUpperCase()}${kind.slice(1)} AUC`,
+    yLabel: "AUC of the target's probability",
+    yRange: [0, 1],
+    series: [{ name: `${kind} AUC`, values: series[`${kind}_auc`] }, { name: "random order (chance)", values: series[`${kind}_auc_random`], dashed: true, pair: `${kind} AUC` }],
+    caption: kind === "deletion"
+      ? `The target's probability as the map's most salient pixels are blurred first, area under the curve (${when(run, state.mode)}). Good: ${better} the dashed random order's — removing what the map points at hurts the prediction fastest.`
+      : `The target's probability as the map's most salient pixels are put back into a blurred image first, area under the curve (${when(run, state.mode)}). Good: ${better} the dashed random order's — what the map points at is enough to bring the prediction back.`,
+  }, `Not computed at any ${state.mode} step: ${when(run, state.mode)}.`);
+  curve("deletion", "below");
+  curve("insertion", "above");
+  add(["faithfulness"], {
+    title: "Faithfulness",
+    yLabel: "probability drop",
+    series: [{ name: "faithfulness", values: series.faithfulness }],
+    caption: `The ${faithfulnessMeaning(run)}. Good: high — the map covers what the prediction rests on.`,
+  }, "Not stored in this run.");
+  add(["sanity_rank_corr"], {
+    title: "Sanity check (model randomisation)",
+    yLabel: "rank correlation",
+    yRange: [0, 1],
+    series: [{ name: "rank correlation with the first event's map", values: series.sanity_rank_corr }],
+    caption: "Spearman correlation of each probe's map with its map of the same class at the run's first event (the untrained model, when the run logs as training begins). Good: falling away from 1 as the model learns — a map that stays the same does not depend on what the model learned (an edge detector would pass).",
+  }, "Not computed in this run.");
+  if (state.mode === "eval") {
+    charts.push(cascade ?? el("figure", { class: "chart-card missing-chart" }, el("figcaption", { text: "Cascading randomisation" }),
+      el("p", { class: "note", text: "Not run at this eval step: log with CNNViz(sanity_check=True) to run it at every eval event." })));
+  }
+  const noTruth = "Needs the probes' objects: log with CNNViz(masks=…) or CNNViz(boxes=…).";
+  const chanceSeries = (name) => (chance === null ? [] : [{ name: "object's share of the image (chance)", values: steps.map(() => chance), dashed: true, pair: name }]);
+  add(["pointing_game"], {
+    title: "Pointing game",
+    yLabel: "share of probes",
+    yRange: [0, 1],
+    series: [{ name: "pointing game", values: series.pointing_game }, ...chanceSeries("pointing game")],
+    caption: "The share of probes whose map peaks on the object. Good: high, well above the dashed chance level (about where a peak placed at random would land).",
+  }, noTruth);
+  add(["energy_in_mask"], {
+    title: "Energy in the object",
+    yLabel: "share of the map",
+    yRange: [0, 1],
+    series: [{ name: "energy in object", values: series.energy_in_mask }, ...chanceSeries("energy in object")],
+    caption: "The share of the map's mass that falls on the object. Good: high, well above the dashed chance level (a map spread evenly).",
+  }, noTruth);
+  return el("div", {},
+    el("p", { class: "note", text: `Can the heat maps be believed? Each figure is the mean over the ${run.samples} probes of the target class's Grad-CAM, at each ${state.mode} step that computed it. Hover a chart for values.` }),
+    el("div", { class: "charts trust" }, ...charts));
+}
