@@ -2,7 +2,7 @@
 
 Each script is run with --json: its details go to stderr (shown as it runs), its figures come
 back as JSON lines. A script that fails or cannot run (e.g. tf-explain not installed) is
-listed as such. Takes about 45 minutes on a 2-core machine; --only picks scripts.
+listed as such. Takes about an hour on a 2-core machine; --only picks scripts.
 
     python bench/run_all.py [--only event_cost,fuzz_routes]
 """

@@ -1,7 +1,7 @@
 """What the trust figures cost: one event with all of them on, against one without.
 
 For the demo model (40x40, 8 probes of the synthetic shapes) and VGG16 at 224x224 (weights=None,
-nested in a classifier, 8 photographs bundled with scikit-image), three CNNViz callbacks on the
+nested in a classifier, 8 photographs bundled with scikit-image), four CNNViz callbacks on the
 same model log events after a warm-up event each (which traces):
   - target only: a train event with gradcam_classes=0 (maps of the target and the true class)
     and no deletion and insertion (trust_every=None);

@@ -35,10 +35,12 @@ export function classPicker(run, state, store) {
 function wantedClass(choice, predictions, sample) {
   if (choice === "true") {
     const label = predictions.label?.[sample];
-    return typeof label === "number" ? label : Array.isArray(label) && label.length ? Math.min(...label) : null;
+    if (typeof label === "number") return label >= 0 ? label : null;  // -1: a probe with no true class
+    return Array.isArray(label) && label.length ? Math.min(...label) : null;
   }
   if (choice === "other") return (predictions.top_classes?.[sample] ?? []).find((c) => c !== predictions.target[sample]) ?? null;
-  return Number(choice.slice(1));
+  const index = Number(choice.slice(1));
+  return /^c[0-9]+$/.test(choice) ? index : undefined;  // undefined: a link's choice that is no class
 }
 
 // What the picked choice means for one probe: null for the target map, { index, slot,
@@ -47,6 +49,7 @@ export function pick(choice, predictions, sample) {
   if (!choice) return null;
   const stored = predictions.gradcam_classes?.[sample] ?? [];
   const wanted = wantedClass(choice, predictions, sample);
+  if (wanted === undefined) return null;
   const slot = wanted === null ? -1 : stored.indexOf(wanted);
   if (slot < 0) return { missing: wanted, stored };
   return { index: wanted, slot, probability: predictions.class_probabilities?.[sample]?.[slot] ?? null };

@@ -58,9 +58,11 @@ export function deadLayer(layer, stats) {
 }
 
 export async function warnings(run, mode, step) {
+  // the logged layers and the Grad-CAM layer, which layers=[...] may leave out of them
+  const layers = run.layers.includes(run.gradcam_layer) ? run.layers : [...run.layers, run.gradcam_layer];
   const [event, ...stats] = await Promise.all([getJSON("event", { run: run.run, step, mode }),
-    ...run.layers.map((layer) => statsAt(run, mode, step, layer).catch(() => null))]);  // unreadable: no warning
-  return [oneClass(run, event.predictions), ...run.layers.map((layer, i) => deadLayer(layer, stats[i]))].filter(Boolean);
+    ...layers.map((layer) => statsAt(run, mode, step, layer).catch(() => null))]);  // unreadable: no warning
+  return [oneClass(run, event.predictions), ...layers.map((layer, i) => deadLayer(layer, stats[i]))].filter(Boolean);
 }
 
 export async function banner(run, mode, step) {

@@ -12,16 +12,25 @@ export function toolbar() {
   return [];
 }
 
-// The share of each probe's image its object covers, averaged: where a map's peak or mass
-// would land on the object by chance.
+// The chance levels, averaged over the probes: the share of the image the object covers (where
+// a map's mass would land on it by chance), and the share within 1 pixel of it (where a peak
+// placed at random scores a hit: the pointing game's tolerance).
 async function objectShare(run) {
   const shares = await Promise.all(Array.from({ length: run.samples }, async (_, sample) => {
-    const { data } = pixels(await loadImage("object", { run: run.run, sample }));
+    const { data, width, height } = pixels(await loadImage("object", { run: run.run, sample }));
+    const on = (x, y) => x >= 0 && y >= 0 && x < width && y < height && data[(y * width + x) * 4] >= 128;
     let inside = 0;
-    for (let i = 0; i < data.length; i += 4) inside += data[i] >= 128 ? 1 : 0;
-    return inside / (data.length / 4);
+    let near = 0;
+    for (let y = 0; y < height; y += 1) {
+      for (let x = 0; x < width; x += 1) {
+        inside += on(x, y) ? 1 : 0;
+        near += [-1, 0, 1].some((dy) => [-1, 0, 1].some((dx) => on(x + dx, y + dy))) ? 1 : 0;
+      }
+    }
+    return [inside / (width * height), near / (width * height)];
   }));
-  return shares.reduce((a, b) => a + b, 0) / shares.length;
+  const mean = (i) => shares.reduce((sum, share) => sum + share[i], 0) / shares.length;
+  return { energy: mean(0), pointing: mean(1) };
 }
 
 function computed(values) {
@@ -105,19 +114,19 @@ export async function render({ state }, run, step) {
       el("p", { class: "note", text: "Not run at this eval step: log with CNNViz(sanity_check=True) to run it at every eval event." })));
   }
   const noTruth = "Needs the probes' objects: log with CNNViz(masks=…) or CNNViz(boxes=…).";
-  const chanceSeries = (name) => (chance === null ? [] : [{ name: "object's share of the image (chance)", values: steps.map(() => chance), dashed: true, pair: name }]);
+  const chanceSeries = (name, level, text) => (chance === null ? [] : [{ name: text, values: steps.map(() => chance[level]), dashed: true, pair: name }]);
   add(["pointing_game"], {
     title: "Pointing game",
     yLabel: "share of probes",
     yRange: [0, 1],
-    series: [{ name: "pointing game", values: series.pointing_game }, ...chanceSeries("pointing game")],
+    series: [{ name: "pointing game", values: series.pointing_game }, ...chanceSeries("pointing game", "pointing", "share within 1 pixel of the object (chance)")],
     caption: "The share of probes whose map peaks on the object. Good: high, well above the dashed chance level (about where a peak placed at random would land).",
   }, noTruth);
   add(["energy_in_mask"], {
     title: "Energy in the object",
     yLabel: "share of the map",
     yRange: [0, 1],
-    series: [{ name: "energy in object", values: series.energy_in_mask }, ...chanceSeries("energy in object")],
+    series: [{ name: "energy in object", values: series.energy_in_mask }, ...chanceSeries("energy in object", "energy", "object's share of the image (chance)")],
     caption: "The share of the map's mass that falls on the object. Good: high, well above the dashed chance level (a map spread evenly).",
   }, noTruth);
   return el("div", {},

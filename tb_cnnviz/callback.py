@@ -72,7 +72,8 @@ class CNNViz(keras.callbacks.Callback):
         list index or the input's name); default the only 4-D input.
       background_class: a segmentation head's class that target="predicted" passes over.
       gradcam_classes: how many of the most probable classes get Grad-CAM and Grad-CAM++ maps
-        beside the target and the true class (the tab's class picker; 0: those two only).
+        beside the target and the true class (the tab's class picker); with labels each probe
+        has min(classes, gradcam_classes + 2) maps, one fewer without.
       masks, boxes: the probes' objects, where known: masks (N, H, W) of booleans at the
         input size, or boxes [y0, x0, y1, x1] (half-open, input pixels); each event then
         scores the maps with the pointing game and the energy on the object.
@@ -213,24 +214,35 @@ class CNNViz(keras.callbacks.Callback):
                 self._probe.set_reference(reference)
         plan = self._plan
         result = self._probe(plan.samples.inputs, plan.targets, mode=mode, true=plan.true)
-        metrics = trust.event_metrics(result, curves=self._curves(mode, result),
-                                      first=self._run_state.first_maps(result.classes, result.class_gradcam),
-                                      objects=plan.objects)
+        metrics = trust.event_metrics(result, curves=self._curves(mode, result), objects=plan.objects,
+                                      first=self._run_state.first_maps(result.classes, result.class_gradcam, plan.source))
         if not self._header_written:
             header = format.pack_run_header(plan.samples.images, plan.header)
             self._writer.write({metadata.RUN_HEADER: (metadata.RUN_HEADER, header)}, step)
             self._header_written = True
-        cascade = self._cascade() if mode == "eval" and self.options.sanity_check else None
+        cascade = self._cascade(step) if mode == "eval" and self.options.sanity_check else None
         self._writer.write(format.pack_event(mode, result, plan.header, plan.labels, metrics, cascade), step)
         self._schedule.mark(mode, step)
         self._run_state.logged(mode, step)
         self._train_events += mode == "train"
 
-    def _cascade(self):
-        """The cascading randomisation test of the Grad-CAM layer's maps, on a copy of the model."""
+    def _cascade(self, step):
+        """The cascading randomisation test of the Grad-CAM layer's maps, on a copy of the model;
+        None, with a warning (once per kind of error), if it fails: the event is written without it."""
         plan = self._plan
-        return sanity.sanity_check(self.model, plan.samples.inputs, layer=plan.spec.gradcam_layer, head=plan.head.kind,
-                                   output=plan.head.output, image_input=plan.samples.image_key)
+        try:
+            return sanity.sanity_check(self.model, plan.samples.inputs, layer=plan.spec.gradcam_layer,
+                                       head=plan.head.kind, output=plan.head.output, image_input=plan.samples.image_key,
+                                       background_class=plan.spec.background_class)
+        except Exception as error:  # noqa: BLE001 - the event's other data is still worth writing
+            if self.options.strict:
+                raise
+            key = ("sanity_check", type(error), str(error))
+            if key not in self._reported:
+                self._reported.add(key)
+                warnings.warn(f"tb_cnnviz: the sanity check at eval step {step} failed and is left out of the "
+                              f"event (pass strict=True to raise): {error!r}", stacklevel=3)
+            return None
 
     def _curves(self, mode, result):
         """Deletion and insertion curves, on eval events and every trust_every-th train event."""

@@ -75,9 +75,13 @@ def training_shapes(count, size=40, seed=1, mark=False, smooth=1 / 3):
 def pointing_hits(maps, masks, tolerance=1):
     """(N,) bool: each map's maximum (the first, row-major, on ties) lies on its object or
     within `tolerance` pixels of it (default 1: a peak in the (2 * tolerance + 1)-pixel square
-    around any mask pixel is a hit; the original pointing game allows 15)."""
+    around any mask pixel is a hit; the original pointing game allows 15). A constant map has
+    no peak: a miss."""
     hits = []
     for cam_map, mask in zip(maps, masks):
+        if np.ptp(cam_map) == 0:
+            hits.append(False)
+            continue
         y, x = np.unravel_index(np.argmax(cam_map), cam_map.shape)
         window = mask[max(0, y - tolerance): y + tolerance + 1, max(0, x - tolerance): x + tolerance + 1]
         hits.append(bool(window.any()))

@@ -3,6 +3,7 @@ probe's spec) and the run header that describes them. Events too big to hold are
 before any work."""
 
 import dataclasses
+import hashlib
 import math
 
 import numpy as np
@@ -28,6 +29,7 @@ class Plan:
     true: np.ndarray | None  # each probe's true class (_true_classes), -1 where it has none
     objects: np.ndarray | None  # (N, H, W) bool masks of the probes' objects
     random_ranks: np.ndarray  # (N, H*W) each pixel's rank in the random order deletion and insertion compare with
+    source: str  # the probes and the Grad-CAM layer, whose first maps sanity_rank_corr compares with
 
 
 def _kept_channels(max_channels, max_layer_pixels, map_pixels):
@@ -223,4 +225,5 @@ def make_plan(options: Options, model) -> Plan:
     images = samples.images
     objects = format.object_masks(header, images.shape[:3])
     ranks = trust.random_ranks(len(images), images.shape[1] * images.shape[2])
-    return Plan(spec, header, samples, head, labels, targets, true, objects, ranks)
+    source = f"{gradcam_layer}:{hashlib.sha1(np.ascontiguousarray(images, np.float32).tobytes()).hexdigest()}"
+    return Plan(spec, header, samples, head, labels, targets, true, objects, ranks, source)

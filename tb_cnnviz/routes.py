@@ -152,7 +152,7 @@ def _class_map(q):
     if web.param(q.request, "class", required=False) is None:
         return None
     kind = METHODS[web.choice(q.request, "method", list(METHODS), default="gradcam")]
-    sample = q.sample()
+    sample, _ = q.sample(), q.step()  # their own 404s first
     try:
         blobs, header = q.summary(CLASS_MAPS)
     except NotFound:

@@ -72,6 +72,7 @@ class RunState:
             self._reference_from = "logdir"
             return reference
         reference = current_filters()
+        self._first_maps = None  # a run started again: its next event's maps are the first
         buffer = io.BytesIO()
         np.savez(buffer, **reference)
         tf.io.gfile.makedirs(self.logdir)
@@ -80,23 +81,22 @@ class RunState:
         self._reference_from = "self"
         return reference
 
-    def first_maps(self, classes: np.ndarray, maps: np.ndarray) -> tuple | None:
+    def first_maps(self, classes: np.ndarray, maps: np.ndarray, source: str) -> tuple | None:
         """(classes (N, slots), Grad-CAM maps (N, slots, h, w)) of the run's first event, given
         this event's: kept in the logdir with the filter reference (a resumed run keeps them,
-        a run started again replaces them). None if the kept ones are of other probes or sizes."""
+        a run started again replaces them). `source` names the probes and the Grad-CAM layer;
+        None if the kept maps are of another source (other probes, another layer)."""
         if self._first_maps is None:
             path = os.path.join(self.logdir, FIRST_MAPS_FILE)
             if self._reference_from == "self" or not tf.io.gfile.exists(path):
                 buffer = io.BytesIO()
-                np.savez(buffer, classes=classes, maps=maps)
+                np.savez(buffer, classes=classes, maps=maps, source=source)
                 with tf.io.gfile.GFile(path, "wb") as f:
                     f.write(buffer.getvalue())
-                self._first_maps = (classes, maps)
+                self._first_maps = (classes, maps, source)
             else:
                 with tf.io.gfile.GFile(path, "rb") as f:
                     saved = np.load(io.BytesIO(f.read()))
-                    self._first_maps = (saved["classes"], saved["maps"])
-        first_classes, first_maps = self._first_maps
-        if first_classes.shape[0] != classes.shape[0] or first_maps.shape[2:] != maps.shape[2:]:
-            return None
-        return self._first_maps
+                    self._first_maps = (saved["classes"], saved["maps"], str(saved["source"]))
+        first_classes, first_maps, first_source = self._first_maps
+        return (first_classes, first_maps) if first_source == source else None

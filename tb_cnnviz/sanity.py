@@ -172,7 +172,8 @@ def _copy(model, inputs) -> tuple:
 
 
 def sanity_check(model, images, layer: str | None = None, class_index=None, *, head: str | None = None,
-                 output=None, image_input=None, max_steps: int = 20, seed: int = 0) -> list:
+                 output=None, image_input=None, background_class: int = 0, max_steps: int = 20,
+                 seed: int = 0) -> list:
     """The cascading model-parameter randomisation test of Grad-CAM (Adebayo et al. 2018).
 
     On a copy of the model, re-initialises the layers that have weights one step at a time from
@@ -186,6 +187,7 @@ def sanity_check(model, images, layer: str | None = None, class_index=None, *, h
       model: a built functional or Sequential Keras model ending in class scores (nested models
         are copied and randomised too). It is not changed, nor is its optimizer.
       images, layer, head, output, image_input: as for `tb_cnnviz.gradcam`.
+      background_class: a segmentation head's class that is not "predicted" (as `CNNViz`'s).
       class_index: as for `tb_cnnviz.gradcam`; None explains each image's class as the trained
         model predicts it, at every step.
       max_steps: at most this many steps, from the top.
@@ -225,7 +227,8 @@ def sanity_check(model, images, layer: str | None = None, class_index=None, *, h
     copy_layers = dict(layer_utils.walk(copy))
     steps = _reinitialisations([(name, [(path, copy_layers[copy_paths[path]]) for path, _ in layers])
                                 for name, layers in cascade(model)[:max_steps]], int(seed))
-    explain = Probe(copy, ProbeSpec(gradcam_layer=copy_paths[gradcam_path], image_input=samples.image_key),
+    explain = Probe(copy, ProbeSpec(gradcam_layer=copy_paths[gradcam_path], image_input=samples.image_key,
+                                    background_class=background_class),
                     heads.find_head(copy, explained.kind, explained.output))
     size = samples.images.shape[1:3]
     trained = explain(inputs, target)

@@ -40,11 +40,11 @@ def auc(curves: np.ndarray) -> np.ndarray:
 def sanity_to_first(classes, maps, first_classes, first_maps) -> np.ndarray:
     """(N,) Spearman correlation of each probe's target map (slot 0 of `maps`, (N, slots, h, w))
     with its map of the same class at the first event; NaN where the first event did not
-    explain that class."""
+    explain that class, or its map was constant (nothing to have moved away from)."""
     result = np.full(len(classes), np.nan, np.float32)
     for probe, (target, stored) in enumerate(zip(np.asarray(classes)[:, 0], np.asarray(first_classes))):
         slot = np.flatnonzero(stored == target)
-        if slot.size:
+        if slot.size and np.ptp(first_maps[probe, slot[0]]) > 0:
             result[probe] = rank_correlations(maps[probe, :1], first_maps[probe, slot[:1]])[0]
     return result
 
@@ -66,7 +66,8 @@ def event_metrics(result, *, curves=None, first=None, objects=None) -> np.ndarra
         values["sanity_rank_corr"] = sanity_to_first(result.classes, result.class_gradcam, *first)
     if objects is not None:
         maps = format.upsample(result.gradcam, result.image_size)
-        values["pointing_game"] = pointing_hits(maps, objects).astype(np.float32)
+        flat = np.ptp(maps.reshape(len(maps), -1), axis=1) == 0  # no peak, no mass on anything: NaN
+        values["pointing_game"] = np.where(flat, np.nan, pointing_hits(maps, objects)).astype(np.float32)
         values["energy_in_mask"] = energy_in_mask(maps, objects).astype(np.float32)
     stored = np.full((len(format.METRIC_NAMES), len(result.target)), np.nan, np.float32)
     for name, value in values.items():
