@@ -298,13 +298,16 @@ class Probe:
         n, height, width = images.shape[0], images.shape[1], images.shape[2]
         blurred = _blur(images)
         with self.head.linear() or contextlib.nullcontext():
-            region = self.head.explain(*self._forward(inputs), target, self.spec.background_class).get("region")
+            region = None  # a segmentation head's: the pixels predicted as the target in the image
+            if self.head.kind == heads.SEGMENTATION:
+                region = self.head.explain(*self._forward(inputs), target, self.spec.background_class)["region"]
 
             def probability(batch_images, copies):
                 """The target's probability on `copies` stacked variants of the probes."""
-                tiled = samples.map(lambda t: tf.tile(t, [copies] + [1] * (len(t.shape) - 1)))
-                _, probabilities = self._forward(self._samples(tiled).with_images(batch_images))
-                tile = lambda t: None if t is None else tf.tile(t, [copies] + [1] * (len(t.shape) - 1))  # noqa: E731
+                def tile(t):
+                    return None if t is None else tf.tile(t, [copies] + [1] * (len(t.shape) - 1))
+
+                _, probabilities = self._forward(self._samples(samples.map(tile)).with_images(batch_images))
                 return tf.reshape(self.head.target_probability(probabilities, tile(target), tile(region)), (copies, n))
 
             flat = tf.reshape(cam.upsample(maps, (height, width)), (n, -1))
