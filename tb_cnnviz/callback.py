@@ -179,14 +179,16 @@ class CNNViz(keras.callbacks.Callback):
         except Exception as error:  # noqa: BLE001 - a visualisation must not kill training
             self._report(mode, step, error)
 
-    def _report(self, mode, step, error):
+    def _report(self, mode, step, error, failed=None):
+        """Raises `error` if strict; else warns once per kind of error that `failed` (what failed
+        and what became of it; default: the event, skipped)."""
         if self.options.strict:
             raise error
-        key = (type(error), str(error))
+        key = (failed is None, type(error), str(error))
         if key not in self._reported:
             self._reported.add(key)
-            warnings.warn(f"tb_cnnviz: logging the {mode} event at step {step} failed and "
-                          f"was skipped (pass strict=True to raise): {error!r}", stacklevel=3)
+            failed = failed or f"logging the {mode} event at step {step} failed and was skipped"
+            warnings.warn(f"tb_cnnviz: {failed} (pass strict=True to raise): {error!r}", stacklevel=3)
 
     def log(self, step: int | None = None, mode: str = "train") -> None:
         """Runs the probe images through the model and writes one event at `step`.
@@ -235,13 +237,7 @@ class CNNViz(keras.callbacks.Callback):
                                        head=plan.head.kind, output=plan.head.output, image_input=plan.samples.image_key,
                                        background_class=plan.spec.background_class)
         except Exception as error:  # noqa: BLE001 - the event's other data is still worth writing
-            if self.options.strict:
-                raise
-            key = ("sanity_check", type(error), str(error))
-            if key not in self._reported:
-                self._reported.add(key)
-                warnings.warn(f"tb_cnnviz: the sanity check at eval step {step} failed and is left out of the "
-                              f"event (pass strict=True to raise): {error!r}", stacklevel=3)
+            self._report("eval", step, error, f"the sanity check at eval step {step} failed and is left out of the event")
             return None
 
     def _curves(self, mode, result):
