@@ -67,9 +67,9 @@ def training_shapes(count, size=40, seed=1, mark=False, smooth=1 / 3):
     has seen smooth backgrounds reads a blurred image as one: deletion and insertion, which blur
     pixels, then measure the map rather than the blur (README, "Can the heat maps be trusted?")."""
     noisy_count = count - round(count * smooth)
-    noisy = shapes(noisy_count, size=size, seed=seed, mark=mark)
-    smooth = shapes(count - noisy_count, size=size, seed=seed + 4, noise=0.02, mark=mark)
-    return tuple(np.concatenate(pair) for pair in zip(noisy, smooth))
+    on_noise = shapes(noisy_count, size=size, seed=seed, mark=mark)
+    on_smooth = shapes(count - noisy_count, size=size, seed=seed + 4, noise=0.02, mark=mark)
+    return tuple(np.concatenate(pair) for pair in zip(on_noise, on_smooth))
 
 
 def pointing_hits(maps, masks, tolerance=1):

@@ -227,8 +227,8 @@ class Probe:
         candidates = tf.concat([target[:, None], tf.where(true < 0, target, true)[:, None], order], axis=1)
         count = candidates.shape[1]
         same = tf.equal(candidates[:, :, None], candidates[:, None, :])
-        earlier = tf.linalg.band_part(tf.ones((count, count), tf.bool), -1, 0) & ~tf.eye(count, dtype=tf.bool)
-        repeated = tf.reduce_any(same & tf.transpose(earlier)[None], axis=1)  # equals an earlier candidate
+        before = tf.linalg.band_part(tf.ones((count, count), tf.bool), 0, -1) & ~tf.eye(count, dtype=tf.bool)  # i < j
+        repeated = tf.reduce_any(same & before[None], axis=1)  # equals an earlier candidate
         first = tf.argsort(tf.where(repeated, count, 0) + tf.range(count)[None], axis=1, stable=True)
         return tf.gather(candidates, first[:, :self.spec.class_slots], batch_dims=1)
 

@@ -141,8 +141,13 @@ def _read_step_index(q, run, mode, step):
     return format.read_step_index(run.header, mode, lambda tag: q.store.header(q.ctx, blobs[tag]), value)
 
 
+def _method(q) -> str:
+    """The summary kind of the requested `method` (default Grad-CAM)."""
+    return METHODS[web.choice(q.request, "method", list(METHODS), default="gradcam")]
+
+
 def _gradcam(q):
-    kind = METHODS[web.choice(q.request, "method", list(METHODS), default="gradcam")]
+    kind = _method(q)
     return kind, q.summary(kind)[0]
 
 
@@ -151,7 +156,7 @@ def _class_map(q):
     is asked for: the target's map is the method's own summary."""
     if web.param(q.request, "class", required=False) is None:
         return None
-    kind = METHODS[web.choice(q.request, "method", list(METHODS), default="gradcam")]
+    kind = _method(q)
     sample, _ = q.sample(), q.step()  # their own 404s first
     try:
         blobs, header = q.summary(CLASS_MAPS)
