@@ -62,10 +62,19 @@ ROUTES = {
     "metrics": ("run", "mode"),
     "metrics.npy": ("run", "mode", "name"),
     "object": ("run", "sample"),
+    "top_examples": STEP + ("layer", "channel"),
+    "top_examples.npy": STEP + ("layer", "channel"),
+    "top_examples.png": STEP + ("layer", "channel"),
+    "feature_vis": STEP + ("layer", "channel"),
+    "feature_vis.npy": STEP + ("layer", "channel"),
+    "layer_summary": ("run", "mode"),
+    "filter_stats": ("run", "mode", "layer", "channel"),
+    "filter_stats.npy": ("run", "mode", "layer", "channel"),
 }
-PNG_ROUTES = {"probe", "gradcam", "mask", "activations", "filters", "object"}
+PNG_ROUTES = {"probe", "gradcam", "mask", "activations", "filters", "object", "top_examples.png", "feature_vis"}
 KINDS = {"application/json": "json", "application/octet-stream": "npy", "image/png": "png"}
-LAYER_LISTS = {"filters": "filter_channels", "stats": "conv_layers", "filter_drift": "conv_layers"}
+LAYER_LISTS = {"filters": "filter_channels", "stats": "conv_layers", "filter_drift": "conv_layers",
+               "filter_stats": "conv_layers", "feature_vis": "feature_vis"}
 PARAMS = sorted({name for names in ROUTES.values() for name in names})
 METHODS = ["gradcam", "gradcam++", "gradcam_pp"]
 STATIC, PATHS = "static files", "other paths"
@@ -160,12 +169,14 @@ class Requests:
         rng = self.rng
         run = rng.choice(sorted(run for run, info in self.runs.items()  # masks: a segmentation run's
                                 if (not route.startswith("mask") or info.get("head") == "segmentation")
-                                and (route != "object" or info.get("truth"))))  # objects: a run given them
+                                and (route != "object" or info.get("truth"))  # objects: a run given them
+                                and (not route.startswith("feature_vis") or info.get("feature_vis"))))
         info = self.runs[run]
         mode = rng.choice([m for m, steps in info["steps"].items() if steps])
         layer = rng.choice(list(info[LAYER_LISTS.get(route.split(".")[0], "layers")]))
         # a layer with statistics only (not logged) has no channels: any channel is then valid
-        channels = info["filter_channels" if route.startswith("filters") else "channels"].get(layer, [0])
+        lists = {"filters": "filter_channels", "feature_vis": "feature_vis"}
+        channels = info[lists.get(route.split(".")[0], "channels")].get(layer, [0])
         return {"run": run, "mode": mode, "step": str(rng.choice(info["steps"][mode])),
                 "sample": str(rng.randrange(info["samples"])), "layer": layer,
                 "channel": str(rng.choice(channels)), "method": rng.choice(METHODS),

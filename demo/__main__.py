@@ -73,7 +73,8 @@ def train_run(args, learning_rate, data, probes, run_name=None, probe_masks=None
     model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
     run_dir = os.path.join(args.logdir, run_name or f"{args.model}_lr{learning_rate:g}")
     shutil.rmtree(run_dir, ignore_errors=True)
-    callback = CNNViz(run_dir, probe_images, probe_labels, class_names=SHAPE_NAMES, masks=probe_masks, **options)
+    callback = CNNViz(run_dir, probe_images, probe_labels, class_names=SHAPE_NAMES, masks=probe_masks, feature_vis=4,
+                      **options)
     print(f"\n== {run_dir}: {args.model}, Adam learning rate {learning_rate:g}", flush=True)
     verbose = 1 if sys.stdout.isatty() else 2  # a progress bar in a terminal, a line per epoch in logs
     model.fit(images, labels, epochs=args.epochs, batch_size=32, verbose=verbose,

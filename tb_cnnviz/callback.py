@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from tb_cnnviz import checks, format, metadata, sanity, summary, trust
+from tb_cnnviz.feature_vis import FeatureVisualiser
 from tb_cnnviz.options import Options
 from tb_cnnviz.plan import make_plan
 from tb_cnnviz.probe import Probe
@@ -81,6 +82,14 @@ class CNNViz(keras.callbacks.Callback):
         train event, counting the first, and on every eval event; None: eval events only.
       sanity_check: run `tb_cnnviz.sanity_check` (the cascading randomisation test, on a copy
         of the model) at every eval event.
+      reference: images (up to 1,024, shaped and structured as `samples`) among which each
+        logged layer's filters find their top-activating examples; stored once per run. Default
+        the probes, searched at every event; a reference set of its own is searched at every
+        `filters_every`-th event of each mode, counting the first.
+      feature_vis: how many of each logged layer's logged channels (the first ones) get an
+        image that maximises them (activation maximisation, 128 steps), at every
+        `filters_every`-th event of each mode, counting the first; 0: none.
+      filters_every: see `reference` and `feature_vis`.
       model: the model, for use outside fit/evaluate (a custom loop calling `log`).
 
     Raises:
@@ -93,7 +102,8 @@ class CNNViz(keras.callbacks.Callback):
                  every_n_steps=None, *, class_names=None, target="predicted", max_channels=16,
                  max_layer_pixels="auto", log_weights=True, run_name=None, faithfulness_fraction=0.2,
                  log_on_train_begin=True, strict=False, head=None, output=None, image_input=None, background_class=0,
-                 gradcam_classes=3, masks=None, boxes=None, trust_every=5, sanity_check=False, model=None):
+                 gradcam_classes=3, masks=None, boxes=None, trust_every=5, sanity_check=False, reference=None,
+                 feature_vis=0, filters_every=5, model=None):
         super().__init__()
         checks.check_backend()
         self.options = Options(
@@ -102,7 +112,7 @@ class CNNViz(keras.callbacks.Callback):
             run_name=run_name, faithfulness_fraction=faithfulness_fraction, log_on_train_begin=log_on_train_begin,
             strict=strict, head=head, output=output, image_input=image_input, background_class=background_class,
             gradcam_classes=gradcam_classes, masks=masks, boxes=boxes, trust_every=trust_every,
-            sanity_check=sanity_check)
+            sanity_check=sanity_check, reference=reference, feature_vis=feature_vis, filters_every=filters_every)
         self.logdir = self.options.logdir
         self._schedule = Schedule(self.options.every_n_epochs, self.options.every_n_steps,
                                   self.options.log_on_train_begin, counts_batches=self._counts_batches,
@@ -110,7 +120,7 @@ class CNNViz(keras.callbacks.Callback):
         self._run_state = RunState(self.logdir)
         self._plan = self._probe = self._writer = None
         self._header_written = False
-        self._train_events = 0  # logged by this callback: every trust_every-th computes the curves
+        self._events = dict.fromkeys(metadata.MODES, 0)  # logged by this callback, which the every-k-th options count
         self._reported = set()
         if model is not None:
             self.set_model(model)
@@ -122,6 +132,7 @@ class CNNViz(keras.callbacks.Callback):
         super().set_model(model)
         self._plan = make_plan(self.options, model)
         self._probe = Probe(model, self._plan.spec, self._plan.head)
+        self._visualiser = self._feature_visualiser(model)
         self._header_written = False
 
     # -- Keras hooks: each asks the schedule whether an event is due --------------------------
@@ -219,14 +230,22 @@ class CNNViz(keras.callbacks.Callback):
         metrics = trust.event_metrics(result, curves=self._curves(mode, result), objects=plan.objects,
                                       first=self._run_state.first_maps(result.classes, result.class_gradcam, plan.source))
         if not self._header_written:
-            header = format.pack_run_header(plan.samples.images, plan.header)
-            self._writer.write({metadata.RUN_HEADER: (metadata.RUN_HEADER, header)}, step)
+            header = {metadata.RUN_HEADER: (metadata.RUN_HEADER, format.pack_run_header(plan.samples.images, plan.header))}
+            if plan.reference is not None:
+                header[metadata.REFERENCE] = (metadata.REFERENCE, format.pack_maps(metadata.REFERENCE, plan.reference.images))
+            self._writer.write(header, step)
             self._header_written = True
         cascade = self._cascade(step) if mode == "eval" and self.options.sanity_check else None
-        self._writer.write(format.pack_event(mode, result, plan.header, plan.labels, metrics, cascade), step)
+        filters_due = self._events[mode] % self.options.filters_every == 0
+        top_examples = None  # the probes' own, found by every event
+        if plan.reference is not None:
+            top_examples = self._probe.reference_examples(plan.reference.inputs) if filters_due else {}
+        feature_vis = self._visualise() if self._visualiser is not None and filters_due else None
+        self._writer.write(format.pack_event(mode, result, plan.header, plan.labels, metrics, cascade, top_examples,
+                                             feature_vis), step)
         self._schedule.mark(mode, step)
         self._run_state.logged(mode, step)
-        self._train_events += mode == "train"
+        self._events[mode] += 1
 
     def _cascade(self, step):
         """The cascading randomisation test of the Grad-CAM layer's maps, on a copy of the model;
@@ -240,10 +259,28 @@ class CNNViz(keras.callbacks.Callback):
             self._report("eval", step, error, f"the sanity check at eval step {step} failed and is left out of the event")
             return None
 
+    def _feature_visualiser(self, model):
+        """The visualiser of the run header's feature_vis channels (None if none are asked for):
+        pixels within the range of the images top examples are found among."""
+        plan = self._plan
+        if not plan.header.feature_vis:
+            return None
+        images = (plan.samples if plan.reference is None else plan.reference).images
+        return FeatureVisualiser(model, plan.header.feature_vis, image_shape=images.shape[1:],
+                                 value_range=(float(images.min()), float(images.max())),
+                                 image_input=plan.samples.image_key)
+
+    def _visualise(self):
+        """{path: (channels, H, W, C)} images that maximise the feature_vis channels; a model with
+        several inputs holds the first probe's other inputs."""
+        samples = self._plan.samples
+        first = None if samples.image_key is None else type(samples)(samples.map(lambda array: array[:1]), samples.image_key)
+        return self._visualiser(first)
+
     def _curves(self, mode, result):
         """Deletion and insertion curves, on eval events and every trust_every-th train event."""
         every = self.options.trust_every
-        if mode == "train" and (every is None or self._train_events % every):
+        if mode == "train" and (every is None or self._events["train"] % every):
             return None
         return self._probe.deletion_insertion(self._plan.samples.inputs, result.gradcam, result.target,
                                               self._plan.random_ranks, trust.CURVE_STEPS)

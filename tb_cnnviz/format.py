@@ -24,8 +24,9 @@ from collections.abc import Callable
 import numpy as np
 
 from tb_cnnviz import codec
-from tb_cnnviz.metadata import (ACTIVATIONS, CLASS_MAPS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, MASKS, METRICS,
-                                MULTILABEL, PREDICTIONS, RUN_HEADER, SCALAR, STATS, FormatError, scalar_tag, tag)
+from tb_cnnviz.metadata import (ACTIVATIONS, CLASS_MAPS, FAITHFULNESS, FEATURE_VIS, FILTERS, GRADCAM, GRADCAM_PP, MASKS,
+                                METRICS, MULTILABEL, PREDICTIONS, REFERENCE, RUN_HEADER, SCALAR, STATS, TOP_EXAMPLES,
+                                FormatError, scalar_tag, tag)
 
 # Rows of a STATS tensor, shape (len(STAT_NAMES), filters).
 STAT_NAMES = ("norm", "cos_to_first", "cos_to_prev", "mean_activation", "dead_fraction")
@@ -37,12 +38,17 @@ METRIC_NAMES = ("faithfulness", "deletion_auc", "deletion_auc_random", "insertio
 # class ..., Grad-CAM++ of each class ...]; its header's `classes` lists each probe's classes.
 CLASS_MAP_METHODS = (GRADCAM, GRADCAM_PP)
 # Key of the predictions header that indexes its step: {GRADCAM: header, GRADCAM_PP: header,
-# ACTIVATIONS: {layer: header}, FILTERS: {layer: header}, FAITHFULNESS: value}, and MASKS:
-# header for a segmentation head.
+# ACTIVATIONS: {layer: header}, FILTERS: {layer: header}, FAITHFULNESS: value}, MASKS: header
+# for a segmentation head, and TOP_EXAMPLES, FEATURE_VIS: {layer: header} at steps that have them.
 STEP_INDEX = "summaries"
 FILTERS_ITEM = 0  # a step's filters of one layer are one item of n maps
 # Filter views: colour tiles of the first layer's kernels, or each kernel averaged over inputs.
 KERNEL_VIEW, MEAN_VIEW = "kernel", "mean_over_inputs"
+# A filter is dead at a step when it is <= 0 on every probe: its dead_fraction reads 1 within
+# the 8-bit statistics' error (frontend/health.js has the same threshold and says why).
+DEAD_AT = 1 - 1e-4
+# Where top examples' image indices point: the probe images, or the run's own reference set.
+PROBES_REFERENCE, OWN_REFERENCE = "probes", "reference"
 
 
 # -- the run header ---------------------------------------------------------------------------
@@ -80,6 +86,10 @@ class RunHeader:
     objects: dict | None = None  # `pack_objects`
     trust_every: int | None = None  # deletion and insertion on every k-th train event, counting the first
     curve_steps: int | None = None  # of deletion and insertion
+    top_examples: dict | None = None  # {"k", "reference": PROBES_REFERENCE or OWN_REFERENCE, "count", "layers"}
+    receptive_fields: dict = dataclasses.field(default_factory=dict)  # path -> [h, w, jump y, x, start y, x] or None
+    feature_vis: dict = dataclasses.field(default_factory=dict)  # path -> channels given images that maximise them
+    filters_every: int | None = None  # own-reference top examples and feature vis: every k-th event
 
     @classmethod
     def from_stored(cls, stored: dict) -> "RunHeader":
@@ -173,9 +183,12 @@ _HEAT_MAPS = Layout(  # (N, H, W): one map per probe
 _PROBE_MAPS = Layout(  # (N, maps, h, w): several maps per probe
     lambda maps: maps[..., None], lambda stored: stored[..., 0], lambda item: item[..., 0],
     lambda maps, position: maps[..., position, :, :])
+_IMAGES = Layout(  # (N, H, W, C): one image per item
+    lambda images: images[:, None], lambda stored: stored[:, 0], lambda item: item[0])
 LAYOUTS = {
-    RUN_HEADER: Layout(  # probe images (N, H, W, C)
-        lambda images: images[:, None], lambda stored: stored[:, 0], lambda item: item[0]),
+    RUN_HEADER: _IMAGES,  # probe images
+    REFERENCE: _IMAGES,  # reference images of top examples
+    FEATURE_VIS: _IMAGES,  # one image per visualised channel (its header's `channels`)
     GRADCAM: _HEAT_MAPS,
     GRADCAM_PP: _HEAT_MAPS,
     MASKS: Layout(  # (N, H, W) class indices, exact through 8 bits for up to 256 classes
@@ -367,6 +380,113 @@ def scalar_series(steps: list, values: dict) -> tuple:
     return steps, [float(values[step]) for step in steps]
 
 
+def filter_stats(run: RunHeader, path: str, steps: list, stats: dict, channel: int) -> tuple:
+    """(steps, (len(STAT_NAMES), steps) matrix) of every statistic of one filter over the
+    `steps` of complete events that have statistics ({step: STATS tensor})."""
+    steps = [step for step in steps if step in stats]
+    matrix = np.stack([stats[step][:, channel] for step in steps], axis=1) if steps else \
+        np.empty((len(STAT_NAMES), 0), np.float32)
+    return np.asarray(steps, np.int64), matrix
+
+
+def _nanmean_rows(values: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        return np.where(finite, values, 0).sum(axis=-1) / finite.sum(axis=-1)
+
+
+def layer_summary(steps: list, stats: dict) -> dict:
+    """Per-step health of one conv layer from its {step: STATS tensor} at the `steps` of complete
+    events: "dead_fraction" (share of its filters dead on every probe, `DEAD_AT`), "drift" and
+    "change" (mean cosine distance of its filters to the first event and to the previous one),
+    "norm_trend" (mean filter norm over that at the layer's first step with statistics); NaN
+    where a step has none."""
+    columns = np.full((len(STAT_NAMES), len(steps)), np.nan, np.float32)
+    dead = np.full(len(steps), np.nan, np.float32)
+    for i, step in enumerate(steps):
+        if step in stats:
+            values = stats[step]
+            columns[:, i] = _nanmean_rows(values)
+            dead_row = values[STAT_NAMES.index("dead_fraction")]
+            dead[i] = np.mean(np.nan_to_num(dead_row, nan=0.0) >= DEAD_AT)
+    norms = columns[STAT_NAMES.index("norm")]
+    first = norms[np.isfinite(norms)][:1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        trend = norms / first[0] if len(first) and first[0] > 0 else np.full_like(norms, np.nan)
+    return {"dead_fraction": dead, "drift": columns[STAT_NAMES.index("cos_to_first")],
+            "change": columns[STAT_NAMES.index("cos_to_prev")], "norm_trend": trend}
+
+
+# -- top examples -----------------------------------------------------------------------------
+# A TOP_EXAMPLES summary (per logged layer and event) is [JSON header, payload]. The payload
+# deflates three (k, filters) arrays, best first for each filter: the reference image (uint8
+# for up to 256 images, else uint16), the peak's position in the layer's map, row-major
+# (uint16, uint32 beyond 65,536 pixels), and the peak value as a 16-bit level over the header's
+# [lo, hi] (TOP_NONFINITE for NaN or infinite): within (hi - lo) / 131068 of the logged value.
+TOP_LEVELS = 65534
+TOP_NONFINITE = 65535
+
+
+@dataclasses.dataclass(frozen=True)
+class TopExamples:
+    """One layer's top examples at one event; `images` index the run's reference images."""
+
+    images: np.ndarray  # (k, filters) int64, best first
+    positions: np.ndarray  # (k, filters, 2) int64: (y, x) of each peak in the layer's map
+    values: np.ndarray  # (k, filters) float32 peak values
+    reference: str  # PROBES_REFERENCE or OWN_REFERENCE
+
+    def of(self, channel: int) -> dict:
+        """{"images", "values", "positions"} of one filter, as the route serves them."""
+        return {"images": self.images[:, channel].tolist(), "values": self.values[:, channel].tolist(),
+                "positions": self.positions[:, channel].tolist()}
+
+
+def _index_dtype(count: int):
+    return np.uint8 if count <= 256 else np.uint16 if count <= 65536 else np.uint32
+
+
+def pack_top_examples(images, positions, values, map_size, count: int, reference: str) -> np.ndarray:
+    """Blob sequence [header, payload] of one layer's (k, filters) top examples: reference image
+    indices among `count` images, flat peak positions in maps of `map_size` (h, w), values."""
+    values = np.asarray(values, np.float32)
+    finite = np.isfinite(values)
+    lo, hi = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 0.0)
+    span = hi - lo if hi > lo else 1.0
+    with np.errstate(invalid="ignore"):
+        levels = np.where(finite, np.round((values - lo) / span * TOP_LEVELS), TOP_NONFINITE).astype("<u2")
+    pixels = int(np.prod(map_size))
+    payload = b"".join([np.asarray(images).astype(_index_dtype(count)).tobytes(),
+                        np.asarray(positions).astype(np.dtype(_index_dtype(pixels)).newbyteorder("<")).tobytes(),
+                        levels.tobytes()])
+    header = codec.encode_header(k=int(values.shape[0]), filters=int(values.shape[1]), count=int(count),
+                                 map_size=[int(d) for d in map_size], reference=reference, lo=lo, hi=hi)
+    return np.asarray([header, zlib.compress(payload, 6)], dtype=object)
+
+
+def unpack_top_examples(header: dict, payload: bytes) -> TopExamples:
+    """The TopExamples of a decoded TOP_EXAMPLES header and its payload; FormatError if damaged."""
+    try:
+        k, filters, count = (int(header[name]) for name in ("k", "filters", "count"))
+        height, width = (int(d) for d in header["map_size"])
+        lo, hi, reference = float(header["lo"]), float(header["hi"]), str(header["reference"])
+        data = zlib.decompress(payload)
+        index_type = np.dtype(_index_dtype(count)).newbyteorder("<")
+        position_type = np.dtype(_index_dtype(height * width)).newbyteorder("<")
+        sizes = [k * filters * t.itemsize for t in (index_type, position_type, np.dtype("<u2"))]
+        if len(data) != sum(sizes) or min(k, filters, count, height, width) < 1:
+            raise ValueError(f"{len(data)} bytes for k={k}, filters={filters}")
+        images = np.frombuffer(data, index_type, k * filters).reshape(k, filters)
+        flat = np.frombuffer(data, position_type, k * filters, sizes[0]).reshape(k, filters)
+        levels = np.frombuffer(data, "<u2", k * filters, sizes[0] + sizes[1]).reshape(k, filters)
+    except (KeyError, TypeError, ValueError, zlib.error) as error:
+        raise FormatError(f"damaged cnnviz top examples: {str(error)[:80]}") from None
+    values = (lo + levels.astype(np.float64) * ((hi - lo) / TOP_LEVELS)).astype(np.float32)
+    values[levels == TOP_NONFINITE] = np.nan
+    positions = np.stack([flat // width, flat % width], axis=-1).astype(np.int64)
+    return TopExamples(images.astype(np.int64), positions, values, reference)
+
+
 # -- one event --------------------------------------------------------------------------------
 def labels_stored(labels: np.ndarray | None) -> list | None:
     """Labels as runs store them: class indices, or for multi-hot rows each probe's true classes."""
@@ -377,10 +497,14 @@ def labels_stored(labels: np.ndarray | None) -> list | None:
     return labels.tolist()
 
 
-def pack_event(mode: str, result, run: RunHeader, labels, metrics: np.ndarray, cascade: list | None = None) -> dict:
+def pack_event(mode: str, result, run: RunHeader, labels, metrics: np.ndarray, cascade: list | None = None,
+               top_examples: dict | None = None, feature_vis: dict | None = None) -> dict:
     """{tag: (kind, value)} of every summary of one event, from a `probe.ProbeResult`; labels
     as `tb_cnnviz.plan.Plan` holds them; `metrics` (len(METRIC_NAMES), N) from
-    `tb_cnnviz.trust.event_metrics`; `cascade` `tb_cnnviz.sanity_check`'s result, if run."""
+    `tb_cnnviz.trust.event_metrics`; `cascade` `tb_cnnviz.sanity_check`'s result, if run;
+    `top_examples` {path: (images, positions, values, map size)} as `ProbeResult.top_examples`
+    (default: the result's own, found among the probes); `feature_vis` {path: (channels, H, W, C)}
+    images of the run header's `feature_vis` channels, if made at this event."""
     probabilities, predicted = result.probabilities, result.predicted
     rows = np.arange(len(result.target))
     target_probability, drop = result.target_probability, result.faithfulness_drop
@@ -389,13 +513,15 @@ def pack_event(mode: str, result, run: RunHeader, labels, metrics: np.ndarray, c
     items = {}
     index = {ACTIVATIONS: {}, FILTERS: {}}
 
-    def add_maps(kind, array, path=None, **fields):
-        value = pack_maps(kind, array, **fields)
+    def add(kind, value, path=None):
         items[tag(kind, mode, path)] = (kind, value)
         if path is None:
             index[kind] = value[0]
         else:
-            index[kind][path] = value[0]
+            index.setdefault(kind, {})[path] = value[0]
+
+    def add_maps(kind, array, path=None, **fields):
+        add(kind, pack_maps(kind, array, **fields), path)
 
     size = list(result.image_size)
     add_maps(GRADCAM, result.gradcam, layer=run.gradcam_layer, size=size)
@@ -418,6 +544,12 @@ def pack_event(mode: str, result, run: RunHeader, labels, metrics: np.ndarray, c
                  view=KERNEL_VIEW if path == run.rgb_filter_layer else MEAN_VIEW)
     for path, stats in result.stats.items():
         items[tag(STATS, mode, path)] = (STATS, pack_stats(stats))
+    for path, (images, positions, values, map_size) in (result.top_examples if top_examples is None
+                                                         else top_examples).items():
+        add(TOP_EXAMPLES, pack_top_examples(images, positions, values, map_size, run.top_examples["count"],
+                                            run.top_examples["reference"]), path)
+    for path, images in (feature_vis or {}).items():
+        add_maps(FEATURE_VIS, images, path, channels=run.feature_vis[path])
     items[tag(FAITHFULNESS, mode)] = (FAITHFULNESS, pack_tensor(drop.mean()))
     items[tag(METRICS, mode)] = (METRICS, pack_tensor(metrics))
     for name, mean in zip(METRIC_NAMES, metric_means(metrics)):  # beside the loss in the Scalars tab
@@ -480,6 +612,10 @@ def checked_step_index(index, run: RunHeader, step: int) -> dict:
     for kind in (MASKS, CLASS_MAPS):  # a segmentation head's masks; class maps since they were added
         if kind in index:
             summaries[kind] = _header_or_error(lambda k=kind: codec.check_header(index[k]))
+    for kind in (TOP_EXAMPLES, FEATURE_VIS):  # at some steps only
+        if isinstance(index.get(kind), dict):
+            summaries[kind] = {str(path): _header_or_error(lambda h=h: codec.check_header(h))
+                               for path, h in index[kind].items()}
     for group, paths in groups.items():
         for path in paths:  # e.g. a resumed run that logs other layers than this step did
             summaries[group].setdefault(path, {"error": f"no {group} of {path!r} at step {step}"})

@@ -50,14 +50,14 @@ def _named(key) -> str:
     return f"input {key!r}"
 
 
-def samples(value, image_input=None, name: str = "samples") -> Samples:
+def samples(value, image_input=None, name: str = "samples", limit: int = MAX_SAMPLES) -> Samples:
     """Samples of an image array, or of a dict or list of arrays (one row per sample each).
     `image_input` is a dict key, a list index, or the name of a list's input (resolved by
     `for_model`); by default the only 4-D array.
 
     Raises:
       TypeError, ValueError: not numbers, rows that differ in count, no image input among
-        several arrays (or several and no `image_input`), or more than MAX_SAMPLES.
+        several arrays (or several and no `image_input`), or more than `limit`.
     """
     if not isinstance(value, (dict, list, tuple)):
         if image_input is not None:
@@ -90,8 +90,8 @@ def samples(value, image_input=None, name: str = "samples") -> Samples:
         result = Samples(arrays if isinstance(value, dict) else list(arrays.values()), image_input)
     if count == 0:
         raise ValueError(f"{name} is empty: give at least one sample")
-    if count > MAX_SAMPLES:
-        raise ValueError(f"give between 1 and {MAX_SAMPLES} probe samples, got {count}")
+    if count > limit:
+        raise ValueError(f"give between 1 and {limit} {'probe samples' if name == 'samples' else name}, got {count}")
     return result
 
 

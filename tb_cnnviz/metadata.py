@@ -33,10 +33,15 @@ FAITHFULNESS = "faithfulness"
 MASKS = "masks"  # a segmentation head's predicted masks (format 2)
 CLASS_MAPS = "class_maps"  # Grad-CAM and Grad-CAM++ of several classes per probe (format 2)
 METRICS = "metrics"  # per-probe trust figures (format 2; `tb_cnnviz.trust`)
+TOP_EXAMPLES = "top_examples"  # each filter's top-activating reference images (format 2; `tb_cnnviz.examples`)
+FEATURE_VIS = "feature_vis"  # images that maximise chosen filters (format 2; `tb_cnnviz.feature_vis`)
+REFERENCE = "reference"  # the reference images of top examples, once per run when they are not the probes
 
-BLOB_KINDS = (RUN_HEADER, PREDICTIONS, GRADCAM, GRADCAM_PP, ACTIVATIONS, FILTERS, MASKS, CLASS_MAPS)
+BLOB_KINDS = (RUN_HEADER, PREDICTIONS, GRADCAM, GRADCAM_PP, ACTIVATIONS, FILTERS, MASKS, CLASS_MAPS, TOP_EXAMPLES,
+              FEATURE_VIS, REFERENCE)
 TENSOR_KINDS = (STATS, FAITHFULNESS, METRICS)
-LAYER_KINDS = (ACTIVATIONS, FILTERS, STATS)
+LAYER_KINDS = (ACTIVATIONS, FILTERS, STATS, TOP_EXAMPLES, FEATURE_VIS)
+RUN_KINDS = (RUN_HEADER, REFERENCE)  # once per run: their tags have no mode
 
 
 SCALAR = "scalar"  # an ordinary TensorBoard scalar (the Scalars tab's), not a cnnviz summary
@@ -58,13 +63,14 @@ class Tag(NamedTuple):
 
 
 def tag(kind: str, mode: str | None = None, layer: str | None = None) -> str:
-    """Tag of a summary: `probes` (the run header), `<mode>/<kind>` or `<mode>/<kind>/<layer path>`.
+    """Tag of a summary: `probes` (the run header), `reference`, `<mode>/<kind>` or
+    `<mode>/<kind>/<layer path>`.
 
     Raises:
       ValueError: an unknown mode, or a layer given to a kind that takes none (or missing).
     """
-    if kind == RUN_HEADER:
-        return RUN_HEADER
+    if kind in RUN_KINDS:
+        return kind
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if (kind in LAYER_KINDS) != (layer is not None):
@@ -74,8 +80,8 @@ def tag(kind: str, mode: str | None = None, layer: str | None = None) -> str:
 
 def parse_tag(name: str) -> Tag:
     """Inverse of `tag`; the layer may itself contain '/'. Raises FormatError for other tags."""
-    if name == RUN_HEADER:
-        return Tag(RUN_HEADER, None, None)
+    if name in RUN_KINDS:
+        return Tag(name, None, None)
     parts = name.split("/", 2)
     if len(parts) < 2 or parts[0] not in MODES or parts[1] not in BLOB_KINDS + TENSOR_KINDS:
         raise FormatError(f"not a cnnviz tag: {name!r}")

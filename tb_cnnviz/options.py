@@ -17,6 +17,10 @@ ALL_LAYERS = "all"  # layers= value that logs every conv layer
 # event of a keras.applications backbone at 224 x 224 within 300 KB (bench/backbones.py).
 AUTO_LAYER_PIXELS = 4096
 TARGET_CHOICES = '"predicted", "true", an int or a list of ints'
+MAX_REFERENCE = 1024  # reference images of top examples
+# Reference image values stored once per run (8-bit PNGs, about one byte each before deflate):
+# 1,024 images of 144 x 144 x 3, or 426 of 224 x 224 x 3.
+MAX_REFERENCE_VALUES = 64 * 2**20
 
 
 def _positive_int(value, name):
@@ -76,6 +80,21 @@ def objects(masks, boxes, images):
     return None, None
 
 
+def _reference(reference, image_input, probes: inputs.Samples) -> inputs.Samples:
+    """The reference images of top examples, shaped as the probes (checked against the model
+    with them by `plan`) and small enough to store once per run."""
+    given = inputs.samples(reference, image_input, "reference", limit=MAX_REFERENCE)
+    if given.images.shape[1:] != probes.images.shape[1:]:
+        raise ValueError(f"reference images must be shaped as the probe images {probes.images.shape[1:]}, got "
+                         f"{given.images.shape[1:]}")
+    values = given.images.size
+    if values > MAX_REFERENCE_VALUES:
+        fit = MAX_REFERENCE_VALUES // int(np.prod(given.images.shape[1:]))
+        raise ValueError(f"reference images are stored once per run, up to {MAX_REFERENCE_VALUES // 2**20} M values; "
+                         f"{len(given)} images of {given.images.shape[1:]} are {values / 2**20:.0f} M: pass at most {fit}")
+    return given
+
+
 def _target(target, labels, count):
     if isinstance(target, str):
         if target not in ("predicted", "true"):
@@ -120,6 +139,9 @@ class Options:
     boxes: np.ndarray | None = None
     trust_every: int | None = 5
     sanity_check: bool = False
+    reference: inputs.Samples | None = None  # None: the probes
+    feature_vis: int = 0
+    filters_every: int = 5
 
     def __post_init__(self):
         def set_(name, value):
@@ -181,3 +203,13 @@ class Options:
         if self.trust_every is not None:
             set_("trust_every", _positive_int(self.trust_every, "trust_every (or None for eval events only)"))
         set_("sanity_check", bool(self.sanity_check))
+        if self.reference is not None:
+            set_("reference", _reference(self.reference, self.image_input, self.samples))
+        if self.feature_vis is None or self.feature_vis is False:
+            set_("feature_vis", 0)
+        if isinstance(self.feature_vis, bool) or not isinstance(self.feature_vis, numbers.Integral) \
+                or self.feature_vis < 0:
+            raise ValueError(f"feature_vis must be how many of each logged layer's channels to visualise, an int >= 0 "
+                             f"(0: none); got {self.feature_vis!r}")
+        set_("feature_vis", int(self.feature_vis))
+        set_("filters_every", _positive_int(self.filters_every, "filters_every"))

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from tb_cnnviz import checks, format, heads, inputs, layers as layer_utils, stages, trust
+from tb_cnnviz import checks, examples, format, heads, inputs, layers as layer_utils, receptive, stages, trust
 from tb_cnnviz.options import ALL_LAYERS, Options, objects as checked_objects
 from tb_cnnviz.probe import ProbeSpec
 
@@ -30,6 +30,7 @@ class Plan:
     objects: np.ndarray | None  # (N, H, W) bool masks of the probes' objects
     random_ranks: np.ndarray  # (N, H*W) each pixel's rank in the random order deletion and insertion compare with
     source: str  # the probes and the Grad-CAM layer, whose first maps sanity_rank_corr compares with
+    reference: inputs.Samples | None  # top examples' own reference images (None: the probes), checked
 
 
 def _kept_channels(max_channels, max_layer_pixels, map_pixels):
@@ -192,11 +193,15 @@ def make_plan(options: Options, model) -> Plan:
     filter_channels = {  # filters are small: not limited by max_layer_pixels
         p: _spread(shapes[p][-1], RGB_FILTER_TILES if p == rgb else options.max_channels) for p in chosen
     } if options.log_weights else {}
+    reference = None if options.reference is None else inputs.for_model(options.reference, model, "reference")
+    top_k = min(examples.MAX_EXAMPLES, len(samples if reference is None else reference))
+    fields = receptive.receptive_fields(model, chosen, samples.image_key)
     spec = ProbeSpec(gradcam_layer=gradcam_layer, activation_channels=channels, filter_channels=filter_channels,
                      rgb_filter_layer=rgb, stats=True, faithfulness_fraction=options.faithfulness_fraction,
                      image_input=samples.image_key, background_class=options.background_class,
                      activation_sizes={p: stored[p][:2] for p in downsampled},
-                     class_slots=min(head.classes, 1 + options.gradcam_classes + (true is not None)))
+                     class_slots=min(head.classes, 1 + options.gradcam_classes + (true is not None)),
+                     top_examples=tuple(chosen), top_k=top_k, examples_from_probes=reference is None)
     header = format.RunHeader(
         layers=chosen,
         conv_layers={path: {"type": type(layer).__name__, "output_shape": list(shapes[path])}
@@ -221,9 +226,14 @@ def make_plan(options: Options, model) -> Plan:
         objects=format.pack_objects(*checked_objects(options.masks, options.boxes, samples.images)),
         trust_every=options.trust_every,
         curve_steps=trust.CURVE_STEPS,
+        top_examples={"k": top_k, "layers": chosen, "count": len(samples if reference is None else reference),
+                      "reference": format.PROBES_REFERENCE if reference is None else format.OWN_REFERENCE},
+        receptive_fields={path: None if field is None else field.stored() for path, field in fields.items()},
+        feature_vis={path: channels[path][:options.feature_vis] for path in chosen} if options.feature_vis else {},
+        filters_every=options.filters_every,
     )
     images = samples.images
     objects = format.object_masks(header, images.shape[:3])
     ranks = trust.random_ranks(len(images), images.shape[1] * images.shape[2])
     source = f"{gradcam_layer}:{hashlib.sha1(np.ascontiguousarray(images, np.float32).tobytes()).hexdigest()}"
-    return Plan(spec, header, samples, head, labels, targets, true, objects, ranks, source)
+    return Plan(spec, header, samples, head, labels, targets, true, objects, ranks, source, reference)

@@ -31,6 +31,9 @@ class ProbeSpec:
     background_class: int = 0  # a segmentation head's class that is not "predicted"
     activation_sizes: dict = dataclasses.field(default_factory=dict)  # path -> (h, w) of maps stored smaller
     class_slots: int = 1  # classes explained per probe: the target, the true class, then by rank (`_classes`)
+    top_examples: tuple = ()  # paths whose filters' top examples are found (`best_examples`)
+    top_k: int = 0  # examples per filter
+    examples_from_probes: bool = True  # each event finds them among the probes (else `reference_examples`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,8 @@ class ProbeResult:
     masks: np.ndarray | None = None  # a segmentation head's predicted class per output pixel (N, H, W)
     pixel_share: np.ndarray | None = None  # (N, classes) share of output pixels predicted as each class
     target_pixels: np.ndarray | None = None  # (N,) output pixels predicted as the target
+    # path -> (images, positions, values), each (k, filters), and the (h, w) of the maps positions are in
+    top_examples: dict = dataclasses.field(default_factory=dict)
 
     @property
     def gradcam(self) -> np.ndarray:
@@ -95,6 +100,29 @@ def _stats(filters, reference, previous, activations):
     ]
     assert len(stats) == len(STAT_NAMES)
     return tf.stack(stats)
+
+
+def peaks(activations):
+    """(N, C) peak of each image's map of each channel, and its row-major position (the first
+    on ties): what a filter's top examples rank by."""
+    flat = tf.reshape(activations, (tf.shape(activations)[0], -1, activations.shape[-1]))
+    peak = tf.reduce_max(flat, axis=1)
+    pixels = tf.shape(flat)[1]
+    first = tf.reduce_min(tf.where(flat == peak[:, None], tf.range(pixels)[None, :, None], pixels), axis=1)
+    return peak, tf.minimum(first, pixels - 1)  # a NaN peak matches no position
+
+
+def best_examples(peak, position, k):
+    """(images, positions, values), each (k, C): the k images with the highest peaks per
+    channel, best first; ties go to the lower image index (top_k keeps the earlier of equals)
+    and NaN peaks rank last. Positions are row-major in the layer's map."""
+    rank = tf.where(tf.math.is_nan(peak), tf.constant(-np.inf, peak.dtype), peak)
+    _, order = tf.math.top_k(tf.transpose(rank), k=k)  # (C, k) image indices
+
+    def take(per_image):
+        return tf.transpose(tf.gather(tf.transpose(per_image), order, batch_dims=1))
+
+    return tf.transpose(order), take(position), take(peak)
 
 
 def _blur(images):
@@ -211,7 +239,34 @@ class Probe:
             masks=out.get("masks"),
             pixel_share=out.get("pixel_share"),
             target_pixels=out.get("target_pixels"),
+            top_examples=out["top_examples"],
         )
+
+    def reference_examples(self, inputs, batch: int = 32) -> dict:
+        """{path: (images, positions, values, map size)} (as `ProbeResult.top_examples`) of the
+        spec's top-example layers over reference `inputs` (as the model takes them): the peaks
+        of each batch in one traced pass (no gradients), the best k over all of them in another."""
+        samples = self._samples(inputs)
+        if "reference" not in self._traced:
+            watched = {path: self.convs[path] for path in self.spec.top_examples}
+
+            def batch_peaks(batch_inputs):
+                recorded = {}
+                with layer_utils.recording(watched, recorded):
+                    self.model(batch_inputs, training=False)
+                return {path: (*peaks(tf.cast(recorded[path], tf.float32)), tf.shape(recorded[path])[1:3])
+                        for path in watched}
+
+            self._traced["reference"] = (tf.function(batch_peaks, reduce_retracing=True),
+                                         tf.function(lambda p, q: best_examples(p, q, self.spec.top_k)))
+        batch_peaks, best = self._traced["reference"]
+        found = [batch_peaks(self._tensors(samples.map(lambda array, s=start: array[s:s + batch])))
+                 for start in range(0, len(samples), batch)]
+        result = {}
+        for path in self.spec.top_examples:
+            peak, position = (tf.concat([one[path][i] for one in found], axis=0) for i in (0, 1))
+            result[path] = (*(t.numpy() for t in best(peak, position)), found[0][path][2].numpy())
+        return result
 
     def _forward(self, inputs):
         """(class scores, probabilities) of the explained output."""
@@ -267,6 +322,8 @@ class Probe:
             out["stats"] = {path: _stats(out["filter_rows"][path], reference[path], previous[path], acts[path])
                             for path in self.convs}
         out["activations"] = {path: acts[path] for path in spec.activation_channels}
+        out["top_examples"] = {path: (*best_examples(*peaks(acts[path]), spec.top_k), tf.shape(acts[path])[1:3])
+                               for path in (spec.top_examples if spec.examples_from_probes else ())}
         for path, size in spec.activation_sizes.items():  # the logged channels, area-downsampled
             channels = tf.gather(acts[path], spec.activation_channels[path], axis=-1)
             out["activations"][path] = tf.image.resize(channels, size, method="area")

@@ -7,6 +7,9 @@
     event.activations("block1_conv1")  # (N, channels, h, w) and the channel indices
     run.filter_drift("block1_conv1", "cos_to_first")  # steps, (filters, steps)
     run.metrics()                      # steps, {"deletion_auc": (steps,), ...}
+    event.top_examples("block3_conv2").of(5)      # filter 5's best reference images, peaks, values
+    event.top_example_patches("block3_conv2", 5)  # their receptive-field patches, boxes
+    run.layer_summary()                # steps, {layer: {"dead_fraction": (steps,), ...}}
 
 A data source of its own over the event files; what the stored summaries hold is
 `tb_cnnviz.format`'s to unpack.
@@ -19,9 +22,9 @@ from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.compat import tf
 from tensorboard.util import tensor_util
 
-from tb_cnnviz import codec, format, metadata
-from tb_cnnviz.metadata import (ACTIVATIONS, CLASS_MAPS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, MASKS, METRICS,
-                                PREDICTIONS, RUN_HEADER, STATS)
+from tb_cnnviz import codec, examples, format, metadata
+from tb_cnnviz.metadata import (ACTIVATIONS, CLASS_MAPS, FAITHFULNESS, FEATURE_VIS, FILTERS, GRADCAM, GRADCAM_PP, MASKS,
+                                METRICS, PREDICTIONS, REFERENCE, RUN_HEADER, STATS, TOP_EXAMPLES)
 
 
 class Event:
@@ -114,6 +117,27 @@ class Event:
         """{stat name: (filters,) float32} for any conv layer of the model."""
         return format.stats_by_name(self._run.tensor(metadata.tag(STATS, self.mode, self._run.layer_path(layer)),
                                                      self.step))
+
+    def top_examples(self, layer: str) -> format.TopExamples:
+        """Each filter's top-activating reference images of a logged layer at this event (`k` per
+        filter, best first; `images` index `Run.reference_images`). KeyError if this event has none
+        (a reference set of its own is searched at every filters_every-th event)."""
+        blobs = self._blobs(TOP_EXAMPLES, self._run.layer_path(layer))
+        return format.unpack_top_examples(codec.decode_header(blobs[0]), blobs[1])
+
+    def top_example_patches(self, layer: str, channel: int) -> tuple:
+        """((k, h, w, C) receptive-field patches of one filter's top examples, zero where they
+        extend past the image, and their (y0, x0, y1, x1) boxes in image pixels)."""
+        path = self._run.layer_path(layer)
+        images = self._run.reference_images
+        return examples.patches(images, images.shape[1:3], self.top_examples(path), channel,
+                                self._run.header.receptive_fields.get(path))
+
+    def feature_vis(self, layer: str) -> tuple:
+        """(images (channels, H, W, C) that maximise each channel's mean activation, channel
+        indices) of a layer visualised at this event (KeyError if it was not)."""
+        images, header = self._maps(FEATURE_VIS, self._run.layer_path(layer))
+        return images, header["channels"]
 
     @property
     def faithfulness(self) -> float:
@@ -211,12 +235,32 @@ class Run:
         steps, values = format.scalar_series(self.steps(mode), self._tensors(metadata.tag(FAITHFULNESS, mode), mode))
         return np.asarray(steps), np.asarray(values)
 
-
     def metrics(self, mode: str = "train") -> tuple:
         """(steps, {name: (steps,) mean over the probes, NaN where not computed}) of the trust
         figures (`format.METRIC_NAMES`) of each event of `mode` that has them."""
         steps, series = format.metric_series(self.steps(mode), self._tensors(metadata.tag(METRICS, mode), mode))
         return np.asarray(steps), series
+
+    def filter_stats(self, layer: str, channel: int, mode: str = "train") -> tuple:
+        """(steps, (len(format.STAT_NAMES), steps) matrix) of one filter's statistics."""
+        path = self.layer_path(layer)
+        return format.filter_stats(self.header, path, self.steps(mode), self._tensors(metadata.tag(STATS, mode, path), mode),
+                                   channel)
+
+    def layer_summary(self, mode: str = "train") -> tuple:
+        """(steps, {layer: {"dead_fraction", "drift", "change", "norm_trend": (steps,)}}) of every
+        conv layer (`format.layer_summary`)."""
+        steps = self.steps(mode)
+        return np.asarray(steps), {path: format.layer_summary(steps, self._tensors(metadata.tag(STATS, mode, path), mode))
+                                   for path in self.header.conv_layers}
+
+    @property
+    def reference_images(self) -> np.ndarray:
+        """The images top examples index: the run's own reference set, or the probes."""
+        if (self.header.top_examples or {}).get("reference") != format.OWN_REFERENCE:
+            return self.probes
+        blobs = self.blobs(REFERENCE, max(self._series[REFERENCE]))
+        return format.unpack_maps(REFERENCE, codec.decode_header(blobs[0]), blobs[1:])
 
     @property
     def objects(self) -> np.ndarray | None:

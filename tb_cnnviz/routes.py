@@ -7,9 +7,9 @@ they name) that returns a `web.Answer`; `ROUTES` maps paths to them.
 import numpy as np
 from tensorboard import plugin_util
 
-from tb_cnnviz import codec, format, metadata, web
-from tb_cnnviz.metadata import (ACTIVATIONS, CLASS_MAPS, FAITHFULNESS, FILTERS, GRADCAM, GRADCAM_PP, MASKS, METRICS,
-                                PREDICTIONS, RUN_HEADER, STATS)
+from tb_cnnviz import codec, examples, format, metadata, web
+from tb_cnnviz.metadata import (ACTIVATIONS, CLASS_MAPS, FAITHFULNESS, FEATURE_VIS, FILTERS, GRADCAM, GRADCAM_PP, MASKS,
+                                METRICS, PREDICTIONS, REFERENCE, RUN_HEADER, STATS, TOP_EXAMPLES)
 from tb_cnnviz.store import NotFound, RunInfo, Store
 
 # A logged step's data only changes if training is resumed from an older checkpoint into the
@@ -96,8 +96,21 @@ def _filter_layers(run):
     return list(run.header.filter_channels)
 
 
+def _conv_layers(run):
+    return list(run.header.conv_layers)
+
+
+def _example_layers(run):
+    return list((run.header.top_examples or {}).get("layers", []))
+
+
+def _visualised_layers(run):
+    return list(run.header.feature_vis)
+
+
 # -- the run ----------------------------------------------------------------------------------
 def serve_runs(q: Query):
+    """Every run with its header (without the probes' objects, served by `object`)."""
     runs = []
     for name, info in q.store.runs(q.ctx, q.experiment).items():
         if isinstance(info, str):
@@ -246,7 +259,7 @@ def serve_filters_npy(q: Query):
 
 def _stats(q):
     run, step = q.run(), q.step()
-    layer = q.layer(list(run.header.conv_layers))
+    layer = q.layer(_conv_layers(run))
     series = q.store.tensors(q.ctx, q.experiment, q.run_name, metadata.tag(STATS, q.mode(), layer))
     if step not in series:
         raise NotFound(f"no statistics for {layer!r} at step {step}", sorted(series))
@@ -261,10 +274,103 @@ def serve_stats_npy(q: Query):
     return _npy(_stats(q))
 
 
+def _filter(q, run, layer) -> int:
+    """The requested `channel`: one of the layer's filters."""
+    return web.int_param(q.request, "channel", range(run.header.filters(layer)))
+
+
+def _top_examples(q):
+    """(layer, channel, its top examples, their patches (k, h, w, C), boxes) at the requested step."""
+    run = q.run()
+    if not _example_layers(run):
+        raise NotFound(f"run {web.shown(q.run_name)!r} has no top examples (written before tb_cnnviz logged them)", [])
+    layer = q.layer(_example_layers(run))
+    blobs, header = q.summary(TOP_EXAMPLES, lambda _: [layer])
+    channel = _filter(q, run, layer)
+    top = format.unpack_top_examples(header, q.store.blob(q.ctx, blobs[1]))
+    kind, stored = (RUN_HEADER, run.probes) if top.reference == format.PROBES_REFERENCE else (REFERENCE, run.reference)
+    wanted = set(top.images[:, channel].tolist()) if channel < top.images.shape[1] else {len(stored or ())}
+    if stored is None or max(wanted) >= len(stored) - 1:
+        raise format.FormatError(f"damaged cnnviz top examples of {layer!r} at this step: they name images or "
+                                 f"filters that are not stored")
+    images = {index: q.store.maps(q.ctx, kind, stored, index) for index in wanted}
+    patches, boxes = examples.patches(images, format.probe_shape(q.store.header(q.ctx, stored))[1][:2], top, channel,
+                                      run.header.receptive_fields.get(layer))
+    return layer, channel, top, patches, boxes
+
+
+def serve_top_examples(q: Query):
+    layer, channel, top, patches, boxes = _top_examples(q)
+    return _json({"layer": layer, "channel": channel, **top.of(channel), "boxes": [list(box) for box in boxes],
+                  "size": list(patches.shape[1:3]), "reference": top.reference}, STEP_EXPIRES)
+
+
+def serve_top_examples_npy(q: Query):
+    return _npy(_top_examples(q)[3])
+
+
+def serve_top_examples_png(q: Query):
+    """The patches side by side, best first, 8-bit over their common range."""
+    patches = _top_examples(q)[3]
+    strip = np.concatenate(list(patches), axis=1)[None, None]  # one map of k patches
+    return _png(codec.arrays_to_pngs(codec.quantise(strip).mosaics)[0])
+
+
+def _feature_vis(q):
+    """(blobs, the requested channel's item) of a feature visualisation at the requested step."""
+    if not _visualised_layers(q.run()):
+        raise NotFound(f"run {web.shown(q.run_name)!r} has no feature visualisations (CNNViz(feature_vis=N) makes "
+                       f"them)", [])
+    blobs, header = q.summary(FEATURE_VIS, _visualised_layers)
+    channel = web.int_param(q.request, "channel", header["channels"])
+    return blobs, format.channel_position(header, channel)
+
+
+def serve_feature_vis(q: Query):
+    blobs, item = _feature_vis(q)
+    return _png(q.store.png(q.ctx, blobs, item))
+
+
+def serve_feature_vis_npy(q: Query):
+    blobs, item = _feature_vis(q)
+    return _npy(q.store.maps(q.ctx, FEATURE_VIS, blobs, item))
+
+
 # -- series over steps ------------------------------------------------------------------------
+def serve_layer_summary(q: Query):
+    """Every conv layer's health over the steps: one read of all their statistics."""
+    run, mode = q.run(), q.mode()
+    layers = _conv_layers(run)
+    series = {}
+    if run.steps[mode]:
+        series = q.store.tensor_series(q.ctx, q.experiment, q.run_name, [metadata.tag(STATS, mode, p) for p in layers])
+    steps = run.steps[mode]
+    return _json({"steps": steps, "layers": [
+        {"layer": path, "filters": run.header.filters(path), "logged": path in run.header.layers,
+         **format.layer_summary(steps, series.get(metadata.tag(STATS, mode, path), {}))} for path in layers]})
+
+
+def _filter_stats(q):
+    run, mode = q.run(), q.mode()
+    layer = q.layer(_conv_layers(run))
+    channel = _filter(q, run, layer)
+    steps, matrix = format.filter_stats(run.header, layer, run.steps[mode], q.series(STATS, layer), channel)
+    return layer, channel, steps, matrix
+
+
+def serve_filter_stats(q: Query):
+    layer, channel, steps, matrix = _filter_stats(q)
+    return _json({"layer": layer, "channel": channel, "steps": steps, "names": list(format.STAT_NAMES),
+                  "stats": dict(zip(format.STAT_NAMES, matrix))})
+
+
+def serve_filter_stats_npy(q: Query):
+    return _npy(_filter_stats(q)[3], expires=0)
+
+
 def _drift(q):
     run, mode = q.run(), q.mode()
-    layer = q.layer(list(run.header.conv_layers))
+    layer = q.layer(_conv_layers(run))
     stat = web.choice(q.request, "stat", format.STAT_NAMES)
     steps, matrix = format.filter_drift(run.header, layer, run.steps[mode], q.series(STATS, layer), stat)
     return {"layer": layer, "stat": stat, "steps": steps, "filters": matrix.shape[0], "values": matrix}
@@ -320,4 +426,12 @@ ROUTES = {
     "/metrics": serve_metrics,
     "/metrics.npy": serve_metrics_npy,
     "/object": serve_object,
+    "/top_examples": serve_top_examples,
+    "/top_examples.npy": serve_top_examples_npy,
+    "/top_examples.png": serve_top_examples_png,
+    "/feature_vis": serve_feature_vis,
+    "/feature_vis.npy": serve_feature_vis_npy,
+    "/layer_summary": serve_layer_summary,
+    "/filter_stats": serve_filter_stats,
+    "/filter_stats.npy": serve_filter_stats_npy,
 }

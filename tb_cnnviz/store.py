@@ -16,7 +16,7 @@ from tensorboard import errors
 from tensorboard.data import provider
 
 from tb_cnnviz import codec, format, metadata
-from tb_cnnviz.metadata import PREDICTIONS, RUN_HEADER
+from tb_cnnviz.metadata import PREDICTIONS, REFERENCE, RUN_HEADER
 
 ALL = 10**9  # `downsample` value that keeps every step
 # How long a run's listing of blob keys is reused. The tab asks for one step's images in a
@@ -55,6 +55,7 @@ class RunInfo:
     images: dict  # the decoded run header summary: the probe images' shape and ranges
     probes: Blobs  # the run header summary's blobs: header, then one PNG per probe
     steps: dict  # mode -> steps of complete events
+    reference: Blobs | None = None  # top examples' own reference images: header, then one PNG each
 
     @property
     def samples(self) -> int:
@@ -144,7 +145,7 @@ class Store:
         return self._headers.get(key, decode)
 
     # -- runs ---------------------------------------------------------------------------------
-    _RUN_TAGS = [RUN_HEADER] + [metadata.tag(PREDICTIONS, m) for m in metadata.MODES]
+    _RUN_TAGS = [RUN_HEADER, REFERENCE] + [metadata.tag(PREDICTIONS, m) for m in metadata.MODES]
 
     def _run_names(self, ctx, experiment):
         listing = self._provider.list_blob_sequences(
@@ -157,7 +158,9 @@ class Store:
         probes = by_tag[RUN_HEADER][max(by_tag[RUN_HEADER])]
         images = self.header(ctx, probes)
         steps = {mode: sorted(by_tag.get(metadata.tag(PREDICTIONS, mode), {})) for mode in metadata.MODES}
-        return RunInfo(format.unpack_run_header(images, len(probes)), images, probes, steps)
+        reference = by_tag.get(REFERENCE)
+        return RunInfo(format.unpack_run_header(images, len(probes)), images, probes, steps,
+                       reference[max(reference)] if reference else None)
 
     def runs(self, ctx, experiment):
         """{run: RunInfo} for every run with cnnviz data, in two provider calls plus headers.
@@ -215,11 +218,17 @@ class Store:
     def tensors(self, ctx, experiment, run, tag):
         """{step: numpy array} of a tensor summary (stats, faithfulness) over all steps;
         NotFound if the run has none."""
-        result = self._provider.read_tensors(
-            ctx, experiment_id=experiment, plugin_name=metadata.PLUGIN_NAME, downsample=ALL,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
-        )
-        data = result.get(run, {}).get(tag)
+        data = self.tensor_series(ctx, experiment, run, [tag])[tag]
         if not data:
             raise NotFound(f"nothing logged under {tag!r} in run {run!r}")
-        return {datum.step: format.unpack_tensor(datum.numpy, f"{tag!r} in run {run!r}") for datum in data}
+        return data
+
+    def tensor_series(self, ctx, experiment, run, tags):
+        """{tag: {step: numpy array}} of several tensor summaries of one run in one read ({} for
+        a tag it lacks)."""
+        result = self._provider.read_tensors(
+            ctx, experiment_id=experiment, plugin_name=metadata.PLUGIN_NAME, downsample=ALL,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=tags),
+        ).get(run, {})
+        return {tag: {datum.step: format.unpack_tensor(datum.numpy, f"{tag!r} in run {run!r}")
+                      for datum in result.get(tag, [])} for tag in tags}

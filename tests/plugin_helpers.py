@@ -26,8 +26,8 @@ PREFIX = "/data/plugin/cnnviz"
 
 
 def write_logs(logdir, epochs=2):
-    """Two runs: "alpha" (train + eval events, its probes' object masks) and "beta"; returns
-    {run: (model, probes)}."""
+    """Two runs: "alpha" (train + eval events, its probes' object masks, feature visualisations
+    of 2 channels per layer at its first train and eval events) and "beta"; returns {run: (model, probes)}."""
     images, labels, masks = shapes(64, size=32, seed=5)
     models = {}
     for index, run in enumerate(("alpha", "beta")):
@@ -36,7 +36,8 @@ def write_logs(logdir, epochs=2):
         probes = images[:5]
         callback = tb_cnnviz.CNNViz(os.path.join(logdir, run), probes, labels[:5], max_channels=6, layers="all",
                                     class_names=list(SHAPE_NAMES), strict=True,
-                                    masks=masks[:5] if run == "alpha" else None)
+                                    masks=masks[:5] if run == "alpha" else None,
+                                    feature_vis=2 if run == "alpha" else 0)
         model.fit(images, labels, epochs=epochs, batch_size=32, verbose=0, callbacks=[callback])
         if run == "alpha":
             model.evaluate(images[:16], labels[:16], verbose=0, callbacks=[callback])

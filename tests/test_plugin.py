@@ -95,8 +95,9 @@ def test_event_reads_one_stored_payload_and_runs_written_without_a_step_index_st
             unindexed = json.loads(ok(client, "event", run="unindexed", mode=mode, step=step)[1])
             assert len(reads) > 10  # every summary of the step, the faithfulness series
             assert "summaries" not in indexed["predictions"]
-            assert "class_maps" in indexed  # a kind newer than the index: steps written without one have none
-            assert unindexed == {**{k: v for k, v in indexed.items() if k != "class_maps"}, "run": "unindexed"}
+            newer = {"class_maps", "top_examples", "feature_vis"}  # kinds newer than the index: older steps lack them
+            assert "class_maps" in indexed and "top_examples" in indexed
+            assert unindexed == {**{k: v for k, v in indexed.items() if k not in newer}, "run": "unindexed"}
 
 
 def test_npy_routes_equal_the_reader_and_the_model(served):
@@ -175,8 +176,11 @@ def test_eval_mode_is_served_separately(served):
 STEP_ROUTES = ["event", "gradcam", "gradcam.npy", "activations", "activations.npy", "filters",
                "filters.npy", "stats", "stats.npy"]
 ALL_ROUTES = STEP_ROUTES + ["probe", "probes.npy", "filter_drift", "filter_drift.npy", "faithfulness", "mask",
-                            "mask.npy", "metrics", "metrics.npy", "object"]
-GOOD = {"run": "alpha", "step": "4", "sample": "0", "layer": "sep2", "stat": "norm", "name": "deletion_auc"}
+                            "mask.npy", "metrics", "metrics.npy", "object", "top_examples", "top_examples.npy",
+                            "top_examples.png", "feature_vis", "feature_vis.npy", "layer_summary", "filter_stats",
+                            "filter_stats.npy"]
+GOOD = {"run": "alpha", "step": "4", "sample": "0", "layer": "sep2", "stat": "norm", "name": "deletion_auc",
+        "channel": "0"}
 BAD_VALUES = ["", "-1", "abc", "1.5", "99999999999999999999", "４", "../../etc/passwd", "x" * 5000,
               "<script>alert(1)</script>", "\u202e\u0000"]
 
