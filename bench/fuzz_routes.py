@@ -177,7 +177,9 @@ class Requests:
         # a layer with statistics only (not logged) has no channels: any channel is then valid
         lists = {"filters": "filter_channels", "feature_vis": "feature_vis"}
         channels = info[lists.get(route.split(".")[0], "channels")].get(layer, [0])
-        return {"run": run, "mode": mode, "step": str(rng.choice(info["steps"][mode])),
+        # feature visualisations are made at every filters_every-th event, counting the first
+        steps = info["steps"][mode][:1] if route.startswith("feature_vis") else info["steps"][mode]
+        return {"run": run, "mode": mode, "step": str(rng.choice(steps)),
                 "sample": str(rng.randrange(info["samples"])), "layer": layer,
                 "channel": str(rng.choice(channels)), "method": rng.choice(METHODS),
                 "stat": rng.choice(info["stat_names"]), "name": rng.choice(info["metric_names"])}

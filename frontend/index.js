@@ -4,25 +4,22 @@
 
 import { ApiError, getJSON } from "./api.js";
 import { el, message, select } from "./dom.js";
+import { FilterCard } from "./filter_card.js";
 import * as health from "./health.js";
-import { Store } from "./state.js";
+import { Store, nearest } from "./state.js";
 import { StepControl } from "./step_control.js";
 import * as activations from "./view_activations.js";
 import * as evolution from "./view_evolution.js";
 import * as filters from "./view_filters.js";
 import * as gradcam from "./view_gradcam.js";
+import * as layers from "./view_layers.js";
 import * as trust from "./view_trust.js";
 
-const VIEWS = { gradcam, activations, filters, evolution, trust };
+const VIEWS = { gradcam, activations, filters, evolution, layers, trust };
 const REFRESH_MS = 30000;  // new steps of a run still training appear without a reload
 const SNIPPET = `from tb_cnnviz import CNNViz
 cb = CNNViz("logs/run1", samples=x_val[:8], labels=y_val[:8])
 model.fit(x, y, epochs=10, callbacks=[cb])`;
-
-function nearest(steps, step) {
-  if (!steps.length) return undefined;
-  return steps.reduce((best, s) => (Math.abs(s - step) < Math.abs(best - step) ? s : best), steps[0]);
-}
 
 function followTheme() {
   const apply = () => {
@@ -46,6 +43,7 @@ class App {
     this.drawnGeneration = 0;  // of the update on screen
     this.pending = false;
     this.stepControl = new StepControl((step, dragging) => this.store.update({ step }, { dragging }));
+    this.card = new FilterCard(this.store);
   }
 
   async start() {
@@ -70,15 +68,14 @@ class App {
     this.header = el("header", { class: "bar" });
     this.toolbar = el("div", { class: "bar toolbar" });
     this.content = el("main", { class: "content" });
-    this.overlay = el("div", { class: "overlay", hidden: true, onclick: () => { this.overlay.hidden = true; } });
-    this.root.replaceChildren(this.broken, this.header, this.toolbar, this.stepControl.element, this.content, this.overlay);
+    this.root.replaceChildren(this.broken, this.header, this.toolbar, this.stepControl.element, this.content, this.card.element);
     this.store.subscribe(() => this.schedule());
     for (const target of [document, window.parent.document]) {
       try {
         target.addEventListener("keydown", (event) => this.onKey(event));
       } catch { /* cross-origin parent */ }
     }
-    this.layoutKey = "";
+    this.layoutKey = this.shownKey = "";
     this.schedule();
     setInterval(() => this.refreshRuns(), REFRESH_MS);
   }
@@ -97,13 +94,17 @@ class App {
       const runs = (await getJSON("runs", {}, { fresh: true })).runs;
       if (runs.some((run) => !run.error) && JSON.stringify(runs) !== JSON.stringify(this.allRuns)) {
         this.setRuns(runs);
-        this.layoutKey = "";
+        this.layoutKey = this.shownKey = "";
         this.schedule();
       }
     } catch { /* keep showing what we have; the next refresh tries again */ }
   }
 
   onKey(event) {
+    if (event.key === "Escape" && this.store.state.cardlayer !== "") {  // wherever the focus is
+      this.card.close();
+      return;
+    }
     // Form controls (the step slider, opacity, TensorBoard's own inputs) handle their own keys.
     if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName)) return;
     if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
@@ -124,7 +125,11 @@ class App {
     // links made before the method was named gradcam_pp say gradcam++
     const method = state.method === "gradcam++" ? "gradcam_pp" : Object.hasOwn(gradcam.METHODS, state.method) ? state.method : "gradcam";
     const cmp = this.byName.has(state.cmp) && state.cmp !== run.run ? state.cmp : "";
-    return { ...state, run: run.run, mode, step: step === undefined ? "" : String(step), view, method, cmp };
+    // the card's filter: one of a conv layer of this run, else no card
+    const filterCount = Object.hasOwn(run.conv_layers, state.cardlayer) ? run.conv_layers[state.cardlayer].output_shape.at(-1) : 0;
+    const card = /^\d+$/.test(state.cardchannel) && Number(state.cardchannel) < filterCount
+      ? { cardlayer: state.cardlayer, cardchannel: String(Number(state.cardchannel)) } : { cardlayer: "", cardchannel: "" };
+    return { ...state, run: run.run, mode, step: step === undefined ? "" : String(step), view, method, cmp, ...card };
   }
 
   schedule() {
@@ -159,11 +164,17 @@ class App {
       this.store.update(state);  // schedules another update with the corrected state
       return;
     }
-    const generation = ++this.generation;
     const run = this.byName.get(state.run);
+    const step = state.step === "" ? undefined : Number(state.step);  // "": the run has no steps yet
+    this.card.show(state, run, step);
+    this.root.classList.toggle("with-card", !this.card.element.hidden);
+    const shownKey = JSON.stringify({ ...state, cardlayer: "", cardchannel: "" });
+    if (shownKey === this.shownKey) return;  // only the card changed: the view stays as it is
+    this.shownKey = shownKey;
+    const generation = ++this.generation;
     const view = VIEWS[state.view];
     const runs = [run, ...(state.cmp ? [this.byName.get(state.cmp)] : [])];
-    const ctx = { state, store: this.store, runs, content: this.content, showLarge: (...args) => this.showLarge(...args) };
+    const ctx = { state, store: this.store, runs, content: this.content };
     const layoutKey = JSON.stringify([state.view, state.run, state.cmp, state.mode, state.method, state.cmap, state.layer, state.norm, state.stat, state.evolayer, state.scale, state.cls, state.outline]);
     if (layoutKey !== this.layoutKey) {
       this.layoutKey = layoutKey;
@@ -172,7 +183,6 @@ class App {
       this.toolbar.hidden = !this.toolbar.childElementCount;
     }
     this.content.style.setProperty("--heat-opacity", state.opacity);
-    const step = state.step === "" ? undefined : Number(state.step);  // "": the run has no steps yet
     this.stepControl.set(run.steps[state.mode], step);
     const panels = await Promise.all(runs.map(async (one) => {
       const steps = one.steps[state.mode];
@@ -208,13 +218,6 @@ class App {
     for (const neighbour of [steps[index + 1], steps[index - 1], steps[index + 2]]) {
       if (neighbour !== undefined) VIEWS[ctx.state.view].prefetch(ctx, run, neighbour);
     }
-  }
-
-  showLarge(canvas, [x, y], [w, h], caption) {
-    const large = el("canvas", { class: "large", width: w, height: h });
-    large.getContext("2d").drawImage(canvas, x, y, w, h, 0, 0, w, h);
-    this.overlay.replaceChildren(el("figure", {}, large, el("figcaption", { text: `${caption} — click to close` })));
-    this.overlay.hidden = false;
   }
 }
 

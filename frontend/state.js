@@ -5,8 +5,15 @@ const PREFIX = "cv-";
 export const DEFAULTS = {
   view: "gradcam", run: "", cmp: "", mode: "train", step: "", sample: "0", layer: "",
   channel: "", stat: "cos_to_first", method: "gradcam", cmap: "jet", opacity: "0.5", norm: "map",
-  evolayer: "", scale: "map", cls: "", outline: "",
+  evolayer: "", evosort: "", scale: "map", cls: "", outline: "",
+  cardlayer: "", cardchannel: "",  // the filter card's filter ("": closed)
 };
+
+// The logged step nearest a wanted one (a link's step, a compared run's, a step that lacks data).
+export function nearest(steps, step) {
+  if (!steps.length) return undefined;
+  return steps.reduce((best, s) => (Math.abs(s - step) < Math.abs(best - step) ? s : best), steps[0]);
+}
 
 function hostWindow() {
   try {

@@ -1,5 +1,5 @@
 // Activations view: the feature maps of one layer for every probe; hover names the channel
-// and its value range, click enlarges it.
+// and its value range, click opens that channel's filter card.
 
 import { getJSON, loadImage, part, pixels } from "./api.js";
 import { canvasPoint, el, extent, fmt, labelled, select } from "./dom.js";
@@ -32,7 +32,7 @@ function downsampling(run, layer) {
   return factor ? ` (its ${width}×${height} maps averaged over ${factor}×${factor} blocks)` : "";
 }
 
-export async function render({ state, showLarge }, run, step) {
+export async function render({ state, store }, run, step) {
   const layer = layerOf(state, run);
   const event = await getJSON("event", { run: run.run, step, mode: state.mode });
   const header = part(event.activations[layer]);
@@ -62,7 +62,7 @@ export async function render({ state, showLarge }, run, step) {
     canvas.addEventListener("mouseleave", () => { tooltip.hidden = true; });
     canvas.addEventListener("click", (event_) => {
       const tile = describe(event_);
-      if (tile >= 0) showLarge(canvas, tileOrigin(tile, header), [w, h], `${run.run} · ${layer} · probe ${sample} · channel ${header.channels[tile]} · step ${step} · values ${fmt(header.lo[sample][tile])} … ${fmt(header.hi[sample][tile])}`);
+      if (tile >= 0) store.update({ cardlayer: layer, cardchannel: header.channels[tile] });
     });
     if (highlighted >= 0) {
       const [x0, y0] = tileOrigin(highlighted, header);
@@ -85,7 +85,7 @@ export async function render({ state, showLarge }, run, step) {
     ? el("p", { class: "message error", text: `Filter ${state.channel} of ${layer} has no logged feature maps (logged: ${header.channels.join(", ")}). Log it with CNNViz(max_channels="all") or a larger max_channels.` })
     : null;
   return el("div", {}, missing,
-    el("p", { class: "note", text: `${layer}: ${n} of its channels (${header.channels.join(", ")}), ${w}×${h} each${downsampling(run, layer)}, colour = ${state.norm === "layer" ? "value on the layer's shared range" : "value on each map's own range"}. Hover for values, click to enlarge.` }),
+    el("p", { class: "note", text: `${layer}: ${n} of its channels (${header.channels.join(", ")}), ${w}×${h} each${downsampling(run, layer)}, colour = ${state.norm === "layer" ? "value on the layer's shared range" : "value on each map's own range"}. Hover for values, click for the filter's card.` }),
     tooltip, rows);
 }
 

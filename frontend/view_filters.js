@@ -1,5 +1,5 @@
 // Filters view: the first layer's kernels as colour tiles, deeper layers' kernels averaged
-// over their input channels, at the selected step.
+// over their input channels, at the selected step; click a kernel for its filter card.
 
 import { getJSON, loadImage } from "./api.js";
 import { canvasPoint, el, message } from "./dom.js";
@@ -13,7 +13,7 @@ export function toolbar() {
   return [];
 }
 
-export async function render({ state }, run, step) {
+export async function render({ state, store }, run, step) {
   const event = await getJSON("event", { run: run.run, step, mode: state.mode });
   const sections = [];
   for (const layer of Object.keys(run.filter_channels)) {
@@ -27,9 +27,14 @@ export async function render({ state }, run, step) {
     const canvas = el("canvas", { class: "filters", dataset: { layer } });
     drawSpaced(canvas, image, header, GAP);
     const hint = el("span", { class: "hint" });
+    const tileOf = (event_) => tileAt(...canvasPoint(canvas, event_), header, GAP);
     canvas.addEventListener("mousemove", (event_) => {
-      const tile = tileAt(...canvasPoint(canvas, event_), header, GAP);
-      hint.textContent = tile < 0 ? "" : `filter ${header.channels[tile]}`;
+      const tile = tileOf(event_);
+      hint.textContent = tile < 0 ? "" : `filter ${header.channels[tile]} — click for its card`;
+    });
+    canvas.addEventListener("click", (event_) => {
+      const tile = tileOf(event_);
+      if (tile >= 0) store.update({ cardlayer: layer, cardchannel: header.channels[tile] });
     });
     const what = header.view === "kernel" ? `${kh}×${kw} kernels in colour (${depth} input channels)` : `${kh}×${kw} kernels averaged over input channels`;
     sections.push(el("section", { class: "filter-layer" },

@@ -6,6 +6,12 @@ The images are compared across training events, so every ascent starts from the 
 fixed seed) and is deterministic given the weights: what changes between events is the filter.
 Every channel of every layer is one item of a single batch, and the whole ascent is one compiled
 loop, traced once per model; the weights are read when it runs.
+
+The regularisers are Olah et al.'s: a Fourier parameterisation scaled by 1/f (Lucid's
+`fft_image`), squashed by a sigmoid into the pixel range, and random jitter. Lucid's colour
+decorrelation is left out: its matrix is ImageNet's, and images here have any channel count.
+bench/feature_vis_seeds.py measures what the constants give: on the tests' trained model, each
+image activates its filter more than any training image does.
 """
 
 import contextlib
@@ -15,9 +21,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tb_cnnviz import inputs as model_inputs, layers as layer_utils
+from tb_cnnviz import checks, inputs as model_inputs, layers as layer_utils
 
-LEARNING_RATE = 0.05  # Adam's, on the spectrum
+LEARNING_RATE = 0.2  # Adam's, on the spectrum; at 128 steps 0.1 and 0.2 pass bench/feature_vis_seeds.py, 0.05 not
 JITTER = 4  # pixels an image is rolled by, at most, in each direction at each step
 START_SPREAD = 0.01  # standard deviation of the start spectrum: a nearly flat image in mid-range
 _ADAM_BETAS = (0.9, 0.999)
@@ -49,6 +55,9 @@ def _redirected_relu(x):
 class FeatureVisualiser:
     """Built once per model; call it at an event.
 
+    While it runs, every ReLU activation of the model's layers (`activation="relu"`) has
+    `_redirected_relu`'s gradient, so that a filter the start image leaves at zero still moves.
+
     Args:
       model: a built functional or Sequential Keras model.
       channels: {layer path: [channel indices]}, paths being keys of
@@ -67,6 +76,7 @@ class FeatureVisualiser:
 
     def __init__(self, model, channels: dict, *, image_shape, value_range, image_input=None,
                  steps: int = 128, seed: int = 0):
+        checks.check_model(model)
         convs = layer_utils.conv_layers(model)
         self.channels = {path: _checked_channels(convs, path, indices) for path, indices in channels.items()}
         if not self.channels:
@@ -84,13 +94,12 @@ class FeatureVisualiser:
         self._relus = [layer for _, layer in layer_utils.walk(model)
                        if getattr(layer, "activation", None) is keras.activations.relu]
         self._image_input = image_input
-        self._low, self._range = low, high - low
+        self._low, self._high = low, high
         self._steps = int(steps)
         self._seed = int(seed)
         height, width, depth = self.image_shape
-        self._scale = tf.constant(_frequency_scale(height, width))
-        # One start spectrum for every item: an item's image depends on its own channel alone,
-        # and a dead filter's is the start image.
+        self._scale = tf.constant(_frequency_scale(height, width).astype(np.complex64))
+        # One start spectrum for every item: an item's image depends on its own channel alone.
         self._start = tf.random.stateless_normal((1, depth, height, width // 2 + 1, 2), (self._seed, 0),
                                                  stddev=START_SPREAD)
         self._ascent = None  # the traced ascent, made at the first call
@@ -113,11 +122,13 @@ class FeatureVisualiser:
         return dict(zip(self.channels, np.split(images, splits)))
 
     def _images(self, spectrum):
-        """(B, H, W, C) images of a (B, C, H, W // 2 + 1, 2) spectrum, squashed into value_range."""
+        """(B, H, W, C) images of a (B, C, H, W // 2 + 1, 2) spectrum, squashed into value_range
+        (clipped too: lo + (hi - lo) can round past hi in float32)."""
         height, width, _ = self.image_shape
-        complex_spectrum = tf.complex(spectrum[..., 0], spectrum[..., 1]) * tf.cast(self._scale, tf.complex64)
+        complex_spectrum = tf.complex(spectrum[..., 0], spectrum[..., 1]) * self._scale
         planes = tf.signal.irfft2d(complex_spectrum, fft_length=(height, width)) / 4.0  # Lucid's scale
-        return self._low + self._range * tf.sigmoid(tf.transpose(planes, (0, 2, 3, 1)))
+        squashed = self._low + (self._high - self._low) * tf.sigmoid(tf.transpose(planes, (0, 2, 3, 1)))
+        return tf.clip_by_value(squashed, self._low, self._high)
 
     def _objectives(self, images, others):
         """(B,) the mean of each item's own channel map, the model seeing `images`."""
@@ -146,8 +157,9 @@ class FeatureVisualiser:
 
     def _ascend(self, others):
         """Adam's gradient ascent of the sum of the objectives over the spectra, each step seeing
-        the images rolled by a few pixels (`JITTER`, drawn from the seed and the step): features
-        that hold wherever they sit, not a pattern aligned to the pixel grid."""
+        the images rolled by a few pixels (`JITTER`, drawn from the seed and the step): Olah et
+        al.'s transformation robustness, here mostly at the borders, as the objective is a mean
+        over the map."""
         batch = sum(len(indices) for indices in self.channels.values())
         spectrum = tf.tile(self._start, [batch, 1, 1, 1, 1])
         beta1, beta2 = _ADAM_BETAS

@@ -1,0 +1,157 @@
+"""Feature visualisation (tb_cnnviz.feature_vis): the generated image activates its filter more
+than any training image does, on the trained model; bench/feature_vis_seeds.py shows it over
+seeds."""
+
+import types
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import small_cnn
+from tb_cnnviz import layers as layer_utils
+from tb_cnnviz.datasets import training_shapes
+from tb_cnnviz.feature_vis import FeatureVisualiser
+from tb_cnnviz.inputs import Samples
+
+
+def map_summaries(model, images, channels, batch=250) -> dict:
+    """{path: (means, peaks)}, each (N, len(channels[path])): the mean and the max of each chosen
+    channel's map, for each image."""
+    convs = layer_utils.conv_layers(model)
+    sub = keras.Model(model.input, {path: convs[path].output for path in channels})
+    summaries = {path: ([], []) for path in channels}
+    for start in range(0, len(images), batch):
+        for path, maps in sub(images[start:start + batch], training=False).items():
+            maps = tf.gather(tf.cast(maps, tf.float32), channels[path], axis=-1)
+            summaries[path][0].append(tf.reduce_mean(maps, axis=(1, 2)).numpy())
+            summaries[path][1].append(tf.reduce_max(maps, axis=(1, 2)).numpy())
+    return {path: (np.concatenate(means), np.concatenate(peaks)) for path, (means, peaks) in summaries.items()}
+
+
+def reference_images():
+    """The 3,000 images `helpers.train_shapes_model` trains on (they do not depend on its seed)."""
+    return training_shapes(3000, size=40, smooth=0.5)[0]
+
+
+def compare(model, generated, references, channels):
+    """([(path, channel, generated mean / best reference mean, generated peak / best reference
+    peak)] for each channel that some reference image activates, [(path, channel)] of the dead
+    ones: never positive on the references)."""
+    reference_summaries = map_summaries(model, references, channels)
+    ratios, dead = [], []
+    for path, indices in channels.items():
+        reference_means, reference_peaks = reference_summaries[path]
+        summaries = map_summaries(model, generated[path], {path: indices})[path]
+        means, peaks = (np.diagonal(summary) for summary in summaries)  # each image on its own channel
+        for i, channel in enumerate(indices):
+            best_mean, best_peak = reference_means[:, i].max(), reference_peaks[:, i].max()
+            if best_peak <= 0:
+                dead.append((path, channel))
+            else:
+                ratios.append((path, channel, means[i] / best_mean, peaks[i] / best_peak))
+    return ratios, dead
+
+
+@pytest.fixture(scope="module")
+def visualised(trained):
+    """The first 4 channels of every conv layer of the trained model, generated once."""
+    channels = {path: [0, 1, 2, 3] for path in layer_utils.conv_layers(trained.model)}
+    references = reference_images()
+    visualiser = FeatureVisualiser(trained.model, channels, image_shape=references.shape[1:],
+                                   value_range=(references.min(), references.max()))
+    return types.SimpleNamespace(visualiser=visualiser, channels=channels, references=references,
+                                 images=visualiser())
+
+
+def test_each_image_activates_its_filter_more_than_any_training_image(trained, visualised):
+    ratios, dead = compare(trained.model, visualised.images, visualised.references, visualised.channels)
+    assert len(ratios) >= 20, f"dead channels {dead}: too few left to check"
+    beaten = [(path, channel, round(float(mean), 2)) for path, channel, mean, _ in ratios if not mean > 1]
+    assert not beaten, f"(layer, channel, generated / best training image's mean activation): {beaten}"
+
+
+def test_images_are_float32_within_the_value_range(visualised):
+    low, high = visualised.references.min(), visualised.references.max()
+    assert list(visualised.images) == list(visualised.channels)
+    for images in visualised.images.values():
+        assert images.shape == (4, 40, 40, 3) and images.dtype == np.float32
+        assert low <= images.min() and images.max() <= high
+
+
+def test_the_same_weights_give_the_same_images(visualised):
+    again = visualised.visualiser()
+    for path, images in visualised.images.items():
+        np.testing.assert_allclose(again[path], images, atol=1e-5, rtol=0)
+
+
+def test_images_follow_the_weights_without_a_new_visualiser():
+    keras.utils.set_random_seed(0)
+    model = small_cnn(size=16)
+    channels = {"conv1": [0, 5], "sep2": [11], "dw3": [3], "conv4": [15]}
+    settings = dict(image_shape=(16, 16, 3), value_range=(-1.5, 2.5), steps=16)
+    visualiser = FeatureVisualiser(model, channels, **settings)
+    before = visualiser()
+    keras.utils.set_random_seed(1)
+    model.set_weights(small_cnn(size=16).get_weights())
+    after = visualiser()
+    fresh = FeatureVisualiser(model, channels, **settings)()
+    for path in channels:
+        assert after[path].shape == (len(channels[path]), 16, 16, 3)
+        assert -1.5 <= after[path].min() and after[path].max() <= 2.5
+        assert np.abs(after[path] - before[path]).max() > 0.1, path
+        np.testing.assert_allclose(after[path], fresh[path], atol=1e-5, rtol=0)
+
+
+def image_and_vector_model():
+    """A conv layer that sees the image alone, and one that sees its maps weighted by a vector
+    input (one weight per map)."""
+    image, vector = keras.Input((16, 16, 3), name="image"), keras.Input((4,), name="vector")
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="seen")(image)
+    weights = keras.layers.UpSampling2D(16)(keras.layers.Reshape((1, 1, 4))(vector))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="mixed")(
+        keras.layers.Multiply()([x, weights]))
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model({"image": image, "vector": vector}, outputs)
+
+
+def test_a_multi_input_model_holds_the_other_inputs_fixed():
+    keras.utils.set_random_seed(0)
+    model = image_and_vector_model()
+    visualiser = FeatureVisualiser(model, {"seen": [0, 1], "mixed": [2]}, image_shape=(16, 16, 3),
+                                   value_range=(0, 1), image_input="image", steps=16)
+    image = np.full((1, 16, 16, 3), 0.5, np.float32)
+    first, second = (visualiser(Samples({"image": image, "vector": np.array([vector], np.float32)}, "image"))
+                     for vector in ([1, 1, 1, 1], [1, -1, 1, -1]))
+    assert first["seen"].shape == (2, 16, 16, 3) and first["mixed"].shape == (1, 16, 16, 3)
+    np.testing.assert_allclose(first["seen"], second["seen"], atol=1e-5, rtol=0)  # it does not see the vector
+    assert np.abs(first["mixed"] - second["mixed"]).max() > 0.01
+    with pytest.raises(ValueError, match="one sample"):
+        visualiser(Samples({"image": np.repeat(image, 2, 0), "vector": np.zeros((2, 4), np.float32)}, "image"))
+    with pytest.raises(ValueError, match="other_inputs"):
+        visualiser()
+
+
+def test_mixed_precision_gives_float32_images():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = small_cnn(size=16)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    images = FeatureVisualiser(model, {"conv4": [0, 1]}, image_shape=(16, 16, 3), value_range=(0, 1), steps=8)()
+    assert images["conv4"].dtype == np.float32 and np.isfinite(images["conv4"]).all()
+
+
+@pytest.mark.parametrize("channels, message", [
+    ({"conv9": [0]}, "'conv9', which is not a conv layer of the model; give paths among: conv1, sep2, dw3, conv4"),
+    ({"head": [0]}, "'head', which is not a conv layer"),
+    ({"conv1": [8]}, r"channels\['conv1'\] must be a non-empty list of channel indices in \[0, 8\), got \[8\]"),
+    ({"dw3": [-1]}, r"in \[0, 24\), got \[-1\]"),
+    ({"conv1": []}, "non-empty"),
+    ({"conv1": [0.5]}, "channel indices"),
+    ({}, "channels is empty"),
+])
+def test_bad_channels_say_what_to_give(channels, message):
+    with pytest.raises(ValueError, match=message):
+        FeatureVisualiser(small_cnn(size=16), channels, image_shape=(16, 16, 3), value_range=(0, 1))
