@@ -20,6 +20,11 @@ export const COLOURS = ["#f57c00", "#1e88e5", "#43a047", "#8e24aa", "#e53935", "
 const WIDTH = 440;
 const HEIGHT = 210;
 const PAD = { left: 52, right: 12, top: 10, bottom: 38 };
+// Series longer than this are drawn as lines without a dot per step (but for points with no
+// line through them): a chart of hundreds of steps would otherwise add as many SVG nodes, which
+// scrubbing the step bar lays out again at every frame (bench/evolution_fps.py); the tooltip
+// names the values either way.
+const MAX_DOTS = 100;
 
 function svg(tag, attributes = {}, text) {
   const node = document.createElementNS(SVG, tag);
@@ -118,9 +123,11 @@ export function lineChart({ title, steps, series, yLabel = "", xLabel = "step", 
     const colour = colourOf(one);
     const group = svg("g", { class: one.dashed ? "series dashed" : "series", "data-series": one.name });
     group.append(svg("path", { d: pathOf(steps, one.values, x, y, connectNulls), stroke: colour, "stroke-dasharray": one.dashed ? "5 4" : null }));
+    const finite = (i) => one.values[i] !== null && Number.isFinite(one.values[i]);
     steps.forEach((step, i) => {
       const value = one.values[i];
-      if (value === null || !Number.isFinite(value)) return;
+      const alone = !connectNulls && !finite(i - 1) && !finite(i + 1);  // no line through it
+      if (!finite(i) || (steps.length > MAX_DOTS && !alone)) return;
       group.append(svg("circle", { cx: x(step).toFixed(2), cy: y(value).toFixed(2), r: one.dashed ? 1.8 : 2.6, fill: colour, "data-step": step, "data-index": index }));
     });
     chart.append(group);

@@ -1,18 +1,28 @@
-// Evolution view: for one layer, a filter × step heat map of a filter statistic (click a
-// cell to see that filter at that step), and line charts of faithfulness and dead filters.
+// Evolution view: for one layer, a filter × step heat map of a filter statistic (heatmap.js),
+// its rows in filter order or by their value at the current step; the ten filters with the
+// largest value there; line charts of faithfulness and dead filters. A listed filter or a
+// cell opens that filter's card (filter_card.js; a cell at that cell's step).
 
 import { getJSON } from "./api.js";
 import { lineChart } from "./chart.js";
 import { COLORMAPS } from "./colormap.js";
-import { canvasPoint, el, extent, faithfulnessMeaning, fmt, labelled, select } from "./dom.js";
+import { el, faithfulnessMeaning, fmt, labelled, message, select } from "./dom.js";
 import { isDead } from "./health.js";
+import { colourise, heatmap } from "./heatmap.js";
 
 export const label = "Evolution";
 
+// [statistic, what it is, what its largest values say]. The list beside the heat map holds
+// the filters with the largest value at the current step, whatever the statistic.
 const STATS = [
-  ["cos_to_first", "cosine distance to start"], ["cos_to_prev", "change since previous step"],
-  ["norm", "L2 norm"], ["dead_fraction", "dead on probes (fraction)"], ["mean_activation", "mean activation"],
+  ["cos_to_first", "cosine distance to start", "furthest from their start"],
+  ["cos_to_prev", "change since previous step", "most changed since the previous step"],
+  ["norm", "L2 norm", "largest L2 norm"],
+  ["dead_fraction", "dead on probes (fraction)", "dead on the most probes"],
+  ["mean_activation", "mean activation", "most active"],
 ];
+const SORTS = [["", "filter number"], ["value", "value at this step, descending"]];
+const TOP = 10;
 
 function layerOf(state, run) {
   const layers = Object.keys(run.conv_layers);
@@ -27,72 +37,136 @@ export function toolbar({ state, store, runs }) {
   ];
 }
 
-function heatmap(drift, currentStep, onPick) {
-  const { values, steps } = drift;
-  const filters = values.length;
-  const [low, high] = extent(values.flat());
-  const canvas = el("canvas", { class: "drift", width: steps.length, height: filters });
-  const context = canvas.getContext("2d");
-  const image = context.createImageData(steps.length, filters);
-  const lut = COLORMAPS.viridis;
-  for (let f = 0; f < filters; f += 1) {
-    for (let s = 0; s < steps.length; s += 1) {
-      const value = values[f][s];
-      const i = (f * steps.length + s) * 4;
-      if (value === null) {
-        image.data.set([128, 128, 128, 255], i);
-      } else {
-        const level = high > low ? Math.round(((value - low) / (high - low)) * 255) : 0;
-        image.data.set([lut[level * 3], lut[level * 3 + 1], lut[level * 3 + 2], 255], i);
-      }
-    }
+// Answers by run, mode, their parameters and the run's number of steps: the view is drawn
+// again at every step of a scrub without asking again, and asks again once a run still
+// training lists a new step.
+const answers = new Map();
+
+function answer(run, mode, route, params) {
+  const key = JSON.stringify([route, params, run.steps[mode].length]);
+  if (!answers.has(key)) {
+    const promise = getJSON(route, params, { fresh: true });
+    promise.catch(() => answers.delete(key));
+    answers.set(key, promise);
+    if (answers.size > 32) answers.delete(answers.keys().next().value);
   }
-  context.putImageData(image, 0, 0);
-  const tooltip = el("div", { class: "tooltip", hidden: true });
-  const cell = (event_) => {  // canvas pixels are cells: x = step, y = filter
-    const [x, y] = canvasPoint(canvas, event_);
-    return [Math.floor(y), Math.floor(x)];
-  };
-  canvas.addEventListener("mousemove", (event_) => {
-    const [f, s] = cell(event_);
-    tooltip.hidden = !(f >= 0 && f < filters && s >= 0 && s < steps.length);
-    if (!tooltip.hidden) tooltip.textContent = `filter ${f} · step ${steps[s]} · ${fmt(values[f][s], 4)} — click to see it`;
-  });
-  canvas.addEventListener("mouseleave", () => { tooltip.hidden = true; });
-  canvas.addEventListener("click", (event_) => {
-    const [f, s] = cell(event_);
-    if (f >= 0 && f < filters && s >= 0 && s < steps.length) onPick(f, steps[s]);
-  });
-  const index = steps.indexOf(currentStep);
-  const marker = index >= 0 ? el("div", { class: "step-marker", style: `left:${(100 * (index + 0.5)) / steps.length}%` }) : null;
-  const legend = el("p", { class: "note", text: `rows: ${filters} filters · columns: ${steps.length} steps · colour from ${fmt(low, 4)} (dark) to ${fmt(high, 4)} (yellow); grey = not defined` });
-  return el("div", {}, el("div", { class: "drift-wrap" }, canvas, marker), tooltip, legend);
+  return answers.get(key);
 }
 
-export async function render({ state, store }, run, step) {
-  const layer = layerOf(state, run);
-  const common = { run: run.run, layer, mode: state.mode };
+// What is made once per answer: a drift answer's colours; the line chart of a faithfulness or
+// a dead_fraction answer, moved into each new drawing of the view with its step marker moved
+// (500-step charts drawn anew at every step held a scrub to 19-27 steps/s, moved 30-52,
+// bench/evolution_fps.py).
+const colours = new WeakMap();
+const charts = new WeakMap();
+
+function once(cache, key, make) {
+  if (!cache.has(key)) cache.set(key, make(key));
+  return cache.get(key);
+}
+
+export async function load({ state }, run) {
+  const common = { run: run.run, layer: layerOf(state, run), mode: state.mode };
   const [drift, dead, faithfulness] = await Promise.all([
-    getJSON("filter_drift", { ...common, stat: state.stat }, { fresh: true }),
-    getJSON("filter_drift", { ...common, stat: "dead_fraction" }, { fresh: true }),
-    getJSON("faithfulness", { run: run.run, mode: state.mode }, { fresh: true }),
+    answer(run, state.mode, "filter_drift", { ...common, stat: state.stat }),
+    answer(run, state.mode, "filter_drift", { ...common, stat: "dead_fraction" }),
+    answer(run, state.mode, "faithfulness", { run: run.run, mode: state.mode }),
   ]);
-  const pick = (filter, pickedStep) => {
-    const patch = { step: pickedStep, channel: filter };
-    if (run.layers.includes(layer)) Object.assign(patch, { view: "activations", layer });
-    else patch.view = "filters";
-    store.update(patch);
-  };
-  const columns = dead.steps.map((_, s) => dead.values.map((row) => row[s]).filter((v) => v !== null));
-  const deadShare = columns.map((column) => (column.length ? column.reduce((a, b) => a + b, 0) / column.length : null));
-  const deadFilters = columns.map((column) => (column.length ? column.filter(isDead).length / column.length : null));
-  return el("div", {},
-    el("h3", { text: `${layer} — ${STATS.find(([key]) => key === state.stat)[1]}` }),
-    heatmap(drift, step, pick),
+  return { drift, dead, faithfulness };
+}
+
+// Filters by their value in `column`, largest first; ties in filter order, no value last.
+function ranked(values, column) {
+  const value = (filter) => values[filter][column] ?? -Infinity;
+  return values.map((_, filter) => filter).sort((a, b) => value(b) - value(a) || a - b);
+}
+
+// Per step: the mean dead fraction of the filters, and the share of filters dead on every probe.
+function deadShares({ steps, values }) {
+  const share = [];
+  const dead = [];
+  steps.forEach((_, s) => {
+    let count = 0;
+    let sum = 0;
+    let deadCount = 0;
+    for (const row of values) {
+      if (row[s] === null) continue;
+      count += 1;
+      sum += row[s];
+      if (isDead(row[s])) deadCount += 1;
+    }
+    share.push(count ? sum / count : null);
+    dead.push(count ? deadCount / count : null);
+  });
+  return { share, dead };
+}
+
+// Moves a line chart's step marker to `step`, hidden where the chart has no such step. It
+// stands where chart.js draws it: linear in step across the chart's hover area.
+function moveMarker(figure, steps, step) {
+  const line = figure.querySelector("line.marker");
+  const area = figure.querySelector("rect.hover");
+  if (!line || !area) return;
+  const [left, width] = ["x", "width"].map((name) => Number(area.getAttribute(name)));
+  const [first, last] = [steps[0], steps[steps.length - 1]];
+  const x = String(left + (last > first ? ((step - first) / (last - first)) * width : width / 2));
+  line.setAttribute("x1", x);
+  line.setAttribute("x2", x);
+  line.setAttribute("visibility", steps.includes(step) ? "visible" : "hidden");
+}
+
+function chartOf(answer, step, make) {
+  const figure = once(charts, answer, () => make(answer.steps[0]));
+  moveMarker(figure, answer.steps, step);
+  return figure;
+}
+
+function topList(title, values, byValue, column, step, open) {
+  const entries = byValue.slice(0, TOP).map((filter) => {
+    const value = values[filter][column];
+    return el("li", {}, el("button", { class: "evo-top-entry", dataset: { filter: String(filter), value: value === null ? "" : String(value) }, onclick: () => open(filter) },
+      el("span", { text: `filter ${filter}` }), el("span", { class: "evo-value", text: value === null ? "no value" : fmt(value, 4) })));
+  });
+  return el("aside", { class: "evo-top" }, el("h4", { text: `Top ${TOP} at step ${step}: ${title}` }), el("ol", {}, ...entries),
+    el("p", { class: "note", text: "click a filter (or a cell) to open its card" }));
+}
+
+export function draw({ state, store }, run, step, { drift, dead, faithfulness }) {
+  const layer = layerOf(state, run);
+  const [, what, top] = STATS.find(([key]) => key === drift.stat) || [drift.stat, drift.stat, "largest"];
+  const column = drift.steps.indexOf(step);
+  const open = (filter, patch = {}) => store.update({ ...patch, cardlayer: layer, cardchannel: String(filter) });
+  const byValue = column >= 0 ? ranked(drift.values, column) : null;
+  const sorted = state.evosort === "value" && byValue;
+  const sort = labelled("Sort rows", select(SORTS, state.evosort, (evosort) => store.update({ evosort }), { name: "evosort" }));
+  const map = drift.steps.length
+    ? el("div", { class: "evo-main" },
+      heatmap({ colours: once(colours, drift, () => colourise(drift.values, COLORMAPS.viridis)), values: drift.values,
+        columns: drift.steps, order: sorted ? byValue : drift.values.map((_, filter) => filter), marker: column,
+        rowName: "filter", columnName: "step", onPick: (filter, s) => open(filter, { step: drift.steps[s] }) }),
+      byValue ? topList(top, drift.values, byValue, column, step, open) : null)
+    : message("empty", `no filter statistics of ${layer} logged yet`);
+  return el("div", { class: "evolution" },
+    el("div", { class: "evo-head" }, el("h3", { text: `${layer} — ${what}` }), sort,
+      el("span", { class: "note", text: sorted ? `rows: filters by ${what} at step ${step}, largest first` : "rows: filters in order" })),
+    map,
     el("div", { class: "charts" },
-      lineChart({ title: `Faithfulness (${faithfulnessMeaning(run)})`, steps: faithfulness.steps, marker: step,
-        yLabel: "probability drop", series: [{ name: "faithfulness", values: faithfulness.values }] }),
-      lineChart({ title: `${layer}: dead filters`, steps: dead.steps, marker: step, yLabel: "share of filters", yRange: [0, 1],
-        series: [{ name: "mean dead fraction (share of probes a filter is ≤ 0 on)", values: deadShare },
-          { name: "dead on every probe", values: deadFilters }] })));
+      chartOf(faithfulness, step, (marker) => lineChart({ title: `Faithfulness (${faithfulnessMeaning(run)})`, steps: faithfulness.steps,
+        marker, yLabel: "probability drop", series: [{ name: "faithfulness", values: faithfulness.values }] })),
+      chartOf(dead, step, (marker) => {
+        const { share, dead: deadFilters } = deadShares(dead);
+        return lineChart({ title: `${layer}: dead filters`, steps: dead.steps, marker, yLabel: "share of filters", yRange: [0, 1],
+          series: [{ name: "mean dead fraction (share of probes a filter is ≤ 0 on)", values: share },
+            { name: "dead on every probe", values: deadFilters }] });
+      })));
+}
+
+export async function render(ctx, run, step) {
+  return draw(ctx, run, step, await load(ctx, run));
+}
+
+// Only the warning banner above the view asks for a step's data (its event): ask for the
+// neighbours' before a scrub reaches them.
+export function prefetch({ state }, run, step) {
+  getJSON("event", { run: run.run, step, mode: state.mode }).catch(() => {});
 }

@@ -74,7 +74,8 @@ const lines = new WeakMap();
 
 function linesOf(summary) {
   if (!lines.has(summary)) {
-    lines.set(summary, summary.layers.map((layer) => Object.fromEntries(COLUMNS.map(([key]) => [key, linePath(summary.steps, layer[key])]))));
+    lines.set(summary, summary.layers.map((layer) => (layer.error ? null
+      : Object.fromEntries(COLUMNS.map(([key]) => [key, linePath(summary.steps, layer[key])])))));
   }
   return lines.get(summary);
 }
@@ -101,13 +102,16 @@ function flags(layer, index) {
 }
 
 function row(layer, paths, x, index, store) {
+  const name = el("td", { class: "layer-name" }, el("button", {
+    class: "link", text: layer.layer, title: "its filters over training (Evolution)",
+    onclick: () => store.update({ view: "evolution", evolayer: layer.layer }),
+  }));
+  const filters = el("td", { class: "filters", text: layer.logged ? `${layer.filters} · logged` : String(layer.filters) });
+  if (layer.error) {  // its statistics could not be read: said in its row, the others shown
+    return el("tr", { class: "damaged" }, name, filters, el("td", { class: "message error", colspan: COLUMNS.length + 1, text: layer.error }));
+  }
   const found = flags(layer, index);
-  return el("tr", { class: found.length ? "flagged" : null },
-    el("td", { class: "layer-name" }, el("button", {
-      class: "link", text: layer.layer, title: "its filters over training (Evolution)",
-      onclick: () => store.update({ view: "evolution", evolayer: layer.layer }),
-    })),
-    el("td", { class: "filters", text: layer.logged ? `${layer.filters} · logged` : String(layer.filters) }),
+  return el("tr", { class: found.length ? "flagged" : null }, name, filters,
     ...COLUMNS.map(([key]) => {
       const value = layer[key][index] ?? null;
       return el("td", { class: "value", dataset: { stat: key } },

@@ -10,7 +10,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from tb_cnnviz import checks, format, metadata, sanity, summary, trust
+from tb_cnnviz import checks, examples, format, metadata, sanity, summary, trust
 from tb_cnnviz.feature_vis import FeatureVisualiser
 from tb_cnnviz.options import Options
 from tb_cnnviz.plan import make_plan
@@ -90,6 +90,10 @@ class CNNViz(keras.callbacks.Callback):
         image that maximises them (activation maximisation, 128 steps), at every
         `filters_every`-th event of each mode, counting the first; 0: none.
       filters_every: see `reference` and `feature_vis`.
+      max_example_filters: filters of a layer whose top examples one event stores; a wider
+        layer's take turns, this many per event, so that events of wide backbones stay small
+        (each filter's are then stored every ceil(filters / max_example_filters)-th time). None:
+        every filter at every event.
       model: the model, for use outside fit/evaluate (a custom loop calling `log`).
 
     Raises:
@@ -103,7 +107,7 @@ class CNNViz(keras.callbacks.Callback):
                  max_layer_pixels="auto", log_weights=True, run_name=None, faithfulness_fraction=0.2,
                  log_on_train_begin=True, strict=False, head=None, output=None, image_input=None, background_class=0,
                  gradcam_classes=3, masks=None, boxes=None, trust_every=5, sanity_check=False, reference=None,
-                 feature_vis=0, filters_every=5, model=None):
+                 feature_vis=0, filters_every=5, max_example_filters=256, model=None):
         super().__init__()
         checks.check_backend()
         self.options = Options(
@@ -112,7 +116,8 @@ class CNNViz(keras.callbacks.Callback):
             run_name=run_name, faithfulness_fraction=faithfulness_fraction, log_on_train_begin=log_on_train_begin,
             strict=strict, head=head, output=output, image_input=image_input, background_class=background_class,
             gradcam_classes=gradcam_classes, masks=masks, boxes=boxes, trust_every=trust_every,
-            sanity_check=sanity_check, reference=reference, feature_vis=feature_vis, filters_every=filters_every)
+            sanity_check=sanity_check, reference=reference, feature_vis=feature_vis, filters_every=filters_every,
+            max_example_filters=max_example_filters)
         self.logdir = self.options.logdir
         self._schedule = Schedule(self.options.every_n_epochs, self.options.every_n_steps,
                                   self.options.log_on_train_begin, counts_batches=self._counts_batches,
@@ -232,32 +237,46 @@ class CNNViz(keras.callbacks.Callback):
         if not self._header_written:
             header = {metadata.RUN_HEADER: (metadata.RUN_HEADER, format.pack_run_header(plan.samples.images, plan.header))}
             if plan.reference is not None:
-                header[metadata.REFERENCE] = (metadata.REFERENCE, format.pack_maps(metadata.REFERENCE, plan.reference.images))
+                header[metadata.REFERENCE] = (metadata.REFERENCE, format.pack_maps(
+                    metadata.REFERENCE, format.shown_images(plan.reference.images)))
             self._writer.write(header, step)
             self._header_written = True
-        cascade = self._cascade(step) if mode == "eval" and self.options.sanity_check else None
+        cascade = None
+        if mode == "eval" and self.options.sanity_check:
+            cascade = self._optional(mode, step, "the sanity check", self._cascade)
         filters_due = self._events[mode] % self.options.filters_every == 0
-        top_examples = None  # the probes' own, found by every event
-        if plan.reference is not None:
-            top_examples = self._probe.reference_examples(plan.reference.inputs) if filters_due else {}
-        feature_vis = self._visualise() if self._visualiser is not None and filters_due else None
+        if plan.reference is None:  # the probes' own, found by every event
+            found, turn = result.top_examples, self._events[mode]
+        else:
+            found = self._optional(mode, step, "the search of the reference images for top examples",
+                                   lambda: self._probe.reference_examples(plan.reference.inputs)) if filters_due else {}
+            turn = self._events[mode] // self.options.filters_every
+        top_examples = {path: examples.in_turn(arrays, self.options.max_example_filters, turn)
+                        for path, arrays in (found or {}).items()}
+        feature_vis = None
+        if self._visualiser is not None and filters_due:
+            feature_vis = self._optional(mode, step, "the feature visualisation", self._visualise)
         self._writer.write(format.pack_event(mode, result, plan.header, plan.labels, metrics, cascade, top_examples,
                                              feature_vis), step)
         self._schedule.mark(mode, step)
         self._run_state.logged(mode, step)
         self._events[mode] += 1
 
-    def _cascade(self, step):
-        """The cascading randomisation test of the Grad-CAM layer's maps, on a copy of the model;
-        None, with a warning (once per kind of error), if it fails: the event is written without it."""
-        plan = self._plan
+    def _optional(self, mode, step, what, compute):
+        """compute(), or None if it fails, reported once per kind of error (raised if strict):
+        the event is written without that part."""
         try:
-            return sanity.sanity_check(self.model, plan.samples.inputs, layer=plan.spec.gradcam_layer,
-                                       head=plan.head.kind, output=plan.head.output, image_input=plan.samples.image_key,
-                                       background_class=plan.spec.background_class)
+            return compute()
         except Exception as error:  # noqa: BLE001 - the event's other data is still worth writing
-            self._report("eval", step, error, f"the sanity check at eval step {step} failed and is left out of the event")
+            self._report(mode, step, error, f"{what} at {mode} step {step} failed and is left out of the event")
             return None
+
+    def _cascade(self):
+        """The cascading randomisation test of the Grad-CAM layer's maps, on a copy of the model."""
+        plan = self._plan
+        return sanity.sanity_check(self.model, plan.samples.inputs, layer=plan.spec.gradcam_layer, head=plan.head.kind,
+                                   output=plan.head.output, image_input=plan.samples.image_key,
+                                   background_class=plan.spec.background_class)
 
     def _feature_visualiser(self, model):
         """The visualiser of the run header's feature_vis channels (None if none are asked for):
@@ -266,8 +285,9 @@ class CNNViz(keras.callbacks.Callback):
         if not plan.header.feature_vis:
             return None
         images = (plan.samples if plan.reference is None else plan.reference).images
+        low, high = float(images.min()), float(images.max())
         return FeatureVisualiser(model, plan.header.feature_vis, image_shape=images.shape[1:],
-                                 value_range=(float(images.min()), float(images.max())),
+                                 value_range=(low, high if high > low else low + 1),  # constant images: some room
                                  image_input=plan.samples.image_key)
 
     def _visualise(self):

@@ -52,6 +52,22 @@ def crop(image: np.ndarray, box) -> np.ndarray:
 
 def patches(images, size, top: TopExamples, channel: int, field) -> tuple:
     """((k, h, w, C) patches of one filter's top examples, best first, their boxes): `images`
-    maps (at least) the examples' image indices to the reference images (H, W, C) = `size` + (C,)."""
-    boxes = [patch_box(field, position, size) for position in top.positions[:, channel]]
-    return np.stack([crop(images[i], box) for i, box in zip(top.images[:, channel], boxes)]), boxes
+    maps (at least) the examples' image indices to the reference images (H, W, C) = `size` + (C,).
+    KeyError if `top` does not hold that filter."""
+    column = top.column(channel)
+    boxes = [patch_box(field, position, size) for position in top.positions[:, column]]
+    return np.stack([crop(images[i], box) for i, box in zip(top.images[:, column], boxes)]), boxes
+
+
+def in_turn(examples: tuple, per_event: int | None, turn: int) -> tuple:
+    """(images, positions, values, map size, first filter) of the filters whose top examples an
+    event stores: all of a layer's, or, for a layer of more than `per_event` filters, the
+    `turn`-th run of `per_event` of them (cycling), so that an event stays small and each filter
+    is stored every ceil(filters / per_event) events."""
+    images, positions, values, map_size = examples
+    filters = images.shape[1]
+    if per_event is None or filters <= per_event:
+        return (*examples, 0)
+    first = turn % math.ceil(filters / per_event) * per_event
+    part = slice(first, first + per_event)
+    return images[:, part], positions[:, part], values[:, part], map_size, first

@@ -86,7 +86,8 @@ class RunHeader:
     objects: dict | None = None  # `pack_objects`
     trust_every: int | None = None  # deletion and insertion on every k-th train event, counting the first
     curve_steps: int | None = None  # of deletion and insertion
-    top_examples: dict | None = None  # {"k", "reference": PROBES_REFERENCE or OWN_REFERENCE, "count", "layers"}
+    # {"k", "reference": PROBES_REFERENCE or OWN_REFERENCE, "count", "layers", "per_event": filters per layer and event}
+    top_examples: dict | None = None
     receptive_fields: dict = dataclasses.field(default_factory=dict)  # path -> [h, w, jump y, x, start y, x] or None
     feature_vis: dict = dataclasses.field(default_factory=dict)  # path -> channels given images that maximise them
     filters_every: int | None = None  # own-reference top examples and feature vis: every k-th event
@@ -105,6 +106,7 @@ class RunHeader:
         expected = {"layers": list, "conv_layers": dict, "channels": dict, "filter_channels": dict,
                     "gradcam_layer": str, "stat_names": list}
         wrong = [name for name, kind in expected.items() if not isinstance(getattr(header, name), kind)]
+        wrong += [name for name, ok in _filter_fields_ok(header).items() if not ok]
         if wrong:
             raise FormatError(f"not a cnnviz run header (fields of the wrong type: {wrong})")
         return header
@@ -115,6 +117,26 @@ class RunHeader:
     def filters(self, path: str) -> int:
         """How many filters (output channels) the conv layer at `path` has."""
         return self.conv_layers[path]["output_shape"][-1]
+
+
+def _filter_fields_ok(header: RunHeader) -> dict:
+    """{field: usable} of the run header's fields about filters, which routes index with."""
+    def ints(values, least=0):
+        return isinstance(values, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= least
+                                                for v in values)
+
+    def field_ok(field):  # [h, w, jump y, jump x, start y, start x] or None
+        return field is None or (isinstance(field, list) and len(field) == 6 and ints(field[:4], 1)
+                                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in field[4:]))
+
+    top = header.top_examples
+    return {
+        "receptive_fields": isinstance(header.receptive_fields, dict)
+        and all(field_ok(field) for field in header.receptive_fields.values()),
+        "top_examples": top is None or (isinstance(top, dict) and isinstance(top.get("layers"), list)
+                                        and all(isinstance(path, str) for path in top["layers"])),
+        "feature_vis": isinstance(header.feature_vis, dict) and all(ints(c) for c in header.feature_vis.values()),
+    }
 
 
 def pack_objects(masks: np.ndarray | None, boxes: list | None) -> dict | None:
@@ -153,12 +175,15 @@ def probe_shape(stored: dict) -> tuple:
     return shape[0], shape[2:]
 
 
+def shown_images(images: np.ndarray) -> np.ndarray:
+    """Images (N, H, W, C) as stored and shown: grey or RGB as they are, other channel counts
+    as their mean."""
+    return images if images.shape[-1] in (1, 3) else images.mean(axis=-1, keepdims=True)
+
+
 def pack_run_header(images: np.ndarray, header: RunHeader) -> np.ndarray:
-    """The run header summary: probe images (N, H, W, C) and the header's fields. Images that
-    are neither grey nor RGB are stored as their channel mean."""
-    if images.shape[-1] not in (1, 3):
-        images = images.mean(axis=-1, keepdims=True)
-    return pack_maps(RUN_HEADER, images, **header.stored())
+    """The run header summary: probe images (N, H, W, C, `shown_images`) and the header's fields."""
+    return pack_maps(RUN_HEADER, shown_images(images), **header.stored())
 
 
 def unpack_run_header(stored: dict, blob_count: int) -> RunHeader:
@@ -384,9 +409,18 @@ def filter_stats(run: RunHeader, path: str, steps: list, stats: dict, channel: i
     """(steps, (len(STAT_NAMES), steps) matrix) of every statistic of one filter over the
     `steps` of complete events that have statistics ({step: STATS tensor})."""
     steps = [step for step in steps if step in stats]
-    matrix = np.stack([stats[step][:, channel] for step in steps], axis=1) if steps else \
-        np.empty((len(STAT_NAMES), 0), np.float32)
+    matrix = np.full((len(STAT_NAMES), len(steps)), np.nan, np.float32)  # NaN where a step had fewer filters
+    for i, step in enumerate(steps):
+        values = _checked_stats(stats[step], step)
+        if channel < values.shape[1]:
+            matrix[:, i] = values[:, channel]
     return np.asarray(steps, np.int64), matrix
+
+
+def _checked_stats(values: np.ndarray, step) -> np.ndarray:
+    if values.ndim != 2 or values.shape[0] != len(STAT_NAMES):
+        raise FormatError(f"cnnviz statistics at step {step} of shape {values.shape}, not ({len(STAT_NAMES)}, filters)")
+    return values
 
 
 def _nanmean_rows(values: np.ndarray) -> np.ndarray:
@@ -405,7 +439,7 @@ def layer_summary(steps: list, stats: dict) -> dict:
     dead = np.full(len(steps), np.nan, np.float32)
     for i, step in enumerate(steps):
         if step in stats:
-            values = stats[step]
+            values = _checked_stats(stats[step], step)
             columns[:, i] = _nanmean_rows(values)
             dead_row = values[STAT_NAMES.index("dead_fraction")]
             dead[i] = np.mean(np.nan_to_num(dead_row, nan=0.0) >= DEAD_AT)
@@ -419,9 +453,9 @@ def layer_summary(steps: list, stats: dict) -> dict:
 
 # -- top examples -----------------------------------------------------------------------------
 # A TOP_EXAMPLES summary (per logged layer and event) is [JSON header, payload]. The payload
-# deflates three (k, filters) arrays, best first for each filter: the reference image (uint8
-# for up to 256 images, else uint16), the peak's position in the layer's map, row-major
-# (uint16, uint32 beyond 65,536 pixels), and the peak value as a 16-bit level over the header's
+# deflates three (k, filters) arrays, stored filter by filter (a filter's k values, best first,
+# side by side deflate best): the reference image and the peak's position in the layer's map,
+# row-major (each 8 bits up to 256 images or pixels, else 16, 32 beyond 65,536), and the peak value as a 16-bit level over the header's
 # [lo, hi] (TOP_NONFINITE for NaN or infinite): within (hi - lo) / 131068 of the logged value.
 TOP_LEVELS = 65534
 TOP_NONFINITE = 65535
@@ -435,20 +469,34 @@ class TopExamples:
     positions: np.ndarray  # (k, filters, 2) int64: (y, x) of each peak in the layer's map
     values: np.ndarray  # (k, filters) float32 peak values
     reference: str  # PROBES_REFERENCE or OWN_REFERENCE
+    first: int = 0  # the layer's filter in column 0: a wide layer's filters are stored in turns
+
+    def holds(self, channel: int) -> bool:
+        return self.first <= channel < self.first + self.images.shape[1]
+
+    def column(self, channel: int) -> int:
+        """Where filter `channel` sits; KeyError if this event did not store it."""
+        if not self.holds(channel):
+            raise KeyError(f"filter {channel}'s top examples are not stored at this event, which stores filters "
+                           f"{self.first} to {self.first + self.images.shape[1] - 1} of the layer (wider layers take turns)")
+        return channel - self.first
 
     def of(self, channel: int) -> dict:
         """{"images", "values", "positions"} of one filter, as the route serves them."""
-        return {"images": self.images[:, channel].tolist(), "values": self.values[:, channel].tolist(),
-                "positions": self.positions[:, channel].tolist()}
+        column = self.column(channel)
+        return {"images": self.images[:, column].tolist(), "values": self.values[:, column].tolist(),
+                "positions": self.positions[:, column].tolist()}
 
 
 def _index_dtype(count: int):
     return np.uint8 if count <= 256 else np.uint16 if count <= 65536 else np.uint32
 
 
-def pack_top_examples(images, positions, values, map_size, count: int, reference: str) -> np.ndarray:
+def pack_top_examples(images, positions, values, map_size, count: int, reference: str, first: int = 0,
+                      digest: str | None = None) -> np.ndarray:
     """Blob sequence [header, payload] of one layer's (k, filters) top examples: reference image
-    indices among `count` images, flat peak positions in maps of `map_size` (h, w), values."""
+    indices among `count` images, flat peak positions in maps of `map_size` (h, w), values, of
+    the layer's filters from `first` on; `digest` names the images they index (`digest_matches`)."""
     values = np.asarray(values, np.float32)
     finite = np.isfinite(values)
     lo, hi = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 0.0)
@@ -456,12 +504,19 @@ def pack_top_examples(images, positions, values, map_size, count: int, reference
     with np.errstate(invalid="ignore"):
         levels = np.where(finite, np.round((values - lo) / span * TOP_LEVELS), TOP_NONFINITE).astype("<u2")
     pixels = int(np.prod(map_size))
-    payload = b"".join([np.asarray(images).astype(_index_dtype(count)).tobytes(),
-                        np.asarray(positions).astype(np.dtype(_index_dtype(pixels)).newbyteorder("<")).tobytes(),
-                        levels.tobytes()])
+    payload = b"".join([np.asarray(images).T.astype(np.dtype(_index_dtype(count)).newbyteorder("<")).tobytes(),
+                        np.asarray(positions).T.astype(np.dtype(_index_dtype(pixels)).newbyteorder("<")).tobytes(),
+                        levels.T.tobytes()])
     header = codec.encode_header(k=int(values.shape[0]), filters=int(values.shape[1]), count=int(count),
-                                 map_size=[int(d) for d in map_size], reference=reference, lo=lo, hi=hi)
-    return np.asarray([header, zlib.compress(payload, 6)], dtype=object)
+                                 map_size=[int(d) for d in map_size], reference=reference, lo=lo, hi=hi,
+                                 first=int(first), digest=digest)
+    return np.asarray([header, zlib.compress(payload, 9)], dtype=object)
+
+
+def digest_matches(run: RunHeader, header: dict) -> bool:
+    """Whether a TOP_EXAMPLES header indexes the run's current reference images (a run started
+    again with other probes or another reference set leaves older examples behind)."""
+    return header.get("digest") == (run.top_examples or {}).get("digest")
 
 
 def unpack_top_examples(header: dict, payload: bytes) -> TopExamples:
@@ -470,21 +525,23 @@ def unpack_top_examples(header: dict, payload: bytes) -> TopExamples:
         k, filters, count = (int(header[name]) for name in ("k", "filters", "count"))
         height, width = (int(d) for d in header["map_size"])
         lo, hi, reference = float(header["lo"]), float(header["hi"]), str(header["reference"])
-        data = zlib.decompress(payload)
+        first = int(header.get("first", 0))
         index_type = np.dtype(_index_dtype(count)).newbyteorder("<")
         position_type = np.dtype(_index_dtype(height * width)).newbyteorder("<")
         sizes = [k * filters * t.itemsize for t in (index_type, position_type, np.dtype("<u2"))]
-        if len(data) != sum(sizes) or min(k, filters, count, height, width) < 1:
+        stream = zlib.decompressobj()
+        data = stream.decompress(payload, sum(sizes) + 1)  # no more than the header promises
+        if not stream.eof or len(data) != sum(sizes) or min(k, filters, count, height, width) < 1 or first < 0:
             raise ValueError(f"{len(data)} bytes for k={k}, filters={filters}")
-        images = np.frombuffer(data, index_type, k * filters).reshape(k, filters)
-        flat = np.frombuffer(data, position_type, k * filters, sizes[0]).reshape(k, filters)
-        levels = np.frombuffer(data, "<u2", k * filters, sizes[0] + sizes[1]).reshape(k, filters)
+        images = np.frombuffer(data, index_type, k * filters).reshape(filters, k).T
+        flat = np.frombuffer(data, position_type, k * filters, sizes[0]).reshape(filters, k).T
+        levels = np.frombuffer(data, "<u2", k * filters, sizes[0] + sizes[1]).reshape(filters, k).T
     except (KeyError, TypeError, ValueError, zlib.error) as error:
         raise FormatError(f"damaged cnnviz top examples: {str(error)[:80]}") from None
     values = (lo + levels.astype(np.float64) * ((hi - lo) / TOP_LEVELS)).astype(np.float32)
     values[levels == TOP_NONFINITE] = np.nan
     positions = np.stack([flat // width, flat % width], axis=-1).astype(np.int64)
-    return TopExamples(images.astype(np.int64), positions, values, reference)
+    return TopExamples(images.astype(np.int64), positions, values, reference, first)
 
 
 # -- one event --------------------------------------------------------------------------------
@@ -502,9 +559,10 @@ def pack_event(mode: str, result, run: RunHeader, labels, metrics: np.ndarray, c
     """{tag: (kind, value)} of every summary of one event, from a `probe.ProbeResult`; labels
     as `tb_cnnviz.plan.Plan` holds them; `metrics` (len(METRIC_NAMES), N) from
     `tb_cnnviz.trust.event_metrics`; `cascade` `tb_cnnviz.sanity_check`'s result, if run;
-    `top_examples` {path: (images, positions, values, map size)} as `ProbeResult.top_examples`
-    (default: the result's own, found among the probes); `feature_vis` {path: (channels, H, W, C)}
-    images of the run header's `feature_vis` channels, if made at this event."""
+    `top_examples` {path: (images, positions, values, map size, first filter)} of the filters
+    whose top examples this event stores (`tb_cnnviz.examples.in_turn`); `feature_vis`
+    {path: (channels, H, W, C)} images of the run header's `feature_vis` channels, if made at
+    this event."""
     probabilities, predicted = result.probabilities, result.predicted
     rows = np.arange(len(result.target))
     target_probability, drop = result.target_probability, result.faithfulness_drop
@@ -544,12 +602,11 @@ def pack_event(mode: str, result, run: RunHeader, labels, metrics: np.ndarray, c
                  view=KERNEL_VIEW if path == run.rgb_filter_layer else MEAN_VIEW)
     for path, stats in result.stats.items():
         items[tag(STATS, mode, path)] = (STATS, pack_stats(stats))
-    for path, (images, positions, values, map_size) in (result.top_examples if top_examples is None
-                                                         else top_examples).items():
+    for path, (images, positions, values, map_size, first) in (top_examples or {}).items():
         add(TOP_EXAMPLES, pack_top_examples(images, positions, values, map_size, run.top_examples["count"],
-                                            run.top_examples["reference"]), path)
+                                            run.top_examples["reference"], first, run.top_examples["digest"]), path)
     for path, images in (feature_vis or {}).items():
-        add_maps(FEATURE_VIS, images, path, channels=run.feature_vis[path])
+        add_maps(FEATURE_VIS, shown_images(images), path, channels=run.feature_vis[path])
     items[tag(FAITHFULNESS, mode)] = (FAITHFULNESS, pack_tensor(drop.mean()))
     items[tag(METRICS, mode)] = (METRICS, pack_tensor(metrics))
     for name, mean in zip(METRIC_NAMES, metric_means(metrics)):  # beside the loss in the Scalars tab

@@ -19,7 +19,7 @@ AUTO_LAYER_PIXELS = 4096
 TARGET_CHOICES = '"predicted", "true", an int or a list of ints'
 MAX_REFERENCE = 1024  # reference images of top examples
 # Reference image values stored once per run (8-bit PNGs, about one byte each before deflate):
-# 1,024 images of 144 x 144 x 3, or 426 of 224 x 224 x 3.
+# 1,024 images of 144 x 144 x 3, or 445 of 224 x 224 x 3.
 MAX_REFERENCE_VALUES = 64 * 2**20
 
 
@@ -84,6 +84,8 @@ def _reference(reference, image_input, probes: inputs.Samples) -> inputs.Samples
     """The reference images of top examples, shaped as the probes (checked against the model
     with them by `plan`) and small enough to store once per run."""
     given = inputs.samples(reference, image_input, "reference", limit=MAX_REFERENCE)
+    if isinstance(given.inputs, list) and isinstance(given.image_key, str):  # an input's name: `plan` checks it
+        return given
     if given.images.shape[1:] != probes.images.shape[1:]:
         raise ValueError(f"reference images must be shaped as the probe images {probes.images.shape[1:]}, got "
                          f"{given.images.shape[1:]}")
@@ -142,6 +144,7 @@ class Options:
     reference: inputs.Samples | None = None  # None: the probes
     feature_vis: int = 0
     filters_every: int = 5
+    max_example_filters: int | None = 256
 
     def __post_init__(self):
         def set_(name, value):
@@ -213,3 +216,5 @@ class Options:
                              f"(0: none); got {self.feature_vis!r}")
         set_("feature_vis", int(self.feature_vis))
         set_("filters_every", _positive_int(self.filters_every, "filters_every"))
+        if self.max_example_filters is not None:
+            set_("max_example_filters", _positive_int(self.max_example_filters, "max_example_filters (or None)"))

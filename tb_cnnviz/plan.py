@@ -155,6 +155,11 @@ def _check_size(options: Options, shapes, channels):
         )
 
 
+def _digest(images) -> str:
+    """A digest of images: what stored maps or examples computed from them are checked against."""
+    return hashlib.sha1(np.ascontiguousarray(images, np.float32).tobytes()).hexdigest()
+
+
 def make_plan(options: Options, model) -> Plan:
     """The plan for `model`, built (if Sequential) and checked.
 
@@ -194,6 +199,9 @@ def make_plan(options: Options, model) -> Plan:
         p: _spread(shapes[p][-1], RGB_FILTER_TILES if p == rgb else options.max_channels) for p in chosen
     } if options.log_weights else {}
     reference = None if options.reference is None else inputs.for_model(options.reference, model, "reference")
+    if reference is not None and reference.images.shape[1:] != samples.images.shape[1:]:
+        raise ValueError(f"reference images must be shaped as the probe images {samples.images.shape[1:]}, got "
+                         f"{reference.images.shape[1:]}")
     top_k = min(examples.MAX_EXAMPLES, len(samples if reference is None else reference))
     fields = receptive.receptive_fields(model, chosen, samples.image_key)
     spec = ProbeSpec(gradcam_layer=gradcam_layer, activation_channels=channels, filter_channels=filter_channels,
@@ -227,7 +235,9 @@ def make_plan(options: Options, model) -> Plan:
         trust_every=options.trust_every,
         curve_steps=trust.CURVE_STEPS,
         top_examples={"k": top_k, "layers": chosen, "count": len(samples if reference is None else reference),
-                      "reference": format.PROBES_REFERENCE if reference is None else format.OWN_REFERENCE},
+                      "reference": format.PROBES_REFERENCE if reference is None else format.OWN_REFERENCE,
+                      "per_event": options.max_example_filters,
+                      "digest": _digest((samples if reference is None else reference).images)},
         receptive_fields={path: None if field is None else field.stored() for path, field in fields.items()},
         feature_vis={path: channels[path][:options.feature_vis] for path in chosen} if options.feature_vis else {},
         filters_every=options.filters_every,
@@ -235,5 +245,5 @@ def make_plan(options: Options, model) -> Plan:
     images = samples.images
     objects = format.object_masks(header, images.shape[:3])
     ranks = trust.random_ranks(len(images), images.shape[1] * images.shape[2])
-    source = f"{gradcam_layer}:{hashlib.sha1(np.ascontiguousarray(images, np.float32).tobytes()).hexdigest()}"
+    source = f"{gradcam_layer}:{_digest(images)}"
     return Plan(spec, header, samples, head, labels, targets, true, objects, ranks, source, reference)

@@ -251,14 +251,15 @@ class Probe:
             watched = {path: self.convs[path] for path in self.spec.top_examples}
 
             def batch_peaks(batch_inputs):
-                recorded = {}
-                with layer_utils.recording(watched, recorded):
+                recorded = {}  # recorded as the event's forward pass records them (a head's own conv: its scores)
+                with self.head.linear() or contextlib.nullcontext(), layer_utils.recording(watched, recorded):
                     self.model(batch_inputs, training=False)
                 return {path: (*peaks(tf.cast(recorded[path], tf.float32)), tf.shape(recorded[path])[1:3])
                         for path in watched}
 
             self._traced["reference"] = (tf.function(batch_peaks, reduce_retracing=True),
-                                         tf.function(lambda p, q: best_examples(p, q, self.spec.top_k)))
+                                         tf.function(lambda p, q: best_examples(p, q, self.spec.top_k),
+                                                     reduce_retracing=True))
         batch_peaks, best = self._traced["reference"]
         found = [batch_peaks(self._tensors(samples.map(lambda array, s=start: array[s:s + batch])))
                  for start in range(0, len(samples), batch)]

@@ -285,18 +285,50 @@ def _top_examples(q):
     if not _example_layers(run):
         raise NotFound(f"run {web.shown(q.run_name)!r} has no top examples (written before tb_cnnviz logged them)", [])
     layer = q.layer(_example_layers(run))
-    blobs, header = q.summary(TOP_EXAMPLES, lambda _: [layer])
+    blobs, header = _indexed(q, TOP_EXAMPLES, layer)
     channel = _filter(q, run, layer)
+    if not format.digest_matches(run.header, header):
+        raise NotFound(f"the top examples of {layer!r} at step {q.step()} index other images than this run's (it was "
+                       f"started again with other probes or reference images)", _steps_holding(q, layer, channel))
     top = format.unpack_top_examples(header, q.store.blob(q.ctx, blobs[1]))
+    if not top.holds(channel):  # a wide layer's filters take turns
+        raise NotFound(f"filter {channel} of {layer!r} has no top examples at step {q.step()}: this layer's filters "
+                       f"take turns", _steps_holding(q, layer, channel))
     kind, stored = (RUN_HEADER, run.probes) if top.reference == format.PROBES_REFERENCE else (REFERENCE, run.reference)
-    wanted = set(top.images[:, channel].tolist()) if channel < top.images.shape[1] else {len(stored or ())}
-    if stored is None or max(wanted) >= len(stored) - 1:
+    wanted = set(top.images[:, top.column(channel)].tolist())
+    if stored is None or max(wanted) >= len(stored) - 1 or len(stored) - 1 != q.store.header(q.ctx, stored)["shape"][0]:
         raise format.FormatError(f"damaged cnnviz top examples of {layer!r} at this step: they name images or "
                                  f"filters that are not stored")
     images = {index: q.store.maps(q.ctx, kind, stored, index) for index in wanted}
     patches, boxes = examples.patches(images, format.probe_shape(q.store.header(q.ctx, stored))[1][:2], top, channel,
                                       run.header.receptive_fields.get(layer))
     return layer, channel, top, patches, boxes
+
+
+def _indexed(q, kind, layer) -> tuple:
+    """(blobs, header) of a summary the requested step indexes: a kind logged at some steps only
+    may be left at a step by an earlier run in the logdir that a restart did not overwrite."""
+    blobs, header = q.summary(kind, lambda _: [layer])
+    index = format.unpack_predictions(q.summary(PREDICTIONS)[1])[1]
+    if index is not None and index.get(kind, {}).get(layer) != header:
+        raise NotFound(f"the {kind} of {layer!r} at step {q.step()} were left by an earlier run in this logdir", [])
+    return blobs, header
+
+
+def _steps_holding(q, layer, channel) -> list:
+    """The steps of the requested mode whose top examples of `layer` hold filter `channel` of
+    the run's current reference images."""
+    steps = q.run().steps[q.mode()]
+    headers = q.store.headers(q.ctx, q.experiment, q.run_name, metadata.tag(TOP_EXAMPLES, q.mode(), layer), steps)
+    held = []
+    for step, header in headers.items():
+        try:
+            first, filters = int(header.get("first", 0)), int(header["filters"])
+        except (KeyError, TypeError, ValueError):
+            continue  # a damaged step: its own request says so
+        if first <= channel < first + filters and format.digest_matches(q.run().header, header):
+            held.append(step)
+    return held
 
 
 def serve_top_examples(q: Query):
@@ -321,7 +353,7 @@ def _feature_vis(q):
     if not _visualised_layers(q.run()):
         raise NotFound(f"run {web.shown(q.run_name)!r} has no feature visualisations (CNNViz(feature_vis=N) makes "
                        f"them)", [])
-    blobs, header = q.summary(FEATURE_VIS, _visualised_layers)
+    blobs, header = _indexed(q, FEATURE_VIS, q.layer(_visualised_layers(q.run())))
     channel = web.int_param(q.request, "channel", header["channels"])
     return blobs, format.channel_position(header, channel)
 
@@ -345,9 +377,15 @@ def serve_layer_summary(q: Query):
     if run.steps[mode]:
         series = q.store.tensor_series(q.ctx, q.experiment, q.run_name, [metadata.tag(STATS, mode, p) for p in layers])
     steps = run.steps[mode]
+    def health(path):
+        try:
+            return format.layer_summary(steps, series.get(metadata.tag(STATS, mode, path), {}))
+        except metadata.FormatError as error:  # one damaged layer: said in its row, the others shown
+            return {"error": str(error)}
+
     return _json({"steps": steps, "layers": [
-        {"layer": path, "filters": run.header.filters(path), "logged": path in run.header.layers,
-         **format.layer_summary(steps, series.get(metadata.tag(STATS, mode, path), {}))} for path in layers]})
+        {"layer": path, "filters": run.header.filters(path), "logged": path in run.header.layers, **health(path)}
+        for path in layers]})
 
 
 def _filter_stats(q):

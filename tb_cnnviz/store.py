@@ -208,6 +208,19 @@ class Store:
             result[tag] = by_step[step]
         return result
 
+    def headers(self, ctx, experiment, run, tag, steps):
+        """{step: decoded header} of a blob summary at those of `steps` that have it (a damaged
+        header is left out)."""
+        by_step = self._listing(ctx, experiment, run, [tag])[tag]
+        found = {}
+        for step in steps:
+            if step in by_step:
+                try:
+                    found[step] = self.header(ctx, by_step[step])
+                except metadata.FormatError:
+                    continue
+        return found
+
     def maps(self, ctx, kind, references, item=None):
         """A map kind's array from its blob sequence, or one item's part of it."""
         header = self.header(ctx, references)

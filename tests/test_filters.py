@@ -69,7 +69,8 @@ def test_top_examples_of_the_probes_equal_an_independent_top_k(trained, tmp_path
     callback = tb_cnnviz.CNNViz(str(tmp_path), probes, trained.labels, layers="all", model=model, strict=True)
     callback.log(0)
     run = tb_cnnviz.read_run(str(tmp_path))
-    assert run.header.top_examples == {"k": 9, "layers": convs, "count": 32, "reference": "probes"}
+    assert {key: value for key, value in run.header.top_examples.items() if key != "digest"} == {
+        "k": 9, "layers": convs, "count": 32, "reference": "probes", "per_event": 256}
     outputs = layer_outputs(model, probes, convs)
     for layer in convs:
         top = run.event(0).top_examples(layer)
@@ -99,6 +100,30 @@ def test_a_reference_set_is_stored_once_and_searched_every_kth_event(trained, tm
         assert top.images.shape[0] == 9 and top.reference == "reference"
         check_against_independent(top, outputs["block3_conv2"], 100)
     check_against_independent(run.event(4, "eval").top_examples("block3_conv2"), outputs["block3_conv2"], 100)
+
+
+def test_a_wide_layers_filters_take_turns_and_each_turn_equals_the_whole_top_k(trained, tmp_path):
+    model, probes = trained.model, trained.probes[:12]
+    callback = tb_cnnviz.CNNViz(str(tmp_path / "wide"), probes, layers=["block1_conv1", "block3_conv2"],
+                                max_example_filters=24, model=model, strict=True)
+    for step in range(6):
+        callback.log(step)
+    run = tb_cnnviz.read_run(str(tmp_path / "wide"))
+    outputs = np.asarray(layer_outputs(model, probes, ["block3_conv2"])["block3_conv2"])
+    filters = outputs.shape[-1]  # 64: in turns of 24, 24 and 16
+    for step in range(6):
+        top = run.event(step).top_examples("block3_conv2")
+        assert top.first == [0, 24, 48][step % 3] and top.images.shape == (9, [24, 24, 16][step % 3])
+        check_against_independent(top, outputs[..., top.first:top.first + top.images.shape[1]], 12)
+        narrow = run.event(step).top_examples("block1_conv1")  # 16 filters: all at every event
+        assert narrow.first == 0 and narrow.images.shape[1] == run.header.filters("block1_conv1") <= 24
+        with pytest.raises(KeyError, match="take turns"):
+            top.of((top.first + top.images.shape[1]) % filters)
+    client = wsgi_client(str(tmp_path))
+    status, body = get(client, "top_examples", run="wide", step=0, layer="block3_conv2", channel=30)
+    assert status == 404 and json.loads(body)["valid"] == [1, 4]
+    status, body = get(client, "top_examples", run="wide", step=1, layer="block3_conv2", channel=30)
+    assert status == 200 and json.loads(body)["images"] == run.event(1).top_examples("block3_conv2").of(30)["images"]
 
 
 def test_patches_are_the_receptive_field_around_the_peak_padded_with_zeros(tmp_path):
@@ -276,7 +301,62 @@ def test_layer_summary_and_filter_stats_are_the_statistics_over_steps(served):
     ({"feature_vis": -1}, "feature_vis must be how many"),
     ({"feature_vis": 1.5}, "feature_vis must be how many"),
     ({"filters_every": 0}, "filters_every must be a positive int"),
+    ({"max_example_filters": 0}, r"max_example_filters \(or None\) must be a positive int"),
 ])
 def test_bad_filter_options_say_what_to_give(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         tb_cnnviz.CNNViz(str(tmp_path), np.zeros((4, 32, 32, 3), np.float32), **kwargs)
+
+
+def test_a_restart_with_other_reference_images_leaves_no_stale_examples_behind(tmp_path):
+    """Read from the event files. (TensorBoard's Python loader serves a step's first write where
+    a restart rewrote it, of every kind alike: the routes then show the first run's steps.)"""
+    images, labels, _ = shapes(40, size=32, seed=7)
+    keras.utils.set_random_seed(0)
+    model = small_cnn()
+    first = tb_cnnviz.CNNViz(str(tmp_path / "run"), images[:3], reference=images[:20], filters_every=2,
+                             layers=["conv4"], feature_vis=1, model=model, strict=True)
+    for step in range(4):  # top examples and feature visualisations at steps 0 and 2
+        first.log(step)
+    with pytest.warns(UserWarning, match="replace the earlier ones"):
+        again = tb_cnnviz.CNNViz(str(tmp_path / "run"), images[:3], reference=images[20:], filters_every=3,
+                                 layers=["conv4"], feature_vis=1, model=model, strict=True)
+        for step in range(4):  # at steps 0 and 3: step 2 keeps the first run's summaries on disk
+            again.log(step)
+    run = tb_cnnviz.read_run(str(tmp_path / "run"))
+    np.testing.assert_allclose(run.reference_images, images[20:], atol=0.5 / 255 + 1e-6)
+    with pytest.raises(KeyError, match="earlier run"):
+        run.event(2).top_examples("conv4")
+    with pytest.raises(KeyError, match="earlier run"):
+        run.event(2).feature_vis("conv4")
+    check_against_independent(run.event(3).top_examples("conv4"), layer_outputs(model, images[20:], ["conv4"])["conv4"], 20)
+
+
+def test_images_of_four_channels_and_a_failing_visualisation_still_log_every_event(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    images = rng.random((6, 16, 16, 4), np.float32)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 4))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="c2")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x)))
+    callback = tb_cnnviz.CNNViz(str(tmp_path), images[:2], reference=images, feature_vis=1, filters_every=1,
+                                layers=["c1", "c2"], model=model)
+    callback.log(0)
+    visualise = callback._visualise
+
+    def fails_once():  # a fault in the visualisation (say, out of memory) at step 1 only
+        monkeypatch.setattr(callback, "_visualise", visualise)
+        raise MemoryError("no room for the ascent")
+
+    monkeypatch.setattr(callback, "_visualise", fails_once)
+    with pytest.warns(UserWarning, match="the feature visualisation at train step 1 failed and is left out"):
+        callback.log(1)
+    callback.log(2)
+    run = tb_cnnviz.read_run(str(tmp_path))
+    assert run.steps() == [0, 1, 2] and run.reference_images.shape == (6, 16, 16, 1)  # the channel mean
+    patches, _ = run.event(2).top_example_patches("c2", 1)
+    assert patches.shape[0] == 6 and patches.shape[-1] == 1
+    assert run.event(2).feature_vis("c2")[0].shape == (1, 16, 16, 1)
+    with pytest.raises(KeyError):
+        run.event(1).feature_vis("c2")
