@@ -103,10 +103,14 @@ export function lineChart({ title, steps, series, yLabel = "", xLabel = "step", 
   const axes = svg("g", { class: "axes" });
   axes.append(svg("line", { x1: PAD.left, x2: PAD.left, y1: PAD.top, y2: PAD.top + plotHeight }),
     svg("line", { x1: PAD.left, x2: PAD.left + plotWidth, y1: PAD.top + plotHeight, y2: PAD.top + plotHeight }));
-  for (const value of ticks(low, high)) {
+  const yMarks = ticks(low, high);
+  // enough decimals that neighbouring ticks read differently (a norm moving within 1.0399…1.0402)
+  const spacing = yMarks.length > 1 ? yMarks[1] - yMarks[0] : 0;
+  const digits = spacing > 0 ? Math.min(8, Math.max(2, Math.ceil(-Math.log10(spacing)))) : 2;
+  for (const value of yMarks) {
     if (value < low || value > high) continue;
     axes.append(svg("line", { class: "grid", x1: PAD.left, x2: PAD.left + plotWidth, y1: y(value), y2: y(value) }),
-      svg("text", { class: "y-tick", x: PAD.left - 4, y: y(value) + 3, "text-anchor": "end" }, fmt(value, value !== 0 && Math.abs(value) < 0.1 ? 3 : 2)));
+      svg("text", { class: "y-tick", x: PAD.left - 4, y: y(value) + 3, "text-anchor": "end" }, fmt(value, value !== 0 && Math.abs(value) < 0.1 ? Math.max(3, digits) : digits)));
   }
   const xMarks = last > first ? ticks(first, last, 6).filter((v) => Number.isInteger(v) && v >= first && v <= last) : steps.slice(0, 1);
   for (const value of xMarks) {

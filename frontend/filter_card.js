@@ -85,7 +85,10 @@ async function topExamples(run, at, store) {
       drawn(strip, "patch", [i * w, 0, w, h]),
       el("figcaption", {}, el("span", { class: "example-image", text: `${source} ${image}` }), el("span", { class: "example-value", text: fmt(top.values[i], 3) })));
   });
-  return el("div", {}, el("div", { class: "examples" }, ...examples),
+  // a filter that no image makes fire has nothing to show: its "best" are ties at zero or below
+  const silent = top.values.every((value) => value === null || value <= 0);
+  return el("div", {}, silent ? el("p", { class: "message error", text: `No ${source} makes this filter fire at this step (every peak ≤ 0): it is dead here, and these patches are ties, not what it responds to.` }) : null,
+    el("div", { class: "examples" }, ...examples),
     note(`The ${top.images.length} ${source}s it peaks highest on (of ${logged.count}), best first: the ${h}×${w} patch each peak sees${rf ? ` (its receptive field, ${rf[0]}×${rf[1]})` : ""}, and the peak value.`));
 }
 

@@ -187,6 +187,20 @@ def test_a_deep_link_opens_the_card_of_a_filter_whose_kernel_is_not_logged(page,
         assert frame.locator("aside.filter-card").is_hidden() and "cv-cardlayer" not in page.url
 
 
+def test_the_card_of_a_dead_filter_says_its_examples_are_ties(page, server):
+    # unlearned: conv4's filters 0-11 have bias -100, never > 0; filter 12 is alive at step 2
+    status, dead = api(server, "top_examples", run="unlearned", step=2, layer="conv4", channel=3)
+    assert status == 200 and max(dead["values"]) <= 0
+    for channel, silent in ((3, True), (12, False)):
+        frame = open_tab(page, server, run="unlearned", step=2, view="evolution", evolayer="conv4", cardlayer="conv4",
+                         cardchannel=channel)
+        card = card_ready(frame, "conv4", channel, 2)
+        message = card.locator("section[data-part=examples] p.message")
+        assert message.count() == (1 if silent else 0)
+        if silent:
+            assert "dead here" in message.text_content()
+
+
 def test_the_layer_table_shows_each_conv_layer_at_the_step(page, server):
     summary = api(server, "layer_summary", run="alpha")[1]
     assert [layer["layer"] for layer in summary["layers"]] == ["conv1", "sep2", "dw3", "conv4"]
