@@ -26,7 +26,8 @@ const PAD = { left: 52, right: 12, top: 10, bottom: 38 };
 // names the values either way.
 const MAX_DOTS = 100;
 
-function svg(tag, attributes = {}, text) {
+// An SVG element with attributes (undefined and null ones left out) and text set as text.
+export function svg(tag, attributes = {}, text) {
   const node = document.createElementNS(SVG, tag);
   for (const [key, value] of Object.entries(attributes)) {
     if (value !== undefined && value !== null) node.setAttribute(key, String(value));

@@ -4,11 +4,10 @@
 // tile, a feature map, an Evolution cell); index.js has normalised them to a conv layer of the
 // run and one of its filters. Layer and run names are untrusted: text only.
 
-import { ApiError, getJSON, loadImage, part, url } from "./api.js";
+import { ApiError, getJSON, loadImage, overSteps, part, url } from "./api.js";
 import { lineChart } from "./chart.js";
 import { el, fmt } from "./dom.js";
 import { nearest } from "./state.js";
-import { overSteps } from "./view_layers.js";
 
 const STATS = [  // [name in filter_stats, chart title, y label, least y range]
   ["norm", "L2 norm of the kernel", "norm"],

@@ -3,7 +3,7 @@
 // largest value there; line charts of faithfulness and dead filters. A listed filter or a
 // cell opens that filter's card (filter_card.js; a cell at that cell's step).
 
-import { getJSON } from "./api.js";
+import { getJSON, overSteps } from "./api.js";
 import { lineChart } from "./chart.js";
 import { COLORMAPS } from "./colormap.js";
 import { el, faithfulnessMeaning, fmt, labelled, message, select } from "./dom.js";
@@ -37,22 +37,6 @@ export function toolbar({ state, store, runs }) {
   ];
 }
 
-// Answers by run, mode, their parameters and the run's number of steps: the view is drawn
-// again at every step of a scrub without asking again, and asks again once a run still
-// training lists a new step.
-const answers = new Map();
-
-function answer(run, mode, route, params) {
-  const key = JSON.stringify([route, params, run.steps[mode].length]);
-  if (!answers.has(key)) {
-    const promise = getJSON(route, params, { fresh: true });
-    promise.catch(() => answers.delete(key));
-    answers.set(key, promise);
-    if (answers.size > 32) answers.delete(answers.keys().next().value);
-  }
-  return answers.get(key);
-}
-
 // What is made once per answer: a drift answer's colours; the line chart of a faithfulness or
 // a dead_fraction answer, moved into each new drawing of the view with its step marker moved
 // (500-step charts drawn anew at every step held a scrub to 19-27 steps/s, moved 30-52,
@@ -68,9 +52,9 @@ function once(cache, key, make) {
 export async function load({ state }, run) {
   const common = { run: run.run, layer: layerOf(state, run), mode: state.mode };
   const [drift, dead, faithfulness] = await Promise.all([
-    answer(run, state.mode, "filter_drift", { ...common, stat: state.stat }),
-    answer(run, state.mode, "filter_drift", { ...common, stat: "dead_fraction" }),
-    answer(run, state.mode, "faithfulness", { run: run.run, mode: state.mode }),
+    overSteps("filter_drift", { ...common, stat: state.stat }, run.steps[state.mode]),
+    overSteps("filter_drift", { ...common, stat: "dead_fraction" }, run.steps[state.mode]),
+    overSteps("faithfulness", { run: run.run, mode: state.mode }, run.steps[state.mode]),
   ]);
   return { drift, dead, faithfulness };
 }

@@ -4,12 +4,12 @@
 // that dies, freezes or whose norm runs away is flagged in words, not only in colour. Rows are
 // plain text and one small SVG per value: DenseNet121 has 120 conv layers.
 
-import { getJSON } from "./api.js";
+import { overSteps } from "./api.js";
+import { svg } from "./chart.js";
 import { el, extent, fmt, message } from "./dom.js";
 
 export const label = "Layers";
 
-const SVG = "http://www.w3.org/2000/svg";
 const SPARK = { width: 72, height: 18, pad: 2 };
 const DEAD = 0.5;  // more than half the filters dead on every probe, as the banner warns (health.js)
 const FROZEN = 1e-6;  // mean cosine distance to the previous event's filters
@@ -22,29 +22,8 @@ const COLUMNS = [
   ["norm_trend", "norm trend", "mean filter norm ÷ that at the first event"],
 ];
 
-// A route's answer over every step, asked again only when the run has logged other steps since
-// (a run still training): moving through steps costs no request.
-const answers = new Map();
-
-export function overSteps(route, params, steps) {
-  const key = JSON.stringify([route, params, steps.length, steps[steps.length - 1]]);
-  if (!answers.has(key)) {
-    const answer = getJSON(route, params, { fresh: true });
-    answer.catch(() => answers.delete(key));
-    answers.set(key, answer);
-    if (answers.size > 32) answers.delete(answers.keys().next().value);
-  }
-  return answers.get(key);
-}
-
 export function toolbar() {
   return [];
-}
-
-function svg(tag, attributes) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
-  return node;
 }
 
 function xOf(steps, step) {
