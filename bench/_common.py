@@ -37,6 +37,18 @@ def seed_arguments(doc):
     return args, Report(args.json)
 
 
+def median_event_seconds(callback, repeats, mode="train"):
+    """Median seconds of `repeats` events of `callback` (a CNNViz with its model), after one
+    that traces its functions."""
+    callback.log(0, mode)
+    times = []
+    for step in range(1, repeats + 1):
+        start = time.perf_counter()
+        callback.log(step, mode)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def write_run(run_dir, steps, probes=8, size=16, widths=(4,)):
     """A cnnviz run of `steps` train events: the real callback logs step 0, then the items of
     one real event (`format.pack_event`) are written again at every later step, which costs a

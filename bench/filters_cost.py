@@ -18,11 +18,9 @@ ratios say what filters_every buys.
 """
 
 import os
-import statistics
 import tempfile
-import time
 
-from _common import Report, arguments
+from _common import Report, arguments, median_event_seconds
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -63,13 +61,7 @@ MODELS = {"demo": (demo_model, (256, 1024)), "vgg16": (vgg16_model, (64, 256))}
 
 def event_seconds(model, probes, labels, logdir, **options):
     callback = CNNViz(logdir, probes, labels, model=model, strict=True, trust_every=None, filters_every=1, **options)
-    callback.log(0)  # traces
-    times = []
-    for step in range(1, REPEATS + 1):
-        start = time.perf_counter()
-        callback.log(step)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_event_seconds(callback, REPEATS)
 
 
 def top_example_bytes(logdir):

@@ -7,11 +7,9 @@ each relative to the first row of its table, next to the growth in work (probes 
     python bench/scaling.py [--repeats 10] [--json]
 """
 
-import statistics
 import tempfile
-import time
 
-from _common import Report, arguments
+from _common import Report, arguments, median_event_seconds
 
 from demo.model import vgg_style  # noqa: E402
 from tb_cnnviz import CNNViz  # noqa: E402
@@ -19,14 +17,7 @@ from tb_cnnviz.datasets import shapes  # noqa: E402
 
 
 def event_time(model, probes, repeats, **options):
-    callback = CNNViz(tempfile.mkdtemp(prefix="cnnviz_scale_"), probes, model=model, **options)
-    callback.log(0)  # traces the functions
-    times = []
-    for step in range(1, repeats + 1):
-        start = time.perf_counter()
-        callback.log(step)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_event_seconds(CNNViz(tempfile.mkdtemp(prefix="cnnviz_scale_"), probes, model=model, **options), repeats)
 
 
 def table(report, title, unit, rows):

@@ -17,11 +17,9 @@ Prints the medians of three events each and the ratios to "without" (and of "wit
     python bench/trust_cost.py [--models demo,vgg16] [--json]
 """
 
-import statistics
 import tempfile
-import time
 
-from _common import Report, arguments
+from _common import Report, arguments, median_event_seconds
 
 import keras  # noqa: E402
 
@@ -51,13 +49,7 @@ MODELS = {"demo": demo_model, "vgg16": vgg16_model}
 
 def event_seconds(model, probes, labels, options, logdir, mode, **trust):
     callback = CNNViz(logdir, probes, labels, model=model, strict=True, **options, **trust)
-    callback.log(0, mode)  # traces
-    times = []
-    for step in range(1, REPEATS + 1):
-        start = time.perf_counter()
-        callback.log(step, mode)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_event_seconds(callback, REPEATS, mode)
 
 
 def main():

@@ -513,6 +513,13 @@ def pack_top_examples(images, positions, values, map_size, count: int, reference
     return np.asarray([header, zlib.compress(payload, 9)], dtype=object)
 
 
+def indexed_by_step(index: dict | None, kind: str, path: str, header: dict) -> bool:
+    """Whether a summary of a kind logged at some steps only (TOP_EXAMPLES, FEATURE_VIS) is the
+    one its step's index lists: an earlier run in the logdir may have left one at a step that a
+    restart rewrote without it. Steps written without an index are taken as they are."""
+    return index is None or index.get(kind, {}).get(path) == header
+
+
 def digest_matches(run: RunHeader, header: dict) -> bool:
     """Whether a TOP_EXAMPLES header indexes the run's current reference images (a run started
     again with other probes or another reference set leaves older examples behind)."""

@@ -124,21 +124,21 @@ class Event:
         layer wider than max_example_filters holds some of its filters, from `first` on). KeyError
         if this event has none (a reference set of its own is searched every filters_every-th event)."""
         path = self._run.layer_path(layer)
-        blobs = self._indexed(TOP_EXAMPLES, path)
-        header = codec.decode_header(blobs[0])
+        blobs, header = self._indexed(TOP_EXAMPLES, path)
         if not format.digest_matches(self._run.header, header):
             raise KeyError(f"the top examples of {path!r} at step {self.step} index other images than this run's (it "
                            f"was started again with other probes or reference images)")
         return format.unpack_top_examples(header, blobs[1])
 
     def _indexed(self, kind, path):
-        """The blobs of a summary logged at some steps only, if this event indexes it (an earlier
-        run in the logdir may have left one at this step); KeyError otherwise."""
+        """(blobs, decoded header) of a summary logged at some steps only, if this event indexes it
+        (an earlier run in the logdir may have left one at this step); KeyError otherwise."""
         blobs = self._blobs(kind, path)
+        header = codec.decode_header(blobs[0])
         index = format.unpack_predictions(codec.decode_header(self._blobs(PREDICTIONS)[0]))[1]
-        if index is not None and index.get(kind, {}).get(path) != codec.decode_header(blobs[0]):
+        if not format.indexed_by_step(index, kind, path, header):
             raise KeyError(f"the {kind} of {path!r} at step {self.step} were left by an earlier run in this logdir")
-        return blobs
+        return blobs, header
 
     def top_example_patches(self, layer: str, channel: int) -> tuple:
         """((k, h, w, C) receptive-field patches of one filter's top examples, zero where they
@@ -151,8 +151,7 @@ class Event:
     def feature_vis(self, layer: str) -> tuple:
         """(images (channels, H, W, C) that maximise each channel's mean activation, channel
         indices) of a layer visualised at this event (KeyError if it was not)."""
-        blobs = self._indexed(FEATURE_VIS, self._run.layer_path(layer))
-        header = codec.decode_header(blobs[0])
+        blobs, header = self._indexed(FEATURE_VIS, self._run.layer_path(layer))
         return format.unpack_maps(FEATURE_VIS, header, blobs[1:]), header["channels"]
 
     @property

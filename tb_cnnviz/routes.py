@@ -310,7 +310,7 @@ def _indexed(q, kind, layer) -> tuple:
     may be left at a step by an earlier run in the logdir that a restart did not overwrite."""
     blobs, header = q.summary(kind, lambda _: [layer])
     index = format.unpack_predictions(q.summary(PREDICTIONS)[1])[1]
-    if index is not None and index.get(kind, {}).get(layer) != header:
+    if not format.indexed_by_step(index, kind, layer, header):
         raise NotFound(f"the {kind} of {layer!r} at step {q.step()} were left by an earlier run in this logdir", [])
     return blobs, header
 
