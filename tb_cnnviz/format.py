@@ -45,7 +45,7 @@ FILTERS_ITEM = 0  # a step's filters of one layer are one item of n maps
 # Filter views: colour tiles of the first layer's kernels, or each kernel averaged over inputs.
 KERNEL_VIEW, MEAN_VIEW = "kernel", "mean_over_inputs"
 # A filter is dead at a step when it is <= 0 on every probe: its dead_fraction reads 1 within
-# the 8-bit statistics' error (frontend/health.js has the same threshold and says why).
+# the 8-bit statistics' error; the tab takes it from the runs route (frontend/health.js says why).
 DEAD_AT = 1 - 1e-4
 # Where top examples' image indices point: the probe images, or the run's own reference set.
 PROBES_REFERENCE, OWN_REFERENCE = "probes", "reference"

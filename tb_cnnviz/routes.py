@@ -121,7 +121,7 @@ def serve_runs(q: Query):
         header.pop("objects")  # served per probe by `object`
         runs.append({"run": name, "samples": samples, "image_shape": image_shape, **header,
                      "metric_names": list(format.METRIC_NAMES), "steps": info.steps})
-    return _json({"runs": runs})
+    return _json({"runs": runs, "dead_at": format.DEAD_AT})
 
 
 def serve_probe(q: Query):
