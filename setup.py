@@ -9,7 +9,7 @@ setup(
     packages=find_packages(include=["tb_cnnviz", "tb_cnnviz.*"]) + ["tb_cnnviz.frontend"],
     package_dir={"tb_cnnviz.frontend": "frontend"},
     package_data={"tb_cnnviz.frontend": ["*.js", "*.css"]},
-    entry_points={"tensorboard_plugins": ["cnnviz = tb_cnnviz.plugin_loader:CNNVizLoader"]},
+    entry_points={"tensorboard_plugins": ["cnnviz = tb_cnnviz.plugin.loader:CNNVizLoader"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16",
@@ -23,7 +23,8 @@ setup(
         " or platform_machine == 'AMD64' or platform_machine == 'aarch64' or platform_machine == 'arm64')",
     ],
     # scikit-image: photographs shipped in the package (skimage.data) as real probe images;
-    # jax: a Keras backend other than TensorFlow, which tb_cnnviz must refuse clearly.
-    extras_require={"test": ["pytest", "playwright", "scikit-image", "jax", "scipy"]},
+    # jax: a Keras backend other than TensorFlow, which tb_cnnviz must refuse clearly;
+    # import-linter: the import contracts between tb_cnnviz's packages (.importlinter).
+    extras_require={"test": ["pytest", "playwright", "scikit-image", "jax", "scipy", "import-linter"]},
     license="Apache-2.0",
 )

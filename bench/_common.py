@@ -51,18 +51,20 @@ def median_event_seconds(callback, repeats, mode="train"):
 
 def write_run(run_dir, steps, probes=8, size=16, widths=(4,)):
     """A cnnviz run of `steps` train events: the real callback logs step 0, then the items of
-    one real event (`format.pack_event`) are written again at every later step, which costs a
+    one real event (`event.pack_event`) are written again at every later step, which costs a
     file write per step instead of a model pass. The defaults make a tiny model (2 conv layers
     of 4 channels) so that thousands of events stay cheap to write and to load."""
     from demo.model import vgg_style
-    from tb_cnnviz import CNNViz, format, trust
+    from tb_cnnviz import CNNViz
+    from tb_cnnviz.explanations import trust
+    from tb_cnnviz.storage import event
     from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 
     images, labels, _ = shapes(probes, size=size, seed=1)
     callback = CNNViz(run_dir, images, labels, class_names=SHAPE_NAMES, model=vgg_style(size, widths=widths))
     callback.log(0)
-    result = callback._probe(images, callback._plan.targets)
-    items = format.pack_event("train", result, callback._plan.header, callback._plan.labels, trust.event_metrics(result))
+    result = callback._recorder.probe(images, callback._recorder.plan.targets)
+    items = event.pack_event("train", result, callback._recorder.plan.header, callback._recorder.plan.labels, trust.event_metrics(result))
     for step in range(1, steps):
         callback._writer.write(items, step)
     callback._writer.close()

@@ -37,7 +37,8 @@ def write_demo_logdir(logdir, probes=8):
     import tensorflow as tf
 
     from demo.model import vgg_style
-    from tb_cnnviz import CNNViz, codec, read_run
+    from tb_cnnviz import CNNViz, read_run
+    from tb_cnnviz.storage import codec
     from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 
     images, labels, _ = shapes(256, size=40, seed=0)
@@ -151,7 +152,7 @@ def payload_reads(logdir, step, probes):
     from tensorboard.plugins import base_plugin
     from werkzeug import test as werkzeug_test
 
-    from tb_cnnviz.plugin import CNNVizPlugin
+    from tb_cnnviz.plugin.cnnviz_plugin import CNNVizPlugin
 
     class Counting:
         def __init__(self, inner):

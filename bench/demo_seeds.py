@@ -24,7 +24,8 @@ import numpy as np  # noqa: E402
 
 from demo.__main__ import parse, report as demo_report, train_run  # noqa: E402
 from tb_cnnviz import CNNViz, read_run  # noqa: E402
-from tb_cnnviz.datasets import pointing_game, shapes, training_shapes  # noqa: E402
+from tb_cnnviz.datasets import shapes, training_shapes  # noqa: E402
+from tb_cnnviz.explanations.trust import pointing_game
 
 LEARNING_RATES = ("0.002", "0.001")
 

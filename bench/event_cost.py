@@ -31,9 +31,11 @@ from tensorboard.compat.proto import event_pb2  # noqa: E402
 
 from demo.__main__ import main as demo_main  # noqa: E402
 from demo.model import vgg_style  # noqa: E402
-from tb_cnnviz import CNNViz, format, trust  # noqa: E402
+from tb_cnnviz import CNNViz
+from tb_cnnviz.explanations import trust
+from tb_cnnviz.storage import event  # noqa: E402
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes  # noqa: E402
-from tb_cnnviz.probe import Probe, ProbeSpec  # noqa: E402
+from tb_cnnviz.capture.probe import Probe, ProbeSpec  # noqa: E402
 
 
 def timed(fn):
@@ -74,10 +76,10 @@ def bytes_per_step(run_dir):
 
 def breakdown(report, callback, probes, targets, repeats):
     """Milliseconds of each part of an event, and what each part of the probe adds."""
-    probe = callback._probe
+    probe = callback._recorder.probe
 
     def pack(result):
-        return format.pack_event("train", result, callback._plan.header, callback._plan.labels,
+        return event.pack_event("train", result, callback._recorder.plan.header, callback._recorder.plan.labels,
                                  trust.event_metrics(result))
 
     result = probe(probes, targets)
@@ -119,9 +121,9 @@ def main():
     probes, labels, _ = shapes(args.probes, size=40, seed=2)
     logdir = tempfile.mkdtemp(prefix="cnnviz_bench_")
     callback = CNNViz(logdir, probes, labels, class_names=SHAPE_NAMES, model=model)
-    spec = callback._probe.spec
+    spec = callback._recorder.probe.spec
     floor_probe = Probe(model, ProbeSpec(gradcam_layer=spec.gradcam_layer, faithfulness_fraction=spec.faithfulness_fraction),
-                        callback._probe.head)
+                        callback._recorder.probe.head)
     targets = np.full(len(probes), -1)
 
     steps = iter(range(10**6))
@@ -133,7 +135,7 @@ def main():
     untrained_size = logdir_bytes(logdir) / (args.repeats + 1)
     floor = statistics.median(b for b, _ in pairs)
     event = statistics.median(e for _, e in pairs)
-    report.say(f"model: demo vgg_style 40x40, {len(callback._probe.convs)} conv layers, {args.probes} probes")
+    report.say(f"model: demo vgg_style 40x40, {len(callback._recorder.probe.convs)} conv layers, {args.probes} probes")
     report.say(f"floor (fused forward+backward, faithfulness pass) {floor * 1e3:.1f} ms, full event {event * 1e3:.1f} ms "
                f"(medians of {args.repeats} alternating pairs)")
     floor_cpu = statistics.median(b[1] for b, _ in measured)

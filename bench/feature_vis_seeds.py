@@ -1,7 +1,7 @@
 """Feature visualisation's images activate their filters more than any training image does, over seeds.
 
 For each seed, trains the model the tests share (tests/helpers.py `train_shapes_model`: the
-demo's model on 3,000 shapes) and generates with `tb_cnnviz.feature_vis.FeatureVisualiser`, at
+demo's model on 3,000 shapes) and generates with `tb_cnnviz.explanations.feature_vis.FeatureVisualiser`, at
 its defaults (128 steps, seed 0), one image for each of the first 4 channels of every conv layer
 (6 layers: 24 images, one batch). Then measures each channel's activation, the mean of its map
 (the objective), on its image and on each of the 3,000 training images, and prints the least
@@ -27,9 +27,9 @@ import numpy as np  # noqa: E402
 
 from demo.model import vgg_style  # noqa: E402
 from helpers import train_shapes_model  # noqa: E402
-from tb_cnnviz import layers as layer_utils  # noqa: E402
+from tb_cnnviz.anatomy import conv_layers as layer_utils  # noqa: E402
 from tb_cnnviz.datasets import shapes  # noqa: E402
-from tb_cnnviz.feature_vis import FeatureVisualiser  # noqa: E402
+from tb_cnnviz.explanations.feature_vis import FeatureVisualiser  # noqa: E402
 from test_feature_vis import compare, reference_images  # noqa: E402
 
 

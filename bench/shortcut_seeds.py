@@ -29,7 +29,8 @@ import numpy as np  # noqa: E402
 
 from demo.__main__ import parse, planned_runs, report as demo_report, train_planned_run  # noqa: E402
 from tb_cnnviz import gradcam, read_run  # noqa: E402
-from tb_cnnviz.datasets import energy_in_mask, mark_side, pointing_game, shapes  # noqa: E402
+from tb_cnnviz.datasets import mark_side, shapes  # noqa: E402
+from tb_cnnviz.explanations.trust import energy_in_mask, pointing_game
 
 
 def run_figures(args, run_name, learning_rate, mark):

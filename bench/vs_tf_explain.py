@@ -54,7 +54,7 @@ def compare(model, size, probes_count, repeats):
     probes, labels, _ = shapes(probes_count, size=size, seed=2)
     callback = CNNViz(tempfile.mkdtemp(prefix="cnnviz_vs_tfx_"), probes, labels,
                       class_names=SHAPE_NAMES, model=model)
-    convs = list(callback._probe.convs)
+    convs = list(callback._recorder.probe.convs)
     steps = iter(range(10**9))
 
     def ours():

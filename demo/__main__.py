@@ -100,7 +100,7 @@ def report(run_dir, probe_labels, probe_masks):
     import numpy as np
 
     from tb_cnnviz import read_run
-    from tb_cnnviz.datasets import energy_in_mask, pointing_game
+    from tb_cnnviz.explanations.trust import energy_in_mask, pointing_game
 
     run = read_run(run_dir)
     last = run.event(run.steps()[-1])

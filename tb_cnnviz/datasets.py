@@ -70,34 +70,3 @@ def training_shapes(count, size=40, seed=1, mark=False, smooth=1 / 3):
     on_noise = shapes(noisy_count, size=size, seed=seed, mark=mark)
     on_smooth = shapes(count - noisy_count, size=size, seed=seed + 4, noise=0.02, mark=mark)
     return tuple(np.concatenate(pair) for pair in zip(on_noise, on_smooth))
-
-
-def pointing_hits(maps, masks, tolerance=1):
-    """(N,) bool: each map's maximum (the first, row-major, on ties) lies on its object or
-    within `tolerance` pixels of it (default 1: a peak in the (2 * tolerance + 1)-pixel square
-    around any mask pixel is a hit; the original pointing game allows 15). A constant map has
-    no peak: a miss."""
-    hits = []
-    for cam_map, mask in zip(maps, masks):
-        if np.ptp(cam_map) == 0:
-            hits.append(False)
-            continue
-        y, x = np.unravel_index(np.argmax(cam_map), cam_map.shape)
-        window = mask[max(0, y - tolerance): y + tolerance + 1, max(0, x - tolerance): x + tolerance + 1]
-        hits.append(bool(window.any()))
-    return np.asarray(hits, bool)
-
-
-def pointing_game(maps, masks, tolerance=1):
-    """Fraction of maps whose maximum lies on the object (`pointing_hits`)."""
-    return float(np.mean(pointing_hits(maps, masks, tolerance)))
-
-
-def energy_in_mask(maps, masks):
-    """Per map, the share of its non-negative mass that lies inside the mask (NaN for an
-    all-zero map): Score-CAM's energy-based pointing game, which sees where a map puts its
-    weight where the pointing game sees only its peak."""
-    maps = np.clip(np.asarray(maps, np.float64), 0, None)
-    total = maps.sum(axis=(1, 2))
-    inside = np.where(masks, maps, 0).sum(axis=(1, 2))
-    return np.divide(inside, total, out=np.full_like(total, np.nan), where=total > 0)

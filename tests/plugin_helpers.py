@@ -20,7 +20,7 @@ import tb_cnnviz
 from helpers import small_cnn, unet
 from tensorboard_process import tensorboard
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes
-from tb_cnnviz.plugin_loader import CNNVizLoader
+from tb_cnnviz.plugin.loader import CNNVizLoader
 
 PREFIX = "/data/plugin/cnnviz"
 

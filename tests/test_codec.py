@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from tb_cnnviz import codec, metadata
+from tb_cnnviz.storage import codec, metadata
 
 
 @pytest.mark.parametrize("shape", [(3, 1, 17, 9, 1), (2, 5, 4, 6, 1), (1, 16, 3, 3, 3), (2, 10, 8, 8, 1)])

@@ -14,7 +14,7 @@ from plugin_helpers import (HOSTILE_CLASSES, HOSTILE_LAYERS, PREFIX, damage_imag
                             rewrite_run, tensorboard_server, write_future_run, write_logs, write_segmentation_run)
 from tensorboard_process import http_get
 
-from tb_cnnviz import format
+from tb_cnnviz.storage import maps
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e .[test]")
 CHROMIUM = "/usr/bin/chromium"
@@ -184,7 +184,7 @@ def test_drawn_heat_map_matches_the_served_array(page, server):
     values = npy(http_get(f"{server}{PREFIX}/gradcam.npy?run=alpha&step={step}&sample=2")[2])
     event = json.loads(http_get(f"{server}{PREFIX}/event?run=alpha&step={step}")[2])
     lo, hi = event["gradcam"]["lo"][2][0], event["gradcam"]["hi"][2][0]
-    np.testing.assert_allclose(values, format.upsample(lo + levels / 255 * (hi - lo), (32, 32)), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(values, maps.upsample(lo + levels / 255 * (hi - lo), (32, 32)), rtol=1e-5, atol=1e-9)
     # viridis runs from dark purple to yellow (a polynomial fit: within 5 levels of matplotlib)
     assert lut[0].tolist() == pytest.approx([68, 1, 84], abs=5) and lut[255].tolist() == pytest.approx([253, 231, 37], abs=5)
 
@@ -636,7 +636,7 @@ def test_the_class_picker_draws_each_probes_stored_map_of_that_class(page, serve
         # those levels are the class's map: its .npy, upsampled to the probe's size
         lo, hi = header["lo"][sample][slot], header["hi"][sample][slot]  # Grad-CAM: the first 3 maps
         values = npy(http_get(f"{server}{PREFIX}/gradcam.npy?run=objects&step={step}&sample={sample}&class={other}")[2])
-        np.testing.assert_allclose(values, format.upsample(lo + levels / 255 * (hi - lo), (32, 32)), rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(values, maps.upsample(lo + levels / 255 * (hi - lo), (32, 32)), rtol=1e-5, atol=1e-9)
         changed += not np.array_equal(rgba, targets[sample])
     assert changed >= 1
     # by name: the same class on every probe, "not stored" where a probe did not explain it

@@ -22,8 +22,8 @@ from tensorboard.backend.event_processing import event_file_loader
 import distributed_worker
 import tb_cnnviz
 from helpers import filter_rows, small_cnn, stats_tolerance
-from tb_cnnviz import metadata
-from tb_cnnviz.run_state import FIRST_MAPS_FILE, REFERENCE_FILE, STATE_FILE
+from tb_cnnviz.storage import metadata
+from tb_cnnviz.capture.run_state import FIRST_FILTERS_FILE, FIRST_MAPS_FILE, STATE_FILE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tests", "distributed_worker.py")
@@ -137,7 +137,7 @@ def test_multi_worker_only_the_chief_writes_and_nothing_hangs(tmp_path, single):
     steps = written_steps(logdir)
     assert list(steps.values()) == [STEPS]
     assert f".{chief}." in next(iter(steps))  # the event file's name holds its writer's pid
-    assert sorted(os.listdir(logdir)) == [FIRST_MAPS_FILE, REFERENCE_FILE, STATE_FILE, *steps]
+    assert sorted(os.listdir(logdir)) == sorted([FIRST_FILTERS_FILE, FIRST_MAPS_FILE, STATE_FILE, *steps])
     assert_same_values(tb_cnnviz.read_run(logdir), expected)
 
 

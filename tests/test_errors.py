@@ -183,7 +183,7 @@ def test_unknown_public_name():
 
 def test_layers_may_be_any_iterable_of_names(tmp_path):
     callback = tb_cnnviz.CNNViz(str(tmp_path), IMAGES, layers=(name for name in ["conv4", "conv1"]), model=small_cnn())
-    assert callback._plan.header.layers == ["conv1", "conv4"]  # model order
+    assert callback._recorder.plan.header.layers == ["conv1", "conv4"]  # model order
     with pytest.raises(ValueError, match="at least one conv layer"):
         tb_cnnviz.CNNViz(str(tmp_path), IMAGES, layers=iter([]))
 

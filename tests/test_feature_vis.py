@@ -1,4 +1,4 @@
-"""Feature visualisation (tb_cnnviz.feature_vis): the generated image activates its filter more
+"""Feature visualisation (tb_cnnviz.explanations.feature_vis): the generated image activates its filter more
 than any training image does, on the trained model; bench/feature_vis_seeds.py shows it over
 seeds."""
 
@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 
 from helpers import small_cnn
-from tb_cnnviz import layers as layer_utils
+from tb_cnnviz.anatomy import conv_layers as layer_utils
 from tb_cnnviz.datasets import training_shapes
-from tb_cnnviz.feature_vis import FeatureVisualiser
-from tb_cnnviz.inputs import Samples
+from tb_cnnviz.explanations.feature_vis import FeatureVisualiser
+from tb_cnnviz.anatomy.model_inputs import Samples
 
 
 def map_summaries(model, images, channels, batch=250) -> dict:

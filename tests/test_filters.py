@@ -12,7 +12,8 @@ import pytest
 import tb_cnnviz
 from helpers import small_cnn
 from plugin_helpers import PREFIX, npy, png, wsgi_client
-from tb_cnnviz import examples, format
+from tb_cnnviz.reading.patches import patches as cropped_patches
+from tb_cnnviz.storage import metadata, tensors, top_examples
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 
 LAYERS = ["conv1", "sep2", "conv4"]
@@ -159,13 +160,13 @@ def test_patches_are_the_receptive_field_around_the_peak_padded_with_zeros(tmp_p
 
 def test_a_layer_the_receptive_field_cannot_follow_gives_the_whole_image():
     images = np.random.default_rng(0).random((3, 12, 12, 3), np.float32)
-    top = format.TopExamples(np.array([[0], [2]]), np.array([[[1, 1]], [[0, 3]]]), np.array([[2.0], [1.0]], np.float32),
+    top = top_examples.TopExamples(np.array([[0], [2]]), np.array([[[1, 1]], [[0, 3]]]), np.array([[2.0], [1.0]], np.float32),
                              "probes")
-    patches, boxes = examples.patches(dict(enumerate(images)), (12, 12), top, 0, None)
+    patches, boxes = cropped_patches(dict(enumerate(images)), (12, 12), top, 0, None)
     assert boxes == [(0, 0, 12, 12)] * 2
     np.testing.assert_array_equal(patches, images[[0, 2]])
     # a field larger than the image along an axis: that axis whole
-    _, boxes = examples.patches(dict(enumerate(images)), (12, 12), top, 0, [20, 3, 4, 1, 5.5, 1.5])
+    _, boxes = cropped_patches(dict(enumerate(images)), (12, 12), top, 0, [20, 3, 4, 1, 5.5, 1.5])
     assert boxes == [(0, 1, 12, 4), (0, 3, 12, 6)]  # x: centred on 1.5 + x, 3 wide
 
 
@@ -174,17 +175,17 @@ def test_top_examples_pack_exactly_and_refuse_damage():
     images, positions = rng.integers(0, 300, (9, 7)), rng.integers(0, 70000, (9, 7))
     values = rng.normal(size=(9, 7)).astype(np.float32)
     values[3, 2] = np.nan
-    header, payload = format.pack_top_examples(images, positions, values, (200, 350), 300, "reference")
-    top = format.unpack_top_examples(json.loads(header), payload)
+    header, payload = top_examples.pack_top_examples(images, positions, values, (200, 350), 300, "reference")
+    top = top_examples.unpack_top_examples(json.loads(header), payload)
     np.testing.assert_array_equal(top.images, images)
     np.testing.assert_array_equal(top.positions, np.stack([positions // 350, positions % 350], axis=-1))
     span = np.nanmax(values) - np.nanmin(values)
     assert np.isnan(top.values[3, 2])
     np.testing.assert_allclose(np.nan_to_num(top.values), np.nan_to_num(values), atol=span / 131068 + 1e-6)
-    with pytest.raises(format.FormatError, match="damaged"):
-        format.unpack_top_examples(json.loads(header), payload[:-3])
-    with pytest.raises(format.FormatError, match="damaged"):
-        format.unpack_top_examples({**json.loads(header), "k": 8}, payload)
+    with pytest.raises(metadata.FormatError, match="damaged"):
+        top_examples.unpack_top_examples(json.loads(header), payload[:-3])
+    with pytest.raises(metadata.FormatError, match="damaged"):
+        top_examples.unpack_top_examples({**json.loads(header), "k": 8}, payload)
 
 
 @pytest.fixture(scope="module")
@@ -284,10 +285,10 @@ def test_layer_summary_and_filter_stats_are_the_statistics_over_steps(served):
     for layer, channel in (("dw3", 3), ("conv4", 0)):
         status, body = get(client, "filter_stats", run="run", layer=layer, channel=channel)
         answer = json.loads(body)
-        assert answer["names"] == list(format.STAT_NAMES) and answer["steps"] == steps.tolist()
+        assert answer["names"] == list(tensors.STAT_NAMES) and answer["steps"] == steps.tolist()
         matrix = npy(get(client, "filter_stats.npy", run="run", layer=layer, channel=channel)[1])
         assert matrix.shape == (5, len(steps))
-        for row, name in enumerate(format.STAT_NAMES):
+        for row, name in enumerate(tensors.STAT_NAMES):
             drift = npy(get(client, "filter_drift.npy", run="run", layer=layer, stat=name)[1])
             np.testing.assert_array_equal(matrix[row], drift[channel])
             np.testing.assert_array_equal(np.array(answer["stats"][name], float), np.where(np.isnan(matrix[row]), np.nan, matrix[row]))
@@ -343,13 +344,14 @@ def test_images_of_four_channels_and_a_failing_visualisation_still_log_every_eve
     callback = tb_cnnviz.CNNViz(str(tmp_path), images[:2], reference=images, feature_vis=1, filters_every=1,
                                 layers=["c1", "c2"], model=model)
     callback.log(0)
-    visualise = callback._visualise
+    recorder = callback._recorder
+    visualise = recorder._visualise
 
     def fails_once():  # a fault in the visualisation (say, out of memory) at step 1 only
-        monkeypatch.setattr(callback, "_visualise", visualise)
+        monkeypatch.setattr(recorder, "_visualise", visualise)
         raise MemoryError("no room for the ascent")
 
-    monkeypatch.setattr(callback, "_visualise", fails_once)
+    monkeypatch.setattr(recorder, "_visualise", fails_once)
     with pytest.warns(UserWarning, match="the feature visualisation at train step 1 failed and is left out"):
         callback.log(1)
     callback.log(2)

@@ -179,6 +179,11 @@ def test_sequential_without_input_and_subclassed_models(tmp_path, data):
     unbuilt = keras.Sequential([keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
                                 keras.layers.Dense(4)])
     assert tb_cnnviz.gradcam(unbuilt, images[:2]).shape == (2, 32, 32)
+    # sanity_check takes what gradcam takes: it builds an unbuilt Sequential model the same way
+    unbuilt_too = keras.Sequential([keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+                                    keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4, name="head")])
+    steps = tb_cnnviz.sanity_check(unbuilt_too, images[:2])
+    assert [name for name, _ in steps] == ["head", "c1"] and all(np.isfinite(c) for _, c in steps)
 
     class Classifier(keras.Model):  # subclassed, ending in logits
         def __init__(self):

@@ -84,7 +84,8 @@ def test_resume_continues_the_step_axis_and_the_reference(tmp_path, data):
     to_prev = np.clip(cosine_distance_np(now, saved_weights), 0, 2)
     np.testing.assert_allclose(stats["cos_to_prev"], to_prev, atol=2e-6 + stats_tolerance(to_prev))
     event_files = [f for f in os.listdir(logdir) if "tfevents" in f]
-    assert len(event_files) == 2  # the resumed writer appended a new file
+    # the resumed process appended new files, one for its evaluate and one for its fit (each closes its file)
+    assert len(event_files) == 3
 
 
 def test_a_resumed_fit_logs_its_first_step_where_the_run_has_no_event(tmp_path, data):
@@ -109,7 +110,7 @@ def test_a_failing_event_is_reported_once_and_training_goes_on(tmp_path, data, m
     def broken(*args, **kwargs):
         raise RuntimeError("probe exploded")
 
-    monkeypatch.setattr(callback._probe, "_traced_for", lambda *args: broken)
+    monkeypatch.setattr(callback._recorder.probe, "_event", broken)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         history = model.fit(images, labels, epochs=3, batch_size=32, verbose=0, callbacks=[callback])
@@ -117,7 +118,7 @@ def test_a_failing_event_is_reported_once_and_training_goes_on(tmp_path, data, m
     reports = [w for w in caught if "tb_cnnviz" in str(w.message)]
     assert len(reports) == 1 and "step 0" in str(reports[0].message)
     strict = tb_cnnviz.CNNViz(str(tmp_path / "strict"), images[:4], strict=True, model=model)
-    monkeypatch.setattr(strict._probe, "_traced_for", lambda *args: broken)
+    monkeypatch.setattr(strict._recorder.probe, "_event", broken)
     with pytest.raises(RuntimeError, match="probe exploded"):
         model.fit(images, labels, epochs=1, batch_size=32, verbose=0, callbacks=[strict])
 
@@ -243,3 +244,36 @@ def test_hooks_driven_by_a_custom_loop_without_a_model_optimizer(tmp_path, data)
     run = tb_cnnviz.read_run(str(tmp_path))
     assert run.steps() == [0, 2, 4]  # the batches the hooks saw
     assert run.steps("eval") == [5]
+
+
+def _open_files_in(directory) -> list:
+    """Paths under `directory` that this process holds open (Linux: /proc/self/fd)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since it was listed
+            continue
+        if target.startswith(str(directory)):
+            found.append(target)
+    return found
+
+
+def test_the_event_file_is_closed_after_fit_evaluate_and_close(tmp_path, data):
+    images, labels, _ = data
+    model = small_cnn()
+    callback = tb_cnnviz.CNNViz(str(tmp_path / "fit"), images[:4], labels[:4], strict=True)
+    model.fit(images[:32], labels[:32], epochs=1, batch_size=32, verbose=0, callbacks=[callback])
+    assert _open_files_in(tmp_path) == []
+    model.evaluate(images[:16], labels[:16], verbose=0, callbacks=[callback])
+    assert _open_files_in(tmp_path) == []
+    assert tb_cnnviz.read_run(str(tmp_path / "fit")).steps("eval") == [1]
+    # a custom loop: the file is open between events until close()
+    loop = tb_cnnviz.CNNViz(str(tmp_path / "loop"), images[:4], labels[:4], strict=True, model=model)
+    loop.log(0)
+    assert len(_open_files_in(tmp_path / "loop")) == 1
+    loop.close()
+    assert _open_files_in(tmp_path) == []
+    loop.log(1)  # a later event opens a new file
+    loop.close()
+    assert tb_cnnviz.read_run(str(tmp_path / "loop")).steps() == [0, 1]

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import tb_cnnviz
-from tb_cnnviz import format
+from tb_cnnviz.storage.maps import upsample
 from helpers import quantisation_ok
 from plugin_helpers import PREFIX, edit_step_index, npy, png, rewrite_run, write_future_run, wsgi_client, write_logs
 
@@ -37,7 +37,7 @@ def ok(client, route, **params):
 
 
 def test_entry_point_module_imports_no_tensorflow():
-    code = "import sys, tb_cnnviz.plugin_loader, tb_cnnviz.plugin; print('tensorflow' in sys.modules)"
+    code = "import sys, tb_cnnviz.plugin.loader, tb_cnnviz.plugin.cnnviz_plugin; print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
@@ -152,7 +152,7 @@ def test_png_routes_decode_to_the_logged_pixels(served):
     assert gradcam.shape == (32, 32)  # the reader upsamples to the input's
     stored = json.loads(ok(client, "event", run="alpha", step=step)[1])["gradcam"]
     lo, hi = stored["lo"][0][0], stored["hi"][0][0]
-    upsampled = format.upsample(lo + pixels / 255 * (hi - lo), gradcam.shape)
+    upsampled = upsample(lo + pixels / 255 * (hi - lo), gradcam.shape)
     np.testing.assert_allclose(upsampled, gradcam, rtol=1e-5, atol=1e-9)
     assert png(ok(client, "probe", run="alpha", sample=4)[1]).shape == (32, 32, 3)
     maps, channels = event.activations("sep2")
@@ -221,7 +221,7 @@ def test_repeated_parameter_and_unknown_names_say_what_is_valid(served):
 
 
 def test_header_cache_is_bounded_by_bytes_least_recent_out_first():
-    from tb_cnnviz.store import _LRU
+    from tb_cnnviz.plugin.store import _LRU
     cache, computed = _LRU(10), []
 
     def compute(key, size):

@@ -3,7 +3,7 @@
 import numpy as np
 
 import tb_cnnviz
-from tb_cnnviz.datasets import pointing_game
+from tb_cnnviz.explanations.trust import pointing_game
 
 
 def test_gradcam_points_at_the_object_once_trained(trained, tmp_path):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tb_cnnviz.layers import conv_layers
-from tb_cnnviz.receptive import ReceptiveField, receptive_fields
+from tb_cnnviz.anatomy.conv_layers import conv_layers
+from tb_cnnviz.anatomy.receptive import ReceptiveField, receptive_fields
 
 # VGG16's sizes as the literature gives them (3x3 'same' convs, 2x2 pools).
 VGG16_FIELDS = {"block1_conv1": (3, 1), "block1_conv2": (5, 1), "block2_conv2": (14, 2),

@@ -11,7 +11,8 @@ import pytest
 import scipy.stats
 
 import tb_cnnviz
-from tb_cnnviz.sanity import cascade, rank_correlation, rank_correlations
+from tb_cnnviz.explanations.sanity import cascade
+from tb_cnnviz.explanations.similarity import rank_correlation, rank_correlations
 
 
 def test_rank_correlation_is_spearman_with_average_ranks_for_ties():

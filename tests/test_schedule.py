@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tb_cnnviz.schedule import NoStepOfItsOwn, Schedule
+from tb_cnnviz.capture.schedule import NoStepOfItsOwn, Schedule
 
 
 class Trainer:
@@ -60,7 +60,7 @@ class Trainer:
 
 
 def test_the_schedule_imports_no_tensorflow():
-    code = "import sys, tb_cnnviz.schedule; print('tensorflow' in sys.modules)"
+    code = "import sys, tb_cnnviz.capture.schedule; print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from demo.model import vgg_style
-from tb_cnnviz.layers import conv_layers, conv_output_shapes
-from tb_cnnviz.stages import stage_outputs
+from tb_cnnviz.anatomy.conv_layers import conv_layers, conv_output_shapes
+from tb_cnnviz.anatomy.stages import stage_outputs
 
 # The same at 224x224 (checked by hand); CI builds the backbones at 96x96 to stay fast.
 PICKS = {

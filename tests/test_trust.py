@@ -13,8 +13,10 @@ from scipy import stats
 import tb_cnnviz
 from helpers import quantisation_ok, reference_cam
 from plugin_helpers import npy, png, wsgi_client
-from tb_cnnviz import format, metadata, trust
-from tb_cnnviz.datasets import pointing_game
+from tb_cnnviz.storage import metadata
+from tb_cnnviz.explanations import trust
+from tb_cnnviz.storage import tensors
+from tb_cnnviz.explanations.trust import pointing_game
 
 SIZE = 32
 REGION = (slice(8, 16), slice(16, 24))  # the pixels the detail model's score reads
@@ -69,7 +71,7 @@ def test_deletion_and_insertion_equal_a_reference_and_score_the_ideal_map_far_ab
     ideal = np.zeros((4, SIZE, SIZE), np.float32)
     ideal[:, REGION[0], REGION[1]] = 1
     callback = tb_cnnviz.CNNViz(str(tmp_path), images, model=model, strict=True, gradcam_layer="conv")
-    probe, ranks = callback._probe, callback._plan.random_ranks
+    probe, ranks = callback._recorder.probe, callback._recorder.plan.random_ranks
     target = np.zeros(4, np.int32)
     curves = probe.deletion_insertion(images, ideal, target, ranks, 20)
     deletion, insertion = reference_curves(model, images, ideal)
@@ -160,7 +162,7 @@ def test_metrics_route_scalars_and_object_outline(trained, trusted):
     body = json.loads(client.get(f"/data/plugin/cnnviz/metrics?run={name}&mode=eval").data)
     steps, series = run.metrics("eval")
     assert body["steps"] == list(steps) == [1]
-    assert set(body["series"]) == set(format.METRIC_NAMES)
+    assert set(body["series"]) == set(tensors.METRIC_NAMES)
     for metric, values in series.items():
         assert body["series"][metric] == pytest.approx(values.tolist(), abs=1e-6)
         np.testing.assert_allclose(npy(client.get(f"/data/plugin/cnnviz/metrics.npy?run={name}&mode=eval"
@@ -324,7 +326,7 @@ def test_a_run_started_again_after_an_eval_event_takes_its_own_first_maps(tmp_pa
         callback.log(0, mode="eval")
         callback.log(0)  # starts the run again
     first = np.load(tmp_path / "cnnviz_first_maps.npz")
-    own = callback._probe(images, callback._plan.targets)
+    own = callback._recorder.probe(images, callback._recorder.plan.targets)
     np.testing.assert_array_equal(first["maps"], own.class_gradcam)  # this run's maps, not the earlier run's
     correlation = tb_cnnviz.read_run(str(tmp_path)).event(0).metrics["sanity_rank_corr"]
     assert np.all(np.isnan(correlation) | (correlation == 1))

@@ -10,7 +10,7 @@ from helpers import (
     cosine_distance_np, filter_rows, pearson, quantisation_ok, reference_cam,
     reference_gradients, small_cnn, stats_tolerance,
 )
-from tb_cnnviz import metadata
+from tb_cnnviz.storage import metadata
 
 
 class WeightHistory(keras.callbacks.Callback):

@@ -1,0 +1,103 @@
+"""The TensorFlow backend: tf.function, GradientTape, tf.image, tf.distribute and TensorFlow's
+record writer and file system (any path tf.io.gfile opens: gs://, s3://, ram://, ...)."""
+
+import tensorflow as tf
+
+from tb_cnnviz.backend.base import Backend, RecordFile
+
+
+def _signature(value):
+    """What a compiled function is traced for: an array's shape and dtype, a Python value itself."""
+    if isinstance(value, (tf.Tensor, tf.Variable)) or hasattr(value, "__array__"):
+        return tuple(value.shape), str(value.dtype)
+    return value
+
+
+class _Compiled:
+    """A tf.function traced for each input signature's exact shapes (code may read static
+    shapes), whose concrete function is called directly, skipping tf.function's dispatch."""
+
+    def __init__(self, function):
+        self._function = tf.function(function)
+        self._concrete = {}
+
+    def __call__(self, *args):
+        key = repr(tf.nest.map_structure(_signature, args))
+        if key not in self._concrete:
+            self._concrete[key] = self._function.get_concrete_function(*args)
+        return self._concrete[key](*tf.nest.map_structure(_as_tensor, args))
+
+
+def _as_tensor(value):
+    return tf.convert_to_tensor(value) if hasattr(value, "__array__") and not isinstance(value, tf.Tensor) else value
+
+
+class _TFRecordFile(RecordFile):
+    def __init__(self, path):
+        self._writer = tf.io.TFRecordWriter(path)
+
+    def write(self, record):
+        self._writer.write(record)
+
+    def flush(self):
+        self._writer.flush()
+
+    def close(self):
+        self._writer.close()
+
+
+class TensorFlowBackend(Backend):
+    name = "tensorflow"
+
+    def compile(self, function):
+        return _Compiled(function)
+
+    def layer_gradients(self, forward):
+        watched = []
+        with tf.GradientTape(persistent=True) as tape:
+            def watch(tensor):
+                tape.watch(tensor)  # a layer after frozen ones is no function of a watched variable
+                watched.append(tensor)
+                return tensor
+
+            outputs, scores = forward(watch)
+        gradients = [tape.gradient(score, watched[0]) for score in scores]
+        del tape
+        return outputs, gradients
+
+    def input_gradient(self, function, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = function(x)
+        return value, tape.gradient(value, x)
+
+    def resize(self, images, size, method):
+        return tf.image.resize(images, size, method=method)
+
+    def is_chief(self, model):
+        strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
+        resolver = getattr(strategy, "cluster_resolver", None)
+        cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+        if not cluster or resolver.task_type == "chief":
+            return True
+        return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+
+    def record_file(self, path):
+        return _TFRecordFile(path)
+
+    def makedirs(self, path):
+        tf.io.gfile.makedirs(path)
+
+    def exists(self, path):
+        return tf.io.gfile.exists(path)
+
+    def read_file(self, path):
+        try:
+            with tf.io.gfile.GFile(path, "rb") as file:
+                return file.read()
+        except tf.errors.NotFoundError:
+            raise FileNotFoundError(path) from None
+
+    def write_file(self, path, data):
+        with tf.io.gfile.GFile(path, "wb") as file:
+            file.write(data)

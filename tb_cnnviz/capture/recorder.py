@@ -1,0 +1,133 @@
+"""One event of a model, made and written: the probe's pass, then the parts due at this event
+(deletion and insertion, the sanity check, top examples of a reference set, feature
+visualisation), packed (`storage.event`) and appended to the run's event file.
+
+A part that fails is left out of the event, which is still written (`report` says so).
+"""
+
+import math
+from collections.abc import Callable
+
+from tb_cnnviz.capture.options import Options
+from tb_cnnviz.capture.plan import Plan
+from tb_cnnviz.capture.probe import Probe
+from tb_cnnviz.capture.run_state import RunState
+from tb_cnnviz.capture.writer import EventWriter
+from tb_cnnviz.explanations import sanity, trust
+from tb_cnnviz.explanations.feature_vis import FeatureVisualiser
+from tb_cnnviz.storage import event, maps, metadata, run_header
+
+
+def in_turn(examples: tuple, per_event: int | None, turn: int) -> tuple:
+    """(images, positions, values, map size, first filter) of the filters whose top examples an
+    event stores: all of a layer's, or, for a layer of more than `per_event` filters, the
+    `turn`-th run of `per_event` of them (cycling), so that an event stays small and each filter
+    is stored every ceil(filters / per_event) events."""
+    images, positions, values, map_size = examples
+    filters = images.shape[1]
+    if per_event is None or filters <= per_event:
+        return (*examples, 0)
+    first = turn % math.ceil(filters / per_event) * per_event
+    part = slice(first, first + per_event)
+    return images[:, part], positions[:, part], values[:, part], map_size, first
+
+
+class EventRecorder:
+    """Makes and writes the events of one model.
+
+    report(mode, step, error, what): called when `what`, a part of the event, fails; it raises
+    (then the event is not written) or returns (then the event is written without it).
+    """
+
+    def __init__(self, options: Options, plan: Plan, model, run_state: RunState, report: Callable):
+        self._options, self.plan, self._model = options, plan, model
+        self._run_state, self._report = run_state, report
+        self.probe = Probe(model, plan.spec, plan.head)
+        self._visualiser = self._feature_visualiser()
+        self._header_written = False
+        self._events = dict.fromkeys(metadata.MODES, 0)  # logged by this recorder: the every-k-th options count them
+
+    def record(self, writer: EventWriter, mode: str, step: int) -> None:
+        """Makes the event of `mode` at `step` and writes it (and, first, the run header)."""
+        plan = self.plan
+        result = self.probe(plan.samples.inputs, plan.targets, mode=mode, true=plan.true)
+        first = self._run_state.first_maps(result.classes, result.class_gradcam, plan.source)
+        metrics = trust.event_metrics(result, curves=self._curves(mode, result), objects=plan.objects, first=first)
+        if not self._header_written:
+            writer.write(self._header_items(), step)
+            self._header_written = True
+        cascade = None
+        if mode == "eval" and self._options.sanity_check:
+            cascade = self._optional(mode, step, "the sanity check", self._cascade)
+        filters_due = self._events[mode] % self._options.filters_every == 0
+        feature_vis = None
+        if self._visualiser is not None and filters_due:
+            feature_vis = self._optional(mode, step, "the feature visualisation", self._visualise)
+        writer.write(event.pack_event(mode, result, plan.header, plan.labels, metrics, cascade,
+                                      self._top_examples(mode, step, result, filters_due), feature_vis), step)
+        self._events[mode] += 1
+
+    def _header_items(self) -> dict:
+        """The run header with the probe images, and the reference images of top examples."""
+        plan = self.plan
+        items = {metadata.RUN_HEADER: (metadata.RUN_HEADER, run_header.pack_run_header(plan.samples.images,
+                                                                                         plan.header))}
+        if plan.reference is not None:
+            items[metadata.REFERENCE] = (metadata.REFERENCE, maps.pack_maps(
+                metadata.REFERENCE, run_header.shown_images(plan.reference.images)))
+        return items
+
+    def _optional(self, mode, step, what, compute):
+        """compute(), or None if it fails (`report`ed): the event is written without that part."""
+        try:
+            return compute()
+        except Exception as error:  # noqa: BLE001 - the event's other data is still worth writing
+            self._report(mode, step, error, f"{what} at {mode} step {step} failed and is left out of the event")
+            return None
+
+    def _curves(self, mode, result):
+        """Deletion and insertion curves, on eval events and every trust_every-th train event."""
+        every = self._options.trust_every
+        if mode == "train" and (every is None or self._events["train"] % every):
+            return None
+        return self.probe.deletion_insertion(self.plan.samples.inputs, result.gradcam, result.target,
+                                             self.plan.random_ranks, trust.CURVE_STEPS)
+
+    def _top_examples(self, mode, step, result, filters_due) -> dict:
+        """{path: (images, positions, values, map size, first filter)} this event stores: the
+        probes' own at every event, a reference set's every filters_every-th."""
+        plan, per_event = self.plan, self._options.max_example_filters
+        if plan.reference is None:
+            found, turn = result.top_examples, self._events[mode]
+        else:
+            found = self._optional(mode, step, "the search of the reference images for top examples",
+                                   lambda: self.probe.reference_examples(plan.reference.inputs)) if filters_due else {}
+            turn = self._events[mode] // self._options.filters_every
+        return {path: in_turn(arrays, per_event, turn) for path, arrays in (found or {}).items()}
+
+    def _cascade(self):
+        """The cascading randomisation test of the Grad-CAM layer's maps, on a copy of the model."""
+        plan = self.plan
+        return sanity.sanity_check(self._model, plan.samples.inputs, layer=plan.spec.gradcam_layer,
+                                   head=plan.head.kind, output=plan.head.output, image_input=plan.samples.image_key,
+                                   background_class=plan.spec.background_class)
+
+    def _feature_visualiser(self):
+        """The visualiser of the run header's feature_vis channels (None if none are asked for):
+        pixels within the range of the images top examples are found among."""
+        plan = self.plan
+        if not plan.header.feature_vis:
+            return None
+        images = (plan.samples if plan.reference is None else plan.reference).images
+        low, high = float(images.min()), float(images.max())
+        return FeatureVisualiser(self._model, plan.header.feature_vis, image_shape=images.shape[1:],
+                                 value_range=(low, high if high > low else low + 1),  # constant images: some room
+                                 image_input=plan.samples.image_key)
+
+    def _visualise(self):
+        """{path: (channels, H, W, C)} images that maximise the feature_vis channels; a model with
+        several inputs holds the first probe's other inputs."""
+        samples = self.plan.samples
+        first = None if samples.image_key is None else type(samples)(samples.map(lambda array: array[:1]),
+                                                                     samples.image_key)
+        return self._visualiser(first)

@@ -1,0 +1,101 @@
+"""What a logdir keeps of its run for every process that writes it: the filters of the run's
+first event (what filter drift is measured from, `FIRST_FILTERS_FILE`), its Grad-CAM maps (what
+sanity_rank_corr compares with, `FIRST_MAPS_FILE`) and the step of its latest event of each
+mode (`STATE_FILE`). Read
+and written through the backend's file system, so remote logdirs work."""
+
+import io
+import json
+import os
+import warnings
+
+import numpy as np
+
+from tb_cnnviz import backend
+
+FIRST_FILTERS_FILE = "cnnviz_reference.npz"  # the name existing logdirs hold it under
+FIRST_MAPS_FILE = "cnnviz_first_maps.npz"  # the class maps of the run's first event (sanity over training)
+STATE_FILE = "cnnviz_state.json"  # {mode: step of the run's latest event}
+
+
+class RunState:
+    def __init__(self, logdir: str):
+        self.logdir = logdir
+        self._first_filters_from = None  # "logdir" or "self", once this process has settled it
+        self._latest = None  # the state file as this process last wrote it
+        self._first_maps = None  # (classes, maps) once settled
+
+    def latest(self, mode: str) -> int | None:
+        """The step of the run's latest `mode` event as the state file has it, whichever
+        process wrote it (None without one)."""
+        return self._read_state().get(mode)
+
+    def _read_state(self):
+        try:
+            state = json.loads(backend.current().read_file(os.path.join(self.logdir, STATE_FILE)))
+        except (FileNotFoundError, ValueError):  # none yet, or cut short by a crash
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def logged(self, mode: str, step: int) -> None:
+        """Records an event of `mode` at `step` as the run's latest."""
+        if self._latest is None:
+            self._latest = self._read_state()
+        self._latest[mode] = step
+        backend.current().write_file(os.path.join(self.logdir, STATE_FILE), json.dumps(self._latest).encode())
+
+    def first_filters(self, mode: str, step: int, current_filters) -> dict | None:
+        """Before this process's first event of `mode`: the filters {path: rows} to measure
+        drift from, or None to keep the filters already settled by the other mode.
+
+        Drift is measured from the run's first event, kept in the logdir so that a resumed run
+        keeps it. A train event at step 0 in a logdir that holds a run starts the run again
+        (and warns that it replaces earlier events); an eval event there keeps the run's first filters.
+        current_filters: () -> {path: rows} of the model's weights now.
+        """
+        restarts = mode == "train" and step == 0
+        if self._first_filters_from == "self" or (self._first_filters_from == "logdir" and not restarts):
+            return None
+        path = os.path.join(self.logdir, FIRST_FILTERS_FILE)
+        exists = backend.current().exists(path)
+        if exists and step == 0:
+            warnings.warn(
+                f"tb_cnnviz: {self.logdir} already holds a cnnviz run and this process counts steps "
+                f"from 0 again, so its {mode} events replace the earlier ones at the same steps"
+                f"{'' if mode == 'eval' else ' and filter drift is measured from now'}. To continue "
+                f"that training, restore the optimizer with the weights (model.save() and "
+                f"keras.models.load_model(), or a checkpoint of model and optimizer) so its step count "
+                f"goes on; for a new run, use a new logdir or run_name=.", stacklevel=4)
+        if exists and not restarts:
+            saved = np.load(io.BytesIO(backend.current().read_file(path)))
+            first = {key: saved[key] for key in saved.files}
+            self._first_filters_from = "logdir"
+            return first
+        first = current_filters()
+        self._first_maps = None  # a run started again: its next event's maps are the first
+        backend.current().makedirs(self.logdir)
+        _save(path, **first)
+        self._first_filters_from = "self"
+        return first
+
+    def first_maps(self, classes: np.ndarray, maps: np.ndarray, source: str) -> tuple | None:
+        """(classes (N, slots), Grad-CAM maps (N, slots, h, w)) of the run's first event, given
+        this event's: kept in the logdir with the first filters (a resumed run keeps them,
+        a run started again replaces them). `source` names the probes and the Grad-CAM layer;
+        None if the kept maps are of another source (other probes, another layer)."""
+        if self._first_maps is None:
+            path = os.path.join(self.logdir, FIRST_MAPS_FILE)
+            if self._first_filters_from == "self" or not backend.current().exists(path):
+                _save(path, classes=classes, maps=maps, source=source)
+                self._first_maps = (classes, maps, source)
+            else:
+                saved = np.load(io.BytesIO(backend.current().read_file(path)))
+                self._first_maps = (saved["classes"], saved["maps"], str(saved["source"]))
+        first_classes, first_maps, first_source = self._first_maps
+        return (first_classes, first_maps) if first_source == source else None
+
+
+def _save(path: str, **arrays) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    backend.current().write_file(path, buffer.getvalue())

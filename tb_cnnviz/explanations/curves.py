@@ -1,0 +1,110 @@
+"""Deletion and insertion curves (Petsiuk, Das and Saenko, "RISE: Randomized Input Sampling for
+Explanation of Black-box Models", BMVC 2018): the target class's probability as the pixels a map
+ranks highest are blurred ("deletion", from the image) or put back into the blurred image
+("insertion"). A faithful map's deletion curve falls fast and its insertion curve rises fast;
+the same curves in a random order are the chance level. Blurring rather than blacking out keeps
+the images within what the model has seen (ROAD, Rong et al., ICML 2022, explains why).
+"""
+
+import numpy as np
+from keras import ops
+
+from tb_cnnviz import backend
+from tb_cnnviz.anatomy.model_inputs import Samples
+from tb_cnnviz.explanations.cam import ClassExplainer, upsample
+from tb_cnnviz.storage.metadata import SEGMENTATION
+
+BLUR_FACTOR = 8  # blurred copy: area-downsampled by this, then upsampled back
+
+
+def blur(images):
+    """A heavy blur (area-downsample by BLUR_FACTOR, upsample back): what removed pixels are
+    replaced with. Far cheaper on CPU than a wide stride-1 pooling window."""
+    height, width = images.shape[1:3]
+    seam = backend.current()
+    small = seam.resize(images, (max(1, height // BLUR_FACTOR), max(1, width // BLUR_FACTOR)), "area")
+    return seam.resize(small, (height, width), "bilinear")
+
+
+# Input pixels per forward pass of the curves' points: steps are batched up to this (40 x 40
+# probes: every step of 8 probes in one pass; 224 x 224: one step of 8 probes per pass), which
+# bounds the memory a pass takes as the step-by-step loop did (bench/README.md, curves).
+PIXELS_PER_PASS = 2**21
+
+
+def _tiled(value, copies):
+    return None if value is None else ops.tile(value, [copies] + [1] * (len(value.shape) - 1))
+
+
+class DeletionInsertion:
+    """Computes the curves of an explainer's model (`cam.ClassExplainer`, for its head and the
+    linear run of its activation) for probes given as the model takes them, the images at
+    `image_input` (`model_inputs.Samples`); compiled once per input shapes."""
+
+    def __init__(self, explainer: ClassExplainer, image_input=None):
+        self._explainer, self._image_input = explainer, image_input
+        seam = backend.current()
+        self._prepare, self._points = seam.compile(self._prepare_graph), seam.compile(self._points_graph)
+
+    def __call__(self, inputs, maps, target, random_ranks, steps: int) -> dict:
+        """{"deletion", "insertion", "deletion_random", "insertion_random": (N, steps + 1)} of
+        `maps` (N, h, w) explaining `target` (N,), the random order `random_ranks` (N, H*W: each
+        pixel's rank), with `steps` equal steps from none to all of the pixels."""
+        images = Samples(inputs, self._image_input).images
+        n, height, width = images.shape[:3]
+        ranks, region, ends = self._prepare(inputs, maps, target, random_ranks)
+        per_pass = max(1, PIXELS_PER_PASS // (4 * n * height * width))
+        middle = [ops.convert_to_numpy(self._points(inputs, ranks, region, target, indices, steps))
+                  for indices in np.array_split(np.arange(1, steps, dtype=np.int32), -(-(steps - 1) // per_pass))]
+        return _assembled(np.concatenate(middle), ops.convert_to_numpy(ends), n)
+
+    def _probability(self, inputs, batch_images, target, region, copies):
+        """In graph, the target's probability (copies, N) on `copies` stacked variants of the probes."""
+        samples = Samples(inputs, self._image_input)
+        tiled = Samples(samples.map(lambda value: _tiled(value, copies)), self._image_input)
+        _, probabilities = self._explainer.forward(tiled.with_images(batch_images))
+        found = self._explainer.head.target_probability(probabilities, _tiled(target, copies), _tiled(region, copies))
+        return ops.reshape(found, (copies, len(target)))
+
+    def _prepare_graph(self, inputs, maps, target, random_ranks):
+        """(each pixel's rank (2, N, H, W, 1) in the map's order, most salient first with ties by
+        pixel index, and in the random order; a segmentation head's region of the target, else
+        None; the target's probability (2, N) on the image and on its blurred copy)."""
+        explainer, images = self._explainer, Samples(inputs, self._image_input).images
+        n, height, width = images.shape[0], images.shape[1], images.shape[2]
+        flat = ops.reshape(upsample(maps, (height, width)), (n, -1))
+        order = ops.top_k(flat, k=height * width)[1]  # the lower pixel index first on ties
+        ranks = ops.reshape(ops.stack([ops.cast(ops.argsort(order, axis=1), "int32"), random_ranks]),
+                            (2, n, height, width, 1))
+        with explainer.linear():
+            region = None
+            if explainer.head.kind == SEGMENTATION:
+                region = explainer.head.explain(*explainer.forward(inputs), target, explainer.background_class)["region"]
+            ends = self._probability(inputs, ops.concatenate([images, blur(images)], 0), target, region, 2)
+        return ranks, region, ends
+
+    def _points_graph(self, inputs, ranks, region, target, indices, steps):
+        """(len(indices), 4, N): the target's probability after `indices` of `steps` steps, deleted
+        in the map's order, in the random order, then inserted in each, in one forward pass."""
+        images = Samples(inputs, self._image_input).images
+        pixels = images.shape[1] * images.shape[2]
+        cut = ops.cast(ops.round(ops.cast(indices * pixels, "float32") / steps), "int32")
+        removed = ranks[None] < cut[:, None, None, None, None, None]  # (S, 2, N, H, W, 1)
+        blurred = blur(images)
+        deleted, inserted = ops.where(removed, blurred, images), ops.where(removed, images, blurred)
+        count = indices.shape[0]
+        batch = ops.reshape(ops.concatenate([deleted, inserted], axis=1), (count * 4 * images.shape[0], *images.shape[1:]))
+        with self._explainer.linear():
+            found = self._probability(inputs, batch, target, region, count * 4)
+        return ops.reshape(found, (count, 4, images.shape[0]))
+
+
+def _assembled(middle: np.ndarray, ends: np.ndarray, n: int) -> dict:
+    """The four curves from their middle points (steps - 1, 4, N) and ends (2, N)."""
+    original = np.broadcast_to(ends[0][None, :, None], (2, n, 1))
+    gone = np.broadcast_to(ends[1][None, :, None], (2, n, 1))
+    curves = np.transpose(middle, (1, 2, 0))  # (4, N, steps - 1)
+    deletion = np.concatenate([original, curves[:2], gone], axis=2)
+    insertion = np.concatenate([gone, curves[2:], original], axis=2)
+    return {"deletion": deletion[0], "deletion_random": deletion[1],
+            "insertion": insertion[0], "insertion_random": insertion[1]}

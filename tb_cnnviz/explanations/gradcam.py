@@ -1,0 +1,112 @@
+"""The public Grad-CAM functions, `gradcam` and `gradcam_plus_plus`, and the preparation they
+share with `sanity.sanity_check`: the same checks, the same defaults, the same maps as the
+callback logs."""
+
+import dataclasses
+import weakref
+
+import numpy as np
+from keras import ops
+
+from tb_cnnviz import backend
+from tb_cnnviz.anatomy import checks, conv_layers, heads, model_inputs
+from tb_cnnviz.explanations.cam import METHODS, ClassExplainer, upsample
+
+_EXPLAINERS = weakref.WeakKeyDictionary()  # model -> {(layer path, head, output, image input): TargetMaps}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Prepared:
+    """What explaining a model's images needs, checked: the samples as the model takes them,
+    the head explained, the Grad-CAM layer's path and the classes (-1: each image's predicted)."""
+
+    samples: model_inputs.Samples
+    head: heads.Head
+    layer: str
+    target: np.ndarray
+
+
+def prepare(model, images, layer, class_index, head, output, image_input) -> Prepared:
+    """Checks the arguments of `gradcam` (and `sanity_check`); a Sequential model given no Input
+    is built for the images first, as Keras would at its first batch."""
+    backend.current()
+    samples = model_inputs.samples(images, image_input, "images")
+    checks.build_sequential(model, samples)
+    checks.check_model(model)
+    samples = model_inputs.for_model(samples, model, "images")
+    convs = conv_layers.conv_layers(model)
+    explained = heads.find_head(model, head, output, guess=True)  # the original's compiled loss tells its kind
+    path = conv_layers.resolve(model, convs, layer, "layer") if layer is not None else explained.gradcam_layer(convs)
+    count = len(samples)
+    target = np.full(count, -1) if class_index is None else checks.class_indices(
+        class_index, count, "class_index", f"None, an int or one int per image ({count} ints)",
+        classes=explained.classes)
+    return Prepared(samples, explained, path, target)
+
+
+class TargetMaps:
+    """Every method's maps of one class per image, at the input resolution; compiled once per
+    input shapes."""
+
+    def __init__(self, model, head: heads.Head, layer: str, image_input=None, background_class: int = 0):
+        watched = {layer: conv_layers.conv_layers(model)[layer]}
+        self._explainer = ClassExplainer(model, head, layer, watched, background_class=background_class)
+        self._image_input = image_input
+        self._compiled = backend.current().compile(self._graph)
+
+    def __call__(self, inputs, target) -> tuple:
+        """(the classes explained (N,), {method: (N, H, W) float32}) of `inputs` (as the model
+        takes them) for `target` (N,), -1 for each image's predicted class."""
+        inputs = model_inputs.Samples(inputs, self._image_input).float32_inputs()
+        self._explainer.judge_logits(inputs)
+        explained, found = self._compiled(inputs, np.asarray(target, np.int32))
+        return ops.convert_to_numpy(explained), {name: ops.convert_to_numpy(maps) for name, maps in found.items()}
+
+    def _graph(self, inputs, target):
+        out, _ = self._explainer(inputs, target, ops.full_like(target, -1))
+        size = model_inputs.Samples(inputs, self._image_input).images.shape[1:3]
+        return out["target"], {name: upsample(out[name][:, 0], size) for name in METHODS}
+
+
+def _maps(model, images, layer, class_index, method, head, output, image_input) -> np.ndarray:
+    prepared = prepare(model, images, layer, class_index, head, output, image_input)
+    cached = _EXPLAINERS.setdefault(model, {})
+    key = (prepared.layer, head, output, prepared.samples.image_key)
+    if key not in cached:
+        cached[key] = TargetMaps(model, prepared.head, prepared.layer, prepared.samples.image_key)
+    return cached[key](prepared.samples.inputs, prepared.target)[1][method]
+
+
+def gradcam(model, images, layer: str | None = None, class_index=None, *, head: str | None = None,
+            output=None, image_input=None) -> np.ndarray:
+    """Grad-CAM maps of `images` for a class, as the callback logs them.
+
+    Args:
+      model: a built functional or Sequential Keras model ending in class scores.
+      images: (N, H, W, C) numbers, shaped as the model takes them; for a model with several
+        inputs, a dict or list of them, as the model takes them.
+      layer: a conv layer name or path (default: the last conv layer that is not the output
+        layer itself).
+      class_index: None for each image's predicted class, an int for all images, or one int
+        per image. A binary head (one unit) has classes 0 and 1.
+      head: "softmax", "binary" or "multilabel" (default: inferred as `CNNViz` does; where it
+        cannot be told, K linear outputs are read as class scores and one as a binary logit,
+        which give the same maps).
+      output: the name or index of the output to explain, for a model with several.
+      image_input: which of several inputs holds the images (default: the only 4-D one).
+
+    Returns:
+      float32 (N, H, W) at the input resolution: non-negative, not normalised.
+
+    Raises:
+      ValueError, TypeError: a model, images, layer or class index it cannot use; the message
+        says what to give instead.
+      RuntimeError: Keras runs on another backend than TensorFlow.
+    """
+    return _maps(model, images, layer, class_index, "gradcam", head, output, image_input)
+
+
+def gradcam_plus_plus(model, images, layer: str | None = None, class_index=None, *, head: str | None = None,
+                      output=None, image_input=None) -> np.ndarray:
+    """Grad-CAM++ maps; same arguments, result and errors as `gradcam`."""
+    return _maps(model, images, layer, class_index, "gradcam_pp", head, output, image_input)

@@ -1,0 +1,68 @@
+"""A request's query parameters, each read and checked against the data it names when a route
+first asks for it: a malformed one answers 400, one that is not in the data 404 (`web`)."""
+
+from tensorboard import plugin_util
+
+from tb_cnnviz.reading.lookups import NotFound
+from tb_cnnviz.plugin import web
+from tb_cnnviz.plugin.store import RunInfo, RunSource, Store
+from tb_cnnviz.storage import maps, metadata
+from tb_cnnviz.storage.layer_names import UnknownLayer, resolve_layer
+
+# Values of `method`; "gradcam++" is the documented alias of "gradcam_pp" (URL-encoded: a "+"
+# in a query string reads as a space).
+METHODS = {"gradcam": metadata.GRADCAM, "gradcam_pp": metadata.GRADCAM_PP, "gradcam++": metadata.GRADCAM_PP}
+
+
+class Query:
+    def __init__(self, store: Store, request):
+        self.store, self.request = store, request
+        self.ctx = plugin_util.context(request.environ)
+        self.experiment = plugin_util.experiment_id(request.environ)
+        self._run = self._source = None
+
+    @property
+    def run_name(self) -> str:
+        return web.param(self.request, "run")
+
+    def run(self) -> RunInfo:
+        if self._run is None:
+            self._run = self.store.run(self.ctx, self.experiment, self.run_name)
+        return self._run
+
+    def source(self) -> RunSource:
+        """The requested run as a `reading.lookups.Source`."""
+        if self._source is None:
+            self._source = RunSource(self.store, self.ctx, self.experiment, self.run_name, self.run())
+        return self._source
+
+    def mode(self) -> str:
+        return web.choice(self.request, "mode", metadata.MODES, default="train")
+
+    def step(self) -> int:
+        return web.int_param(self.request, "step", self.run().steps[self.mode()])
+
+    def sample(self, required: bool = True) -> int | None:
+        return web.int_param(self.request, "sample", range(self.run().samples), required=required)
+
+    def layer(self, paths) -> str:
+        """The requested layer, one of `paths` by path or unambiguous short name."""
+        name = web.param(self.request, "layer")
+        try:
+            return resolve_layer(name, paths)
+        except UnknownLayer:
+            raise NotFound(f"layer {web.shown(name)!r} is not logged", paths) from None
+
+    def filter(self, layer: str) -> int:
+        """The requested `channel`: one of the conv layer's filters."""
+        return web.int_param(self.request, "channel", range(self.run().header.filters(layer)))
+
+    def channel(self, header: dict) -> int | None:
+        """Where the requested channel, one of those `header` lists, sits among an item's maps
+        (None: none requested)."""
+        channel = web.int_param(self.request, "channel", header["channels"], required=False)
+        return None if channel is None else maps.channel_position(header, channel)
+
+    def method(self) -> str:
+        """The summary kind of the requested `method` (default Grad-CAM)."""
+        return METHODS[web.choice(self.request, "method", list(METHODS), default="gradcam")]

@@ -1,0 +1,222 @@
+"""What a step, or a run over its steps, holds: the lookups that `reader.Run` (event files) and the
+plugin (TensorBoard's data provider) share, written once as plain functions of a `Source`, as
+TensorBoard's plugins write their `*_impl` functions. Each raises `NotFound` (a KeyError) for
+what is not in the data and `FormatError` for data it cannot read.
+"""
+
+from typing import Protocol
+
+import numpy as np
+
+from tb_cnnviz.reading import patches, series
+from tb_cnnviz.storage import codec, maps, step_index
+from tb_cnnviz.storage.metadata import (CLASS_MAPS, FAITHFULNESS, METRICS, PREDICTIONS, REFERENCE, RUN_HEADER,
+                                        STATS, TOP_EXAMPLES, FormatError, tag)
+from tb_cnnviz.storage.run_header import RunHeader
+from tb_cnnviz.storage.top_examples import PROBES_REFERENCE, TopExamples, unpack_top_examples
+
+
+class NotFound(KeyError):
+    """A run, step, layer, ... that is not in the data; `valid` lists what is."""
+
+    def __init__(self, message, valid=()):
+        super().__init__(message)
+        self.message = message
+        self.valid = list(valid)
+
+    def __str__(self):
+        return self.message
+
+
+class Source(Protocol):
+    """One run's cnnviz data. `blobs` gives a blob summary's references at a step, which
+    `blob` reads; the run-level summaries (run header, reference images) are `run_blobs`."""
+
+    header: RunHeader
+
+    def steps(self, mode: str) -> list:
+        """Steps of complete events of `mode`, ascending."""
+
+    def blobs(self, tag: str, step: int) -> list:
+        """The references of a blob summary at `step`; NotFound if it has none there."""
+
+    def blob(self, reference) -> bytes:
+        """The bytes of one blob."""
+
+    def decoded(self, blobs: list) -> dict:
+        """The decoded, checked JSON header (element 0) of a blob summary."""
+
+    def tensors(self, tags: list) -> dict:
+        """{tag: {step: array}} of tensor summaries, read together ({} for a tag it lacks)."""
+
+    def run_blobs(self, kind: str) -> list | None:
+        """The latest blobs of a run-level summary (RUN_HEADER, REFERENCE); None if none."""
+
+
+def _tensors(source: Source, name: str) -> dict:
+    return source.tensors([name])[name]
+
+
+# -- one step ---------------------------------------------------------------------------------
+def summary(source: Source, kind: str, mode: str, step: int, path: str | None = None) -> tuple:
+    """(blobs, decoded header) of a blob summary of a step."""
+    blobs = source.blobs(tag(kind, mode, path), step)
+    return blobs, source.decoded(blobs)
+
+
+def maps_of(source: Source, kind: str, blobs: list, item: int | None = None) -> np.ndarray:
+    """A map kind's array from its blobs, or one item's part of it."""
+    header = source.decoded(blobs)
+    if item is not None:
+        return maps.unpack_item(kind, header, source.blob(blobs[1 + item]), item)
+    return maps.unpack_maps(kind, header, [source.blob(reference) for reference in blobs[1:]])
+
+
+def png_of(source: Source, blobs: list, item: int) -> bytes:
+    """The stored PNG of one item, checked against its header but not decoded."""
+    return codec.check_png(source.decoded(blobs), source.blob(blobs[1 + item]))
+
+
+def predictions(source: Source, mode: str, step: int) -> tuple:
+    """(predictions, step index or None for a step written without one) of a step."""
+    return step_index.unpack_predictions(summary(source, PREDICTIONS, mode, step)[1])
+
+
+def overview(source: Source, mode: str, step: int) -> tuple:
+    """(predictions, the header of every summary of the step, damaged ones as {"error": why})."""
+    found, index = predictions(source, mode, step)
+    if index is not None:
+        return found, step_index.checked_step_index(index, source.header, step)
+    references = {name: source.blobs(name, step) for name in step_index.step_tags(source.header, mode)}
+    try:
+        faithfulness = _tensors(source, tag(FAITHFULNESS, mode))
+    except FormatError:
+        faithfulness = {}  # faithfulness() says why
+    value = float(faithfulness[step]) if step in faithfulness else None
+    return found, step_index.read_step_index(source.header, mode, lambda name: source.decoded(references[name]), value)
+
+
+def indexed(source: Source, kind: str, mode: str, step: int, path: str) -> tuple:
+    """(blobs, header) of a summary logged at some steps only (TOP_EXAMPLES, FEATURE_VIS), if its
+    step's index lists it: an earlier run in the logdir may have left one at a step that a
+    restart rewrote without it (steps written without an index are taken as they are)."""
+    blobs, header = summary(source, kind, mode, step, path)
+    index = predictions(source, mode, step)[1]
+    if index is not None and index.get(kind, {}).get(path) != header:
+        raise NotFound(f"the {kind} of {path!r} at step {step} were left by an earlier run in this logdir")
+    return blobs, header
+
+
+def class_maps(source: Source, mode: str, step: int) -> tuple:
+    """(blobs, header) of the step's maps of several classes per probe; the header's `classes`
+    lists each probe's."""
+    try:
+        return summary(source, CLASS_MAPS, mode, step)
+    except NotFound:
+        raise NotFound(f"the {mode} event at step {step} stores no maps of other classes (written before "
+                       f"tb_cnnviz stored them)") from None
+
+
+def class_map(source: Source, mode: str, step: int, sample: int, class_index: int, method: str) -> tuple:
+    """(the step's CLASS_MAPS blobs, where probe `sample`'s map of a stored class by `method` sits
+    among its maps); NotFound listing the stored classes for another."""
+    blobs, header = class_maps(source, mode, step)
+    classes = header["classes"][sample]
+    if class_index not in classes:
+        raise NotFound(f"class {class_index} of probe {sample} is not stored; stored classes: {classes}", classes)
+    return blobs, maps.class_map_position(header, sample, class_index, method)
+
+
+def stats(source: Source, mode: str, step: int, path: str) -> np.ndarray:
+    """(len(STAT_NAMES), filters) statistics of a conv layer at a step."""
+    by_step = _tensors(source, tag(STATS, mode, path))
+    if step not in by_step:
+        raise NotFound(f"no statistics for {path!r} at step {step}", sorted(by_step))
+    return by_step[step]
+
+
+# -- what filters learned ---------------------------------------------------------------------
+def _holds_reference(source: Source, header: dict) -> bool:
+    """Whether a TOP_EXAMPLES header indexes the run's current reference images (a run started
+    again with other probes or another reference set leaves older examples behind)."""
+    return header.get("digest") == (source.header.top_examples or {}).get("digest")
+
+
+def top_examples(source: Source, mode: str, step: int, path: str) -> TopExamples:
+    """A logged layer's top examples at a step (a wide layer's hold some of its filters)."""
+    blobs, header = indexed(source, TOP_EXAMPLES, mode, step, path)
+    if not _holds_reference(source, header):
+        raise NotFound(f"the top examples of {path!r} at step {step} index other images than this run's (it was "
+                       f"started again with other probes or reference images)")
+    return unpack_top_examples(header, source.blob(blobs[1]))
+
+
+def steps_holding(source: Source, mode: str, path: str, channel: int) -> list:
+    """The steps whose top examples of `path` hold filter `channel` of the current reference images."""
+    held = []
+    for step in source.steps(mode):
+        try:
+            header = summary(source, TOP_EXAMPLES, mode, step, path)[1]
+            first, filters = int(header.get("first", 0)), int(header["filters"])
+        except (KeyError, TypeError, ValueError, FormatError):
+            continue  # none at that step, or damaged: its own request says so
+        if first <= channel < first + filters and _holds_reference(source, header):
+            held.append(step)
+    return held
+
+
+def filter_examples(source: Source, mode: str, step: int, path: str, channel: int) -> tuple:
+    """(one filter's top examples, their receptive-field patches (k, h, w, C), their boxes);
+    NotFound, listing the steps that hold that filter, where the step does not."""
+    try:
+        top = top_examples(source, mode, step, path)
+    except NotFound as missing:
+        raise NotFound(missing.message, steps_holding(source, mode, path, channel)) from None
+    if not top.holds(channel):  # a wide layer's filters take turns
+        raise NotFound(f"filter {channel} of {path!r} has no top examples at step {step}: this layer's filters take "
+                       f"turns", steps_holding(source, mode, path, channel))
+    kind = RUN_HEADER if top.reference == PROBES_REFERENCE else REFERENCE
+    stored = source.run_blobs(kind)
+    wanted = set(top.images[:, top.column(channel)].tolist())
+    if stored is None or max(wanted) >= len(stored) - 1 or len(stored) - 1 != source.decoded(stored)["shape"][0]:
+        raise FormatError(f"damaged cnnviz top examples of {path!r} at step {step}: they name images that are "
+                          f"not stored")
+    images = {index: maps_of(source, kind, stored, index) for index in wanted}
+    size = source.decoded(stored)["shape"][2:4]
+    found, boxes = patches.patches(images, size, top, channel, source.header.receptive_fields.get(path))
+    return top, found, boxes
+
+
+# -- series over steps ------------------------------------------------------------------------
+def filter_drift(source: Source, mode: str, path: str, stat: str) -> tuple:
+    """(steps, (filters, steps) matrix) of one statistic of a conv layer's filters."""
+    return series.filter_drift(source.header, path, source.steps(mode), _tensors(source, tag(STATS, mode, path)), stat)
+
+
+def filter_stats(source: Source, mode: str, path: str, channel: int) -> tuple:
+    """(steps, (len(STAT_NAMES), steps) matrix) of one filter's statistics."""
+    return series.filter_stats(source.steps(mode), _tensors(source, tag(STATS, mode, path)), channel)
+
+
+def layer_summaries(source: Source, mode: str) -> dict:
+    """{path: `series.layer_summary` over the steps of `mode`, or the FormatError of a layer whose
+    statistics are damaged} of every conv layer, their statistics read together."""
+    paths, steps = list(source.header.conv_layers), source.steps(mode)
+    found = source.tensors([tag(STATS, mode, path) for path in paths]) if steps else {}
+    summaries = {}
+    for path in paths:
+        try:
+            summaries[path] = series.layer_summary(steps, found.get(tag(STATS, mode, path), {}))
+        except FormatError as error:
+            summaries[path] = error
+    return summaries
+
+
+def metrics(source: Source, mode: str) -> tuple:
+    """(steps, {name: mean over the probes per step}) of the trust figures."""
+    return series.metric_series(source.steps(mode), _tensors(source, tag(METRICS, mode)))
+
+
+def faithfulness(source: Source, mode: str) -> tuple:
+    """(steps, values) of the faithfulness score of each event."""
+    return series.scalar_series(source.steps(mode), _tensors(source, tag(FAITHFULNESS, mode)))
