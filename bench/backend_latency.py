@@ -14,7 +14,7 @@ Prints, measured in one run against real `tensorboard` processes (--load_fast=fa
     (counted in-process), and what TensorBoard's Python data provider itself takes to list and to
     read the blob keys of one one-blob series of each run (the least any first view needs).
 
-    python bench/backend_latency.py [--requests 200] [--long-steps 1000] [--json]
+    python3 -m bench.backend_latency [--requests 200] [--long-steps 1000] [--json]
 """
 
 import os
@@ -23,8 +23,8 @@ import statistics
 import tempfile
 import time
 
-from _common import Client, PREFIX, Report, arguments, p50, p90, wait_loaded, write_run
-from tensorboard_process import tensorboard
+from bench._common import Client, PREFIX, Report, arguments, p50, p90, wait_loaded, write_run
+from tests.tensorboard_process import tensorboard
 
 RUN, IMAGES_RUN, LAYER = "demo", "tb_images", "block1_conv2"  # the demo's largest logged maps
 EPOCHS = 2  # one event before training and one per epoch

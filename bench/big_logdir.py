@@ -12,7 +12,7 @@ at once:
 The logdir is written once (the items of one real event of a tiny model, written at every
 step of a run, and the run copied) and kept in --cache for later runs.
 
-    python bench/big_logdir.py [--runs 50] [--events 500] [--views 5] [--keep 0] [--cache DIR] [--json]
+    python3 -m bench.big_logdir [--runs 50] [--events 500] [--views 5] [--keep 0] [--cache DIR] [--json]
 """
 
 import contextlib
@@ -21,8 +21,8 @@ import shutil
 import tempfile
 import time
 
-from _common import Client, PREFIX, Report, arguments, p50, wait_loaded, write_run
-from tensorboard_process import tensorboard
+from bench._common import Client, PREFIX, Report, arguments, p50, wait_loaded, write_run
+from tests.tensorboard_process import tensorboard
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",

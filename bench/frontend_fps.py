@@ -17,25 +17,22 @@ drag, helped only by the prefetch of neighbouring steps; printed, not a headline
 Target: >= 30 steps drawn per second once prefetched, a ratio >= 0.5 to a 60 Hz display; the
 browser's idle requestAnimationFrame rate is printed for reference.
 
-    python bench/frontend_fps.py [--steps 200] [--json]
+    python3 -m bench.frontend_fps [--steps 200] [--json]
 """
 
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _common import DemoTraining, PREFIX, Report, arguments  # noqa: E402
+from bench._common import DemoTraining, PREFIX, Report, arguments  # noqa: E402
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tensorboard_process import http_get, tensorboard  # noqa: E402
+from tests.tensorboard_process import http_get, tensorboard  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",

@@ -18,6 +18,6 @@ def trained():
     """The demo's model trained once per test session (`helpers.train_shapes_model`: over seeds
     it learns the shapes and its maps pass deletion, insertion and the sanity check,
     bench/trust_seeds.py). Tests must not change its weights (sanity_check works on a copy)."""
-    from helpers import train_shapes_model
+    from tests.helpers import train_shapes_model
 
     return train_shapes_model(seed=0)

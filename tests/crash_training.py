@@ -1,16 +1,16 @@
 """Training that logs every step and checkpoints after it: run, killed and resumed by
-test_reliability. Usage: python crash_training.py LOGDIR CHECKPOINT MAX_STEPS"""
+test_reliability. Usage, from the repository root:
+python -m tests.crash_training LOGDIR CHECKPOINT MAX_STEPS"""
 
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 
 import tb_cnnviz  # noqa: E402
-from helpers import small_cnn  # noqa: E402
+from tests.helpers import small_cnn  # noqa: E402
 from tb_cnnviz.datasets import shapes  # noqa: E402
 
 

@@ -17,8 +17,8 @@ from tensorboard.plugins import base_plugin
 from werkzeug import test as werkzeug_test
 
 import tb_cnnviz
-from helpers import small_cnn, unet
-from tensorboard_process import tensorboard
+from tests.helpers import small_cnn, unet
+from tests.tensorboard_process import tensorboard
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 from tb_cnnviz.plugin_loader import CNNVizLoader
 

@@ -10,9 +10,9 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from plugin_helpers import (HOSTILE_CLASSES, HOSTILE_LAYERS, PREFIX, damage_images, npy, png, rename_to_hostile,
+from tests.plugin_helpers import (HOSTILE_CLASSES, HOSTILE_LAYERS, PREFIX, damage_images, npy, png, rename_to_hostile,
                             rewrite_run, tensorboard_server, write_future_run, write_logs, write_segmentation_run)
-from tensorboard_process import http_get
+from tests.tensorboard_process import http_get
 
 from tb_cnnviz import format
 
@@ -51,7 +51,7 @@ def write_unlearned_run(run_dir):
     import keras
 
     import tb_cnnviz
-    from helpers import small_cnn
+    from tests.helpers import small_cnn
     from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 
     images, labels, _ = shapes(4, size=32, seed=5)
@@ -76,7 +76,7 @@ def write_objects_run(run_dir):
     import keras
 
     import tb_cnnviz
-    from helpers import small_cnn
+    from tests.helpers import small_cnn
     from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 
     images, labels, masks = shapes(64, size=32, seed=5)
@@ -422,7 +422,7 @@ def test_eval_only_no_steps_diverged_and_multilabel_runs(browser, tmp_path):
     from tensorboard.compat.proto import event_pb2
 
     import tb_cnnviz
-    from helpers import small_cnn
+    from tests.helpers import small_cnn
     from tb_cnnviz.datasets import shapes
 
     images, labels, _ = shapes(4, size=32, seed=5)

@@ -10,9 +10,9 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from plugin_helpers import HOSTILE_LAYERS, PREFIX, npy, rename_to_hostile, rewrite_run, tensorboard_server, write_logs
-from tensorboard_process import http_get
-from test_dashboard import browser, frame_of, open_tab, page, wait_ready  # noqa: F401 (fixtures)
+from tests.plugin_helpers import HOSTILE_LAYERS, PREFIX, npy, rename_to_hostile, rewrite_run, tensorboard_server, write_logs
+from tests.tensorboard_process import http_get
+from tests.test_dashboard import browser, frame_of, open_tab, page, wait_ready  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from helpers import small_cnn
-from plugin_helpers import HOSTILE_LAYERS, PREFIX, png, rename_to_hostile, rewrite_run, tensorboard_server
+from tests.helpers import small_cnn
+from tests.plugin_helpers import HOSTILE_LAYERS, PREFIX, png, rename_to_hostile, rewrite_run, tensorboard_server
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes
-from tensorboard_process import http_get
-from test_dashboard import CHROMIUM, browser, canvas_rgba, open_tab, page, wait_ready, write_unlearned_run  # noqa: F401 (fixtures)
+from tests.tensorboard_process import http_get
+from tests.test_dashboard import CHROMIUM, browser, canvas_rgba, open_tab, page, wait_ready, write_unlearned_run  # noqa: F401 (fixtures)
 
 RUNS = ("alpha", "unlearned", "hostile_names")
 

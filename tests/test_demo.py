@@ -52,7 +52,7 @@ def test_demo_help():
 def test_demo_loads_a_local_vgg16_weights_file(tmp_path):
     import keras
 
-    from helpers import quantisation_ok
+    from tests.helpers import quantisation_ok
 
     backbone = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
     weights = tmp_path / "vgg16.weights.h5"

@@ -19,14 +19,14 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_file_loader
 
-import distributed_worker
 import tb_cnnviz
-from helpers import filter_rows, small_cnn, stats_tolerance
+from tests import distributed_worker
+from tests.helpers import filter_rows, small_cnn, stats_tolerance
 from tb_cnnviz import metadata
 from tb_cnnviz.run_state import FIRST_MAPS_FILE, REFERENCE_FILE, STATE_FILE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "tests", "distributed_worker.py")
+SCRIPT = "tests.distributed_worker"  # run as a module from the repository root
 TIMEOUT = 300  # a collective op that waits for a worker forever fails the test instead
 STEPS = [0, 1, 2, 3, 4]
 # Step 0 runs the same single-device probe on the same weights: equal up to float noise.
@@ -59,7 +59,7 @@ def run_workers(tmp_path, setting, logdir, weights, cluster=None):
                 {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})
         logs.append(tmp_path / f"{setting}{index}.stderr")
         with open(logs[-1], "w") as stderr:
-            processes.append(subprocess.Popen([sys.executable, SCRIPT, setting, logdir, weights], cwd=ROOT,
+            processes.append(subprocess.Popen([sys.executable, "-m", SCRIPT, setting, logdir, weights], cwd=ROOT,
                                               env=dict(environment), stdout=subprocess.DEVNULL, stderr=stderr))
     deadline = time.monotonic() + TIMEOUT
     try:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from helpers import small_cnn
+from tests.helpers import small_cnn
 
 IMAGES = np.zeros((4, 32, 32, 3), np.float32)
 

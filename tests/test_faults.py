@@ -16,9 +16,9 @@ import tensorflow as tf
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.util import tensor_util
 
-from plugin_helpers import (PREFIX, damage_images, edit_step_index, npy, rewrite_run, tensorboard_server,
+from tests.plugin_helpers import (PREFIX, damage_images, edit_step_index, npy, rewrite_run, tensorboard_server,
                             write_logs, wsgi_client)
-from tensorboard_process import http_get
+from tests.tensorboard_process import http_get
 
 GOOD = ("alpha", "beta")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import small_cnn
+from tests.helpers import small_cnn
 from tb_cnnviz import layers as layer_utils
 from tb_cnnviz.datasets import training_shapes
 from tb_cnnviz.feature_vis import FeatureVisualiser

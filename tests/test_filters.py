@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from helpers import small_cnn
-from plugin_helpers import PREFIX, npy, png, wsgi_client
+from tests.helpers import small_cnn
+from tests.plugin_helpers import PREFIX, npy, png, wsgi_client
 from tb_cnnviz import examples, format
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 

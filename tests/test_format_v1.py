@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from plugin_helpers import PREFIX, npy, wsgi_client
+from tests.plugin_helpers import PREFIX, npy, wsgi_client
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "v1")
 RUNS = ["indexed", "unindexed"]

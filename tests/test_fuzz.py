@@ -2,15 +2,11 @@
 regression fails here; the bench sends 1,000+ requests per route in both load modes."""
 
 import os
-import sys
 
 import pytest
 
-from plugin_helpers import tensorboard_server, write_logs, write_segmentation_run
-from tensorboard_process import ROOT
-
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import fuzz_routes  # noqa: E402
+from bench import fuzz_routes
+from tests.plugin_helpers import tensorboard_server, write_logs, write_segmentation_run
 
 JSON = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
 

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import tb_cnnviz
-from helpers import pearson, quantisation_ok, reference_cam, stats_tolerance
+from tests.helpers import pearson, quantisation_ok, reference_cam, stats_tolerance
 
 
 def test_nested_vgg16_backbone_with_path_names(tmp_path, data):

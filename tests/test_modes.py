@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import tb_cnnviz
-from helpers import cosine_distance_np, filter_rows, small_cnn, stats_tolerance
+from tests.helpers import cosine_distance_np, filter_rows, small_cnn, stats_tolerance
 
 
 def test_every_n_steps_and_evaluate(tmp_path, data):

@@ -6,8 +6,8 @@ import sys
 import time
 import zipfile
 
-from plugin_helpers import write_logs
-from tensorboard_process import ROOT, free_port, http_get
+from tests.plugin_helpers import write_logs
+from tests.tensorboard_process import ROOT, free_port, http_get
 
 
 def test_wheel_in_a_fresh_virtualenv_serves_the_plugin(tmp_path):

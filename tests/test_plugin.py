@@ -12,8 +12,8 @@ import tensorflow as tf
 
 import tb_cnnviz
 from tb_cnnviz import format
-from helpers import quantisation_ok
-from plugin_helpers import PREFIX, edit_step_index, npy, png, rewrite_run, write_future_run, wsgi_client, write_logs
+from tests.helpers import quantisation_ok
+from tests.plugin_helpers import PREFIX, edit_step_index, npy, png, rewrite_run, write_future_run, wsgi_client, write_logs
 
 
 @pytest.fixture(scope="module")

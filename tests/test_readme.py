@@ -49,11 +49,9 @@ def test_readme_jupyter_magic_starts_tensorboard_with_the_tab(tmp_path, monkeypa
     import json
     import os
     import signal
-    import sys
 
-    sys.path.insert(0, os.path.dirname(__file__))
-    from plugin_helpers import write_logs
-    from tensorboard_process import free_port, http_get
+    from tests.plugin_helpers import write_logs
+    from tests.tensorboard_process import free_port, http_get
 
     magic = re.search(r"^%tensorboard (.*)$", README.read_text(), re.M).group(1)
     assert magic == "--logdir logs"

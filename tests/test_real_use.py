@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 import tb_cnnviz
-from helpers import pearson, photographs, quantisation_ok, reference_cam, unet
-from plugin_helpers import PREFIX, npy, wsgi_client
+from tests.helpers import pearson, photographs, quantisation_ok, reference_cam, unet
+from tests.plugin_helpers import PREFIX, npy, wsgi_client
 from tb_cnnviz.datasets import shapes
 
 SIZE = 48

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from plugin_helpers import PREFIX, npy, tensorboard_server
-from tensorboard_process import ROOT, http_get
+from tests.plugin_helpers import PREFIX, npy, tensorboard_server
+from tests.tensorboard_process import ROOT, http_get
 
-SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crash_training.py")
+SCRIPT = "tests.crash_training"  # run as a module from the repository root
 
 
 def steps_on_disk(run_dir):
@@ -30,7 +30,7 @@ def killed_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("crash")
     logdir, checkpoint = str(root / "logs"), str(root / "model.keras")
     run_dir = os.path.join(logdir, "crashy")
-    process = subprocess.Popen([sys.executable, SCRIPT, run_dir, checkpoint, "100000"], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", SCRIPT, run_dir, checkpoint, "100000"], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 240
@@ -70,7 +70,7 @@ def test_every_complete_step_of_a_killed_run_is_served(killed_run, load_fast):
 def test_restarting_into_the_same_logdir_appends(killed_run):
     logdir, run_dir, checkpoint = killed_run
     before = tb_cnnviz.read_run(run_dir).steps()
-    result = subprocess.run([sys.executable, SCRIPT, run_dir, checkpoint, str(before[-1] + 6)], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", SCRIPT, run_dir, checkpoint, str(before[-1] + 6)], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     run = tb_cnnviz.read_run(run_dir)
@@ -86,8 +86,8 @@ def test_a_diverged_model_is_logged_with_its_bad_values_marked(tmp_path):
 
     import keras
 
-    from helpers import small_cnn
-    from plugin_helpers import PREFIX, wsgi_client
+    from tests.helpers import small_cnn
+    from tests.plugin_helpers import PREFIX, wsgi_client
     from tb_cnnviz.datasets import shapes
 
     images, labels, _ = shapes(32, size=32, seed=8)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from helpers import small_cnn
-from plugin_helpers import PREFIX, npy, tensorboard_server, write_logs
-from tensorboard_process import http_get
+from tests.helpers import small_cnn
+from tests.plugin_helpers import PREFIX, npy, tensorboard_server, write_logs
+from tests.tensorboard_process import http_get
 from tb_cnnviz.datasets import shapes
 
 
@@ -76,7 +76,7 @@ def test_every_route_in_a_real_tensorboard(logdir, load_fast):
 
 
 def test_readme_npy_example_against_a_real_server(logdir):
-    from test_readme import python_blocks
+    from tests.test_readme import python_blocks
 
     example = next(block for block in python_blocks() if "urlopen" in block)
     with tensorboard_server(logdir, load_fast=False) as base:

@@ -11,8 +11,8 @@ import tensorflow as tf
 from scipy import stats
 
 import tb_cnnviz
-from helpers import quantisation_ok, reference_cam
-from plugin_helpers import npy, png, wsgi_client
+from tests.helpers import quantisation_ok, reference_cam
+from tests.plugin_helpers import npy, png, wsgi_client
 from tb_cnnviz import format, metadata, trust
 from tb_cnnviz.datasets import pointing_game
 
@@ -227,7 +227,7 @@ def test_bad_trust_options_say_what_to_give(tmp_path, given, message):
 
 
 def test_boxes_are_stored_and_read_as_masks(tmp_path):
-    from helpers import small_cnn
+    from tests.helpers import small_cnn
 
     images = np.random.default_rng(1).random((2, SIZE, SIZE, 3)).astype(np.float32)
     boxes = [[2, 3, 10, 12], [20, 0, 32, 5]]
@@ -253,7 +253,7 @@ def test_a_reader_meeting_a_kind_it_does_not_know_says_to_upgrade():
 
 
 def test_binary_and_segmentation_heads_get_the_same_figures(tmp_path):
-    from helpers import small_cnn, unet
+    from tests.helpers import small_cnn, unet
     from tb_cnnviz.datasets import shapes
 
     images, labels, masks = shapes(4, size=SIZE, seed=7)
@@ -295,7 +295,7 @@ class Scale(keras.layers.Layer):
 
 
 def test_a_sanity_check_that_fails_leaves_the_eval_event_written_and_warns_once(tmp_path):
-    from helpers import small_cnn
+    from tests.helpers import small_cnn
 
     base = small_cnn()
     model = keras.Model(base.inputs, Scale(1.0)(base.outputs[0]))
@@ -313,7 +313,7 @@ def test_a_sanity_check_that_fails_leaves_the_eval_event_written_and_warns_once(
 
 
 def test_a_run_started_again_after_an_eval_event_takes_its_own_first_maps(tmp_path):
-    from helpers import small_cnn
+    from tests.helpers import small_cnn
 
     images = np.random.default_rng(4).random((4, SIZE, SIZE, 3)).astype(np.float32)
     keras.utils.set_random_seed(5)

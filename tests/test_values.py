@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import tb_cnnviz
-from helpers import (
+from tests.helpers import (
     cosine_distance_np, filter_rows, pearson, quantisation_ok, reference_cam,
     reference_gradients, small_cnn, stats_tolerance,
 )
