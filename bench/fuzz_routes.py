@@ -37,7 +37,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from bench._common import arguments  # noqa: E402
-from tests.plugin_helpers import PREFIX, tensorboard_server, write_logs, write_segmentation_run  # noqa: E402
+from tests.http_api import PREFIX, wait_for_runs  # noqa: E402
+from tests.plugin_helpers import logged_steps, write_logs, write_segmentation_run  # noqa: E402
+from tests.tensorboard_process import tensorboard  # noqa: E402
 
 STEP = ("run", "mode", "step")
 ROUTES = {
@@ -349,7 +351,6 @@ def _outcome(job, port, static):
     return kind if kind in COLUMNS else "other", problem(job, status, headers, body, static), seconds
 
 
-
 def fuzz_server(base, per_route=1000, seed=0, threads=4):
     """Fuzzes the server at `base`; returns a report dict (see `table`)."""
     port = int(base.rsplit(":", 1)[1])
@@ -413,8 +414,9 @@ def main():
         write_logs(logdir)
         write_segmentation_run(os.path.join(logdir, "gamma"))
         for load_fast in modes:
-            with tensorboard_server(logdir, load_fast) as base:
-                report = fuzz_server(base, args.per_route, args.seed, args.threads)
+            with tensorboard(logdir, load_fast, reload_interval=1) as server:
+                wait_for_runs(server.api, logged_steps(logdir))
+                report = fuzz_server(server.base, args.per_route, args.seed, args.threads)
             table(report, f"--load_fast={str(load_fast).lower()}", sys.stderr if args.json else sys.stdout)
             reports.append(report)
     fewest = min(min(sum(c.values()) for c in r["counts"].values()) for r in reports)

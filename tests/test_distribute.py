@@ -20,10 +20,10 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_file_loader
 
 import tb_cnnviz
-from tests import distributed_worker
-from tests.helpers import filter_rows, small_cnn, stats_tolerance
 from tb_cnnviz import metadata
 from tb_cnnviz.run_state import FIRST_MAPS_FILE, REFERENCE_FILE, STATE_FILE
+from tests import distributed_worker
+from tests.helpers import filter_rows, small_cnn, stats_tolerance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = "tests.distributed_worker"  # run as a module from the repository root

@@ -6,18 +6,18 @@ import os
 import pytest
 
 from bench import fuzz_routes
-from tests.plugin_helpers import tensorboard_server, write_logs, write_segmentation_run
+from tests.plugin_helpers import logged_steps, write_logs, write_segmentation_run
 
 JSON = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
 
 
-def test_fuzzed_requests_get_200_400_or_404_and_leave_the_server_healthy(tmp_path):
+def test_fuzzed_requests_get_200_400_or_404_and_leave_the_server_healthy(tmp_path, tensorboard_server):
     logdir = str(tmp_path / "logs")
     write_logs(logdir, epochs=1)
     write_segmentation_run(os.path.join(logdir, "gamma"))  # the mask routes answer it alone
     # the Rust data server: it rejects some experiment ids that the Python loader ignores
-    with tensorboard_server(logdir, load_fast=True) as base:
-        report = fuzz_routes.fuzz_server(base, per_route=60, seed=8)
+    with tensorboard_server(logdir, load_fast=True, runs=logged_steps(logdir)) as server:
+        report = fuzz_routes.fuzz_server(server.base, per_route=60, seed=8)
     assert not report["failures"], report["failures"][:5]
     assert not report["unhealthy"] and report["runs"] == ["alpha", "beta", "gamma"]
     counts = report["counts"]

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import urllib.parse
 
 import keras
 import numpy as np
@@ -13,7 +12,8 @@ import tensorflow as tf
 import tb_cnnviz
 from tb_cnnviz import format
 from tests.helpers import quantisation_ok
-from tests.plugin_helpers import PREFIX, edit_step_index, npy, png, rewrite_run, write_future_run, wsgi_client, write_logs
+from tests.http_api import npy, png
+from tests.plugin_helpers import edit_step_index, rewrite_run, write_future_run, write_logs, wsgi_client
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +24,8 @@ def served(tmp_path_factory):
     return wsgi_client(logdir), logdir, models
 
 
-def get(client, route, **params):
-    response = client.get(f"{PREFIX}/{route}?{urllib.parse.urlencode(params)}")
-    return response.status_code, response.headers, response.get_data()
-
-
 def ok(client, route, **params):
-    status, headers, body = get(client, route, **params)
+    status, headers, body = client.get(route, **params)
     assert status == 200, (route, params, body[:300])
     assert headers["X-Content-Type-Options"] == "nosniff"
     return headers, body
@@ -193,7 +188,7 @@ def test_malformed_parameters_get_400_or_404_json(served, route):
         if name in GOOD:
             cases.append({k: v for k, v in GOOD.items() if k != name})  # missing
         for params in cases:
-            status, headers, body = get(client, route, **params)
+            status, headers, body = client.get(route, **params)
             if status == 200:  # a parameter this route does not use, or one it may omit
                 continue
             assert status in (400, 404), (route, params, status, body[:200])
@@ -204,19 +199,18 @@ def test_malformed_parameters_get_400_or_404_json(served, route):
 
 def test_repeated_parameter_and_unknown_names_say_what_is_valid(served):
     client, _, _ = served
-    status, _, body = get(client, "gradcam", run="alpha", step="4", sample="0")
+    status, _, body = client.get("gradcam", run="alpha", step="4", sample="0")
     assert status == 200
-    response = client.get(f"{PREFIX}/gradcam?run=alpha&step=4&step=5&sample=0")
-    assert response.status_code == 400 and "once" in response.get_json()["error"]
-    status, _, body = get(client, "gradcam", run="nope", step="4", sample="0")
+    assert "once" in client.get("gradcam?run=alpha&step=4&step=5&sample=0").error(400)["error"]
+    status, _, body = client.get("gradcam", run="nope", step="4", sample="0")
     assert status == 404 and json.loads(body)["valid"] == ["alpha", "beta", "future"]
-    status, _, body = get(client, "gradcam", run="future", step="0", sample="0")
+    status, _, body = client.get("gradcam", run="future", step="0", sample="0")
     assert status == 422 and "upgrade" in json.loads(body)["error"]
-    status, _, body = get(client, "activations", run="alpha", step="4", sample="0", layer="nope")
+    status, _, body = client.get("activations", run="alpha", step="4", sample="0", layer="nope")
     assert status == 404 and json.loads(body)["valid"] == ["conv1", "sep2", "dw3", "conv4"]
-    status, _, body = get(client, "gradcam", run="alpha", step="3", sample="0")
+    status, _, body = client.get("gradcam", run="alpha", step="3", sample="0")
     assert status == 404 and json.loads(body)["valid"] == [0, 2, 4]
-    status, _, body = get(client, "gradcam", run="alpha", step="4", sample="9")
+    status, _, body = client.get("gradcam", run="alpha", step="4", sample="9")
     assert status == 404 and json.loads(body)["valid"] == [0, 1, 2, 3, 4]
 
 

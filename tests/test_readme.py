@@ -50,8 +50,9 @@ def test_readme_jupyter_magic_starts_tensorboard_with_the_tab(tmp_path, monkeypa
     import os
     import signal
 
+    from tests.http_api import http_get
     from tests.plugin_helpers import write_logs
-    from tests.tensorboard_process import free_port, http_get
+    from tests.tensorboard_process import free_port
 
     magic = re.search(r"^%tensorboard (.*)$", README.read_text(), re.M).group(1)
     assert magic == "--logdir logs"

@@ -5,7 +5,6 @@ sigmoid head, a classifier with an auxiliary output, and a frozen keras.applicat
 with its preprocessing inside the model and photographs as probes. Each is logged by a real
 fit, served by the plugin, and checked against a reference computed here."""
 
-import json
 
 import keras
 import numpy as np
@@ -14,7 +13,7 @@ import tensorflow as tf
 
 import tb_cnnviz
 from tests.helpers import pearson, photographs, quantisation_ok, reference_cam, unet
-from tests.plugin_helpers import PREFIX, npy, wsgi_client
+from tests.plugin_helpers import wsgi_client
 from tb_cnnviz.datasets import shapes
 
 SIZE = 48
@@ -64,8 +63,8 @@ def features_and_grads(model, images, conv, scores_of_features, targets):
 def served(logdir, run, step, sample):
     """(event JSON, Grad-CAM array of one sample) as the plugin serves them."""
     client = wsgi_client(str(logdir))
-    event = json.loads(client.get(f"{PREFIX}/event?run={run}&step={step}").get_data())
-    gradcam = npy(client.get(f"{PREFIX}/gradcam.npy?run={run}&step={step}&sample={sample}").get_data())
+    event = client.json("event", run=run, step=step)
+    gradcam = client.ok("gradcam.npy", run=run, step=step, sample=sample).npy()
     return event, gradcam
 
 
@@ -203,7 +202,7 @@ def test_frozen_backbone_with_preprocessing_inside_and_photographs_as_probes(tmp
     client = wsgi_client(str(tmp_path))
     preprocessed = keras.applications.mobilenet_v2.preprocess_input(tf.constant(probes, tf.float32))
     for name in ("block_2_project", "Conv_1"):  # served activations are the layer's true output
-        maps = npy(client.get(f"{PREFIX}/activations.npy?run=transfer&step={step}&layer={name}").get_data())
+        maps = client.ok("activations.npy", run="transfer", step=step, layer=name).npy()
         channels = run.header.channels[prefix + name]
         true = keras.Model(backbone.inputs, backbone.get_layer(name).output)(preprocessed, training=False).numpy()
         assert quantisation_ok(maps, true[..., channels].transpose(0, 3, 1, 2), (2, 3)), name
@@ -216,7 +215,7 @@ def test_frozen_backbone_with_preprocessing_inside_and_photographs_as_probes(tmp
         score = tf.reduce_sum(tf.gather(logits, event.predictions["target"], batch_dims=1))
     assert event.predictions["predicted"] == logits.numpy().argmax(1).tolist()
     assert_gradcam(event.gradcam, acts.numpy(), tape.gradient(score, acts).numpy())
-    served_map = npy(client.get(f"{PREFIX}/gradcam.npy?run=transfer&step={step}&sample=1").get_data())
+    served_map = client.ok("gradcam.npy", run="transfer", step=step, sample=1).npy()
     np.testing.assert_array_equal(served_map, event.gradcam[1])
     assert served_map.shape == (size, size)
 
@@ -321,10 +320,10 @@ def test_segmentation_head_explains_the_pixels_predicted_as_each_class(tmp_path)
         score = tf.reduce_sum(tf.gather(logits, targets, axis=3, batch_dims=1) * region)
     assert_gradcam(event.gradcam, acts.numpy(), tape.gradient(score, acts).numpy())
     client = wsgi_client(str(tmp_path))
-    served_masks = npy(client.get(f"{PREFIX}/mask.npy?run=seg&step={step}").get_data())
+    served_masks = client.ok("mask.npy", run="seg", step=step).npy()
     np.testing.assert_array_equal(served_masks, predicted_masks)
-    assert npy(client.get(f"{PREFIX}/mask.npy?run=seg&step={step}&sample=2").get_data()).shape == (32, 32)
-    assert client.get(f"{PREFIX}/mask?run=seg&step={step}&sample=2").headers["Content-Type"] == "image/png"
+    assert client.ok("mask.npy", run="seg", step=step, sample=2).npy().shape == (32, 32)
+    assert client.ok("mask", run="seg", step=step, sample=2).headers["Content-Type"] == "image/png"
 
 
 def test_segmentation_target_with_no_pixels_gets_a_zero_map_and_says_so(tmp_path):

@@ -1,19 +1,17 @@
 """Faults: training killed mid-write, then resumed into the same logdir."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.parse
 
 import numpy as np
 import pytest
 
 import tb_cnnviz
-from tests.plugin_helpers import PREFIX, npy, tensorboard_server
-from tests.tensorboard_process import ROOT, http_get
+from tests.http_api import npy
+from tests.tensorboard_process import ROOT
 
 SCRIPT = "tests.crash_training"  # run as a module from the repository root
 
@@ -46,25 +44,18 @@ def killed_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize("load_fast", [False, True], ids=["python-loader", "rust-data-server"])
-def test_every_complete_step_of_a_killed_run_is_served(killed_run, load_fast):
+def test_every_complete_step_of_a_killed_run_is_served(killed_run, tensorboard_server, load_fast):
     logdir, run_dir, _ = killed_run
     run = tb_cnnviz.read_run(run_dir)  # a truncated last record is not an error
     steps = run.steps()
     assert steps == list(range(steps[0], steps[0] + len(steps)))
-    with tensorboard_server(logdir, load_fast) as base:
-        deadline = time.monotonic() + 60
-        while True:
-            served = json.loads(http_get(f"{base}{PREFIX}/runs")[2])["runs"][0]["steps"]["train"]
-            if served == steps or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert served == steps
+    with tensorboard_server(logdir, load_fast, runs={"crashy": steps}) as api:
+        assert api.runs()["crashy"]["steps"]["train"] == steps
         for step in steps:
-            query = urllib.parse.urlencode({"run": "crashy", "step": step})
-            status, _, body = http_get(f"{base}{PREFIX}/gradcam.npy?{query}")
+            status, _, body = api.get("gradcam.npy", run="crashy", step=step)
             assert status == 200, body[:200]
             np.testing.assert_array_equal(npy(body), run.event(step).gradcam)
-            assert http_get(f"{base}{PREFIX}/event?{query}")[0] == 200
+            assert api.get("event", run="crashy", step=step).status == 200
 
 
 def test_restarting_into_the_same_logdir_appends(killed_run):
@@ -86,9 +77,9 @@ def test_a_diverged_model_is_logged_with_its_bad_values_marked(tmp_path):
 
     import keras
 
-    from tests.helpers import small_cnn
-    from tests.plugin_helpers import PREFIX, wsgi_client
     from tb_cnnviz.datasets import shapes
+    from tests.helpers import small_cnn
+    from tests.plugin_helpers import wsgi_client
 
     images, labels, _ = shapes(32, size=32, seed=8)
     model = small_cnn(diverged=True)  # conv4's channel 0 and the output are NaN on every CPU
@@ -101,6 +92,6 @@ def test_a_diverged_model_is_logged_with_its_bad_values_marked(tmp_path):
     assert np.all(event.nonfinite("activations", "conv1") == 0)
     assert np.all(np.isfinite(event.activations("conv4")[0]))
     assert np.isnan(event.stats("conv4")["norm"][0])
-    body = wsgi_client(str(tmp_path)).get(f"{PREFIX}/event?run=nan&step=0").get_data(as_text=True)
+    body = wsgi_client(str(tmp_path)).ok("event", run="nan", step=0).body.decode()
     assert "NaN" not in body  # browsers' JSON.parse rejects NaN: they become null
     assert json.loads(body)["predictions"]["probability"][0] is None

@@ -1,7 +1,6 @@
 """Whether heat maps can be trusted: Grad-CAM of other classes, deletion and insertion, sanity
 over training and localisation, each checked against a computation written here."""
 
-import json
 import os
 
 import keras
@@ -12,7 +11,7 @@ from scipy import stats
 
 import tb_cnnviz
 from tests.helpers import quantisation_ok, reference_cam
-from tests.plugin_helpers import npy, png, wsgi_client
+from tests.plugin_helpers import wsgi_client
 from tb_cnnviz import format, metadata, trust
 from tb_cnnviz.datasets import pointing_game
 
@@ -141,31 +140,28 @@ def test_maps_of_other_classes_equal_gradcam_of_that_class(trained, trusted):
                 expected = function(trained.model, trained.probes[sample:sample + 1], class_index=class_index)[0]
                 stored = event.gradcam_for(sample, class_index, method)
                 assert quantisation_ok(stored, expected, (0, 1)), (sample, class_index, method)
-                served = npy(client.get(f"/data/plugin/cnnviz/gradcam.npy?run={name}&step=0&sample={sample}"
-                                        f"&class={class_index}&method={method}").data)
+                served = client.ok("gradcam.npy", run=name, step=0, sample=sample, method=method,
+                                   **{"class": class_index}).npy()
                 np.testing.assert_array_equal(served, stored)
-    target_png = png(client.get(f"/data/plugin/cnnviz/gradcam?run={name}&step=0&sample=3").data)
-    class_png = png(client.get(f"/data/plugin/cnnviz/gradcam?run={name}&step=0&sample=3"
-                               f"&class={predictions['target'][3]}").data)
+    target_png = client.ok("gradcam", run=name, step=0, sample=3).png()
+    class_png = client.ok("gradcam", run=name, step=0, sample=3, **{"class": predictions["target"][3]}).png()
     np.testing.assert_array_equal(target_png, class_png)  # the target's map is slot 0
-    response = client.get(f"/data/plugin/cnnviz/gradcam.npy?run={name}&step=0&sample=0&class=7")
-    assert response.status_code == 404
-    assert json.loads(response.data)["valid"] == event.gradcam_classes(0)
+    error = client.get("gradcam.npy", run=name, step=0, sample=0, **{"class": 7}).error(404)
+    assert error["valid"] == event.gradcam_classes(0)
 
 
 def test_metrics_route_scalars_and_object_outline(trained, trusted):
     logdir, run = trusted
     client = wsgi_client(os.path.dirname(logdir))
     name = os.path.basename(logdir)
-    body = json.loads(client.get(f"/data/plugin/cnnviz/metrics?run={name}&mode=eval").data)
+    body = client.json("metrics", run=name, mode="eval")
     steps, series = run.metrics("eval")
     assert body["steps"] == list(steps) == [1]
     assert set(body["series"]) == set(format.METRIC_NAMES)
     for metric, values in series.items():
         assert body["series"][metric] == pytest.approx(values.tolist(), abs=1e-6)
-        np.testing.assert_allclose(npy(client.get(f"/data/plugin/cnnviz/metrics.npy?run={name}&mode=eval"
-                                                  f"&name={metric}").data), values)
-    mask = png(client.get(f"/data/plugin/cnnviz/object?run={name}&sample=5").data)
+        np.testing.assert_allclose(client.ok("metrics.npy", run=name, mode="eval", name=metric).npy(), values)
+    mask = client.ok("object", run=name, sample=5).png()
     np.testing.assert_array_equal(mask == 255, trained.masks[5])
     np.testing.assert_array_equal(run.objects, trained.masks)
     # the same values as ordinary scalars, in the Scalars tab beside the loss
