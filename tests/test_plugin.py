@@ -13,7 +13,8 @@ import tb_cnnviz
 from tb_cnnviz import format
 from tests.helpers import quantisation_ok
 from tests.http_api import npy, png
-from tests.plugin_helpers import edit_step_index, rewrite_run, write_future_run, write_logs, wsgi_client
+from tests.plugin_helpers import (edit_step_index, rewrite_run, write_future_run, write_logs,
+                                  write_segmentation_run, wsgi_client)
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +23,16 @@ def served(tmp_path_factory):
     models = write_logs(logdir)
     write_future_run(f"{logdir}/future")
     return wsgi_client(logdir), logdir, models
+
+
+@pytest.fixture(scope="module")
+def segmentation_served(tmp_path_factory):
+    """A segmentation run ("seg", tests/plugin_helpers.write_segmentation_run), the only kind of
+    run the mask routes answer, and a run of a newer format ("future"), served in process."""
+    logdir = str(tmp_path_factory.mktemp("segmentation_logs"))
+    write_segmentation_run(f"{logdir}/seg")
+    write_future_run(f"{logdir}/future")
+    return wsgi_client(logdir)
 
 
 def ok(client, route, **params):
@@ -176,25 +187,93 @@ ALL_ROUTES = STEP_ROUTES + ["probe", "probes.npy", "filter_drift", "filter_drift
                             "filter_stats.npy"]
 GOOD = {"run": "alpha", "step": "4", "sample": "0", "layer": "sep2", "stat": "norm", "name": "deletion_auc",
         "channel": "0"}
+# where GOOD is not in the data of a route: feature visualisations are made at the first of every 5
+# events (step 0), masks only by a segmentation run (the `segmentation_served` fixture's "seg")
+GOOD_FOR = {"feature_vis": {"step": "0"}, "feature_vis.npy": {"step": "0"},
+            "mask": {"run": "seg", "step": "1"}, "mask.npy": {"run": "seg", "step": "1"}}
 BAD_VALUES = ["", "-1", "abc", "1.5", "99999999999999999999", "４", "../../etc/passwd", "x" * 5000,
-              "<script>alert(1)</script>", "\u202e\u0000"]
+              "<script>alert(1)</script>", "\u202e\u0000", "12345"]
+MISSING = None
+# The parameters each route reads (web.py, routes.py): what kind of value, and whether it may be
+# omitted. A parameter a route does not read is ignored: the answer is the good request's.
+RUN, INDEX, NAME, CHOICE = "run", "index", "name", "choice"
+_STEP = {"run": (RUN, True), "step": (INDEX, True), "mode": (CHOICE, False)}
+PARAMETERS = {
+    "event": _STEP,
+    "gradcam": {**_STEP, "sample": (INDEX, True), "method": (CHOICE, False), "class": (INDEX, False)},
+    "gradcam.npy": {**_STEP, "sample": (INDEX, False), "method": (CHOICE, False), "class": (INDEX, False)},
+    "activations": {**_STEP, "layer": (NAME, True), "sample": (INDEX, True), "channel": (INDEX, False)},
+    "activations.npy": {**_STEP, "layer": (NAME, True), "sample": (INDEX, False), "channel": (INDEX, False)},
+    "filters": {**_STEP, "layer": (NAME, True), "channel": (INDEX, False)},
+    "filters.npy": {**_STEP, "layer": (NAME, True), "channel": (INDEX, False)},
+    "stats": {**_STEP, "layer": (NAME, True)},
+    "stats.npy": {**_STEP, "layer": (NAME, True)},
+    "probe": {"run": (RUN, True), "sample": (INDEX, True)},
+    "probes.npy": {"run": (RUN, True), "sample": (INDEX, False)},
+    "filter_drift": {"run": (RUN, True), "mode": (CHOICE, False), "layer": (NAME, True), "stat": (CHOICE, True)},
+    "filter_drift.npy": {"run": (RUN, True), "mode": (CHOICE, False), "layer": (NAME, True), "stat": (CHOICE, True)},
+    "faithfulness": {"run": (RUN, True), "mode": (CHOICE, False)},
+    "mask": {**_STEP, "sample": (INDEX, True)},
+    "mask.npy": {**_STEP, "sample": (INDEX, False)},
+    "metrics": {"run": (RUN, True), "mode": (CHOICE, False)},
+    "metrics.npy": {"run": (RUN, True), "mode": (CHOICE, False), "name": (CHOICE, True)},
+    "object": {"run": (RUN, True), "sample": (INDEX, True)},
+    **{route: {**_STEP, "layer": (NAME, True), "channel": (INDEX, True)}
+       for route in ("top_examples", "top_examples.npy", "top_examples.png", "feature_vis", "feature_vis.npy")},
+    "layer_summary": {"run": (RUN, True), "mode": (CHOICE, False)},
+    "filter_stats": {"run": (RUN, True), "mode": (CHOICE, False), "layer": (NAME, True), "channel": (INDEX, True)},
+    "filter_stats.npy": {"run": (RUN, True), "mode": (CHOICE, False), "layer": (NAME, True), "channel": (INDEX, True)},
+}
+
+
+def expected_status(route, name, value):
+    """What `route` must answer when parameter `name` is `value` (MISSING: not given) and the
+    others are good: 400 for a malformed value (web.py: empty, over 1,000 characters, not an
+    index, not one of the choices), 404 for a well-formed one that is not in the data (a run,
+    layer or index that was not logged), 200 for a parameter it does not read or may omit."""
+    if name not in PARAMETERS[route]:
+        return 200
+    kind, required = PARAMETERS[route][name]
+    if value is MISSING:
+        return 400 if required else 200
+    if value == "" or len(value) > 1000:
+        return 400
+    if kind in (RUN, NAME):
+        return 404
+    if kind == INDEX:
+        return 404 if value.isascii() and value.isdigit() and len(value) <= 15 else 400
+    return 400
+
+
+def test_the_parameter_table_names_every_route():
+    assert sorted(PARAMETERS) == sorted(ALL_ROUTES)
 
 
 @pytest.mark.parametrize("route", ALL_ROUTES)
-def test_malformed_parameters_get_400_or_404_json(served, route):
-    client, _, _ = served
+def test_malformed_parameters_get_400_or_404_json(served, segmentation_served, route):
+    client = segmentation_served if route.startswith("mask") else served[0]
+    good = {**GOOD, **GOOD_FOR.get(route, {})}
+    status, _, good_body = client.get(route, **good)
+    assert status == 200, (route, good, good_body[:300])  # else every case below would test nothing
+    checked = 0
     for name in ("run", "step", "sample", "layer", "stat", "channel", "mode", "method", "name", "class"):
-        cases = [{**GOOD, name: value} for value in BAD_VALUES]
-        if name in GOOD:
-            cases.append({k: v for k, v in GOOD.items() if k != name})  # missing
-        for params in cases:
+        values = BAD_VALUES + ([MISSING] if name in good else [])
+        for value in values:
+            params = {k: v for k, v in good.items() if k != name}
+            if value is not MISSING:
+                params[name] = value
+            expected = expected_status(route, name, value)
             status, headers, body = client.get(route, **params)
-            if status == 200:  # a parameter this route does not use, or one it may omit
-                continue
-            assert status in (400, 404), (route, params, status, body[:200])
-            assert headers["Content-Type"].startswith("application/json")
-            assert "error" in json.loads(body)
+            assert status == expected, (route, name, value if value is None else value[:40], status, body[:200])
             assert b"<script>" not in body and b"Traceback" not in body
+            if expected != 200:
+                client.get(route, **params).error(expected)  # a JSON body with its "error"
+                checked += 1
+            elif name not in PARAMETERS[route]:
+                assert body == good_body, (route, name)  # ignored, not read
+    assert checked >= len(PARAMETERS[route]) * len(BAD_VALUES)
+    # data that cannot be read: a run written by a newer tb-cnnviz
+    assert "upgrade" in client.get(route, **{**good, "run": "future"}).error(422)["error"]
 
 
 def test_repeated_parameter_and_unknown_names_say_what_is_valid(served):
