@@ -4,16 +4,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 import tb_cnnviz
 from tests.http_api import npy
+from tests.polling import wait_for
 from tests.tensorboard_process import ROOT
 
 SCRIPT = "tests.crash_training"  # run as a module from the repository root
+STOP_AT = 6  # the step whose event write is cut half-way, after 6 complete steps (0 to 5)
 
 
 def steps_on_disk(run_dir):
@@ -23,29 +24,51 @@ def steps_on_disk(run_dir):
         return []
 
 
+def lines(path):
+    with open(path) as f:
+        return f.read().splitlines()
+
+
 @pytest.fixture(scope="module")
 def killed_run(tmp_path_factory):
+    """A run killed with SIGKILL in the middle of writing its event at step STOP_AT: the child
+    (tests/crash_training.py) says when each event record starts and ends being written, writes
+    half of that event's record and waits; it is killed there."""
     root = tmp_path_factory.mktemp("crash")
-    logdir, checkpoint = str(root / "logs"), str(root / "model.keras")
+    logdir, checkpoint, signals = str(root / "logs"), str(root / "model.keras"), str(root / "signals")
     run_dir = os.path.join(logdir, "crashy")
-    process = subprocess.Popen([sys.executable, "-m", SCRIPT, run_dir, checkpoint, "100000"], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", SCRIPT, run_dir, checkpoint, "100000", "--signals", signals,
+                                "--stop-in-event", str(STOP_AT)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 240
-        while len(steps_on_disk(run_dir)) < 6:
+        def stopped():
             assert process.poll() is None, process.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "training logged too few steps"
-            time.sleep(0.05)
-        time.sleep(0.13)  # land the kill somewhere inside an event
+            said = lines(signals) if os.path.exists(signals) else []
+            return next((line.split() for line in said if line.startswith("stopped ")), None)
+
+        _, step, offset, length = wait_for(stopped, 300, f"the training to stop in the middle of writing step {STOP_AT}")
     finally:
         process.send_signal(signal.SIGKILL)  # also when the wait above failed
         process.wait()
-    return logdir, run_dir, checkpoint
+    # the kill landed inside the event's write: begun, never finished
+    said = lines(signals)
+    assert said[-2:] == [f"write {STOP_AT}", f"stopped {STOP_AT} {offset} {length}"], said[-4:]
+    assert f"wrote {STOP_AT}" not in said and all(f"wrote {s}" in said for s in range(STOP_AT))
+    return logdir, run_dir, checkpoint, int(offset), int(length)
+
+
+def test_the_kill_left_half_an_event_on_disk_and_every_complete_step_reads(killed_run):
+    _, run_dir, _, offset, length = killed_run
+    (name,) = [n for n in os.listdir(run_dir) if "tfevents" in n]
+    assert os.path.getsize(os.path.join(run_dir, name)) == offset + length // 2  # the partial record
+    run = tb_cnnviz.read_run(run_dir)  # a truncated last record is not an error
+    assert run.steps() == list(range(STOP_AT))  # the partial event is not read; every complete one is
+    for step in run.steps():
+        assert run.event(step).gradcam.shape == (4, 32, 32)
 
 
 @pytest.mark.parametrize("load_fast", [False, True], ids=["python-loader", "rust-data-server"])
 def test_every_complete_step_of_a_killed_run_is_served(killed_run, tensorboard_server, load_fast):
-    logdir, run_dir, _ = killed_run
+    logdir, run_dir, *_ = killed_run
     run = tb_cnnviz.read_run(run_dir)  # a truncated last record is not an error
     steps = run.steps()
     assert steps == list(range(steps[0], steps[0] + len(steps)))
@@ -59,7 +82,7 @@ def test_every_complete_step_of_a_killed_run_is_served(killed_run, tensorboard_s
 
 
 def test_restarting_into_the_same_logdir_appends(killed_run):
-    logdir, run_dir, checkpoint = killed_run
+    logdir, run_dir, checkpoint, *_ = killed_run
     before = tb_cnnviz.read_run(run_dir).steps()
     result = subprocess.run([sys.executable, "-m", SCRIPT, run_dir, checkpoint, str(before[-1] + 6)], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
