@@ -264,8 +264,73 @@ def test_empty_state_tells_how_to_log(browser, tensorboard_server, tmp_path):
         page.close()
 
 
+CANVASES_JS = """nodes => nodes.map(c => {
+    const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, colours = new Set();
+    let opaque = 0;
+    for (let i = 0; i < data.length && colours.size < 3; i += 4) {
+        if (data[i + 3] > 0) { opaque += 1; colours.add(data.slice(i, i + 4).join()); }
+    }
+    const box = c.getBoundingClientRect();
+    return { size: [c.width, c.height], shown: [box.width, box.height], drawn: opaque > 0, colours: colours.size };
+})"""
+
+
+def canvases(page, selector):
+    """Per canvas matching `selector` in the tab: its size, its size on screen, whether anything
+    is drawn on it (an undrawn canvas is transparent) and how many colours (up to 3) it has."""
+    return frame_of(page).eval_on_selector_all(selector, CANVASES_JS)
+
+
+def assert_drawn(page, selector, count, what, varied="each"):
+    """`count` canvases match `selector` (at least one if None), each shown on screen with something
+    drawn, in more than one colour: `varied` "each", "any" (one of them at least) or None (no
+    matter: an outline is drawn in one colour)."""
+    found = canvases(page, selector)
+    assert found and (count is None or len(found) == count), f"{what}: {len(found)} canvases {selector}, expected {count}"
+    for index, canvas in enumerate(found):
+        assert min(canvas["size"]) > 0 and min(canvas["shown"]) > 0 and canvas["drawn"], f"{what}: {selector} #{index}: {canvas}"
+    several = [canvas["colours"] > 1 for canvas in found]
+    assert {"each": all, "any": any, None: lambda _: True}[varied](several), f"{what}: {selector} in one colour: {found}"
+
+
+def assert_charted(card_locator, what):
+    """Each chart card has at least one point, and one of its series a line between points."""
+    assert card_locator.count() > 0, f"{what}: no chart"
+    for index in range(card_locator.count()):
+        card = card_locator.nth(index)
+        assert card.locator("g.series circle").count() > 0, f"{what}: chart {index} has no point"
+    lines = [d for d in card_locator.locator("g.series path").evaluate_all("ps => ps.map(p => p.getAttribute('d') || '')")]
+    assert any("L" in d for d in lines), f"{what}: no chart draws a line: {lines}"
+
+
+def screenshot(page, path, regions, full_page=False):
+    """Saves a screenshot; each locator of `regions` ({what: locator}) must be on it, in more
+    than one colour (a view that drew nothing there would be one background colour)."""
+    page.screenshot(path=path, full_page=full_page)
+    assert os.path.getsize(path) > 10_000
+    shot = png(open(path, "rb").read())[..., :3]
+    scroll = page.evaluate("() => [window.scrollX, window.scrollY]") if full_page else [0, 0]
+    for what, locator in regions.items():
+        assert locator.count() > 0, f"{what}: nothing on {path}"
+        box = locator.first.bounding_box()
+        x0, y0 = max(0, int(box["x"] + scroll[0])), max(0, int(box["y"] + scroll[1]))
+        x1 = min(shot.shape[1], int(box["x"] + scroll[0] + box["width"]))
+        y1 = min(shot.shape[0], int(box["y"] + scroll[1] + box["height"]))
+        assert x1 - x0 > 4 and y1 - y0 > 4, f"{what} is not on {path}: {box}"
+        region = shot[y0:y1, x0:x1].reshape(-1, 3)
+        assert len(np.unique(region, axis=0)) > 1, f"{what} is one colour on {path}"
+
+
+def images_loaded(page):
+    """Waits until every image of the tab (the probes) has loaded."""
+    frame_of(page).wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+
+
 def test_screenshots_of_every_view(page, request, tensorboard_server, tmp_path):
-    """Saves a screenshot of each view (of a demo run when demo/screenshots.sh asks)."""
+    """Saves a screenshot of each view (of a demo run when demo/screenshots.sh asks), once what
+    the view is for is drawn: each probe's heat map and feature maps, each layer's filters, the
+    Evolution heat map and charts, the trust charts, the layer table's sparklines, the filter
+    card's kernel, patches, feature visualisation and charts, and two runs side by side."""
     out = SHOT_DIR or str(tmp_path)
     os.makedirs(out, exist_ok=True)
     if SHOT_LOGDIR:
@@ -273,35 +338,70 @@ def test_screenshots_of_every_view(page, request, tensorboard_server, tmp_path):
     else:
         base = request.getfixturevalue("server")
     run = sorted(base.runs())[0]
+    info = base.runs()[run]
+    samples = info["samples"]
     frame = open_tab(page, base, run=run)
-    for view in ("gradcam", "activations", "filters", "evolution", "trust", "layers"):
+    main = frame.locator("main")
+    checks = {
+        "gradcam": lambda: (assert_drawn(page, "canvas.heat", samples, "Grad-CAM heat maps", varied="any"),
+                            {"the first probe and its map": frame.locator("figure.card")}),
+        "activations": lambda: (assert_drawn(page, "canvas.mosaic", samples, "feature maps", varied="any"),
+                                {"the first feature maps": frame.locator("canvas.mosaic")}),
+        "filters": lambda: (assert_drawn(page, "canvas.filters", len(info["filter_channels"]), "filters"),
+                            {"the first layer's filters": frame.locator("canvas.filters")}),
+        "evolution": lambda: (assert_drawn(page, "canvas.drift", 1, "Evolution heat map"),
+                              assert_charted(frame.locator("figure.chart-card"), "Evolution charts"),
+                              {"the Evolution heat map": frame.locator("canvas.drift")}),
+        "trust": lambda: (assert_charted(frame.locator("figure.chart-card"), "trust charts"),
+                          {"the first trust chart": frame.locator("figure.chart-card")}),
+        "layers": lambda: (assert_layer_table(frame, info), {"the layer table": frame.locator("table.layers")}),
+    }
+    for view, check in checks.items():
         frame.locator(f"button[data-view={view}]").click()
         wait_ready(frame, view)
-        page.wait_for_timeout(300)
-        path = os.path.join(out, f"{view}.png")
-        page.screenshot(path=path)
-        assert os.path.getsize(path) > 10_000
+        assert main.locator(".message.error").count() == 0, main.locator(".message.error").all_text_contents()
+        images_loaded(page)
+        *_, regions = check()
+        screenshot(page, os.path.join(out, f"{view}.png"), regions)
     # the card of a visualised filter of the Grad-CAM layer, at the last step that visualised it
-    info = base.runs()[run]
     layer = info["gradcam_layer"]
     channel = info["feature_vis"].get(layer, [0])[0]
     steps = info["steps"]["train"]
     status, _, body = base.get("feature_vis.npy", run=run, layer=layer, channel=channel, step=steps[-1])
     step = steps[-1] if status == 200 else json.loads(body)["valid"][-1]
     frame = open_tab(page, base, run=run, view="evolution", step=step, cardlayer=layer, cardchannel=channel)
-    frame.locator(f"aside.filter-card[data-ready='{layer}:{channel}:{step}']").wait_for(timeout=60000)
-    page.wait_for_timeout(300)
-    path = os.path.join(out, "filter_card.png")
-    page.screenshot(path=path)
-    assert os.path.getsize(path) > 10_000
+    card = frame.locator(f"aside.filter-card[data-ready='{layer}:{channel}:{step}']")
+    card.wait_for(timeout=60000)
+    assert card.locator(".message.error").count() == 0, card.locator(".message.error").all_text_contents()
+    assert_drawn(page, "aside.filter-card canvas.kernel", 1, "the card's kernel")
+    assert_drawn(page, "aside.filter-card canvas.patch", info["top_examples"]["k"], "the card's top examples", varied="any")
+    assert_drawn(page, "aside.filter-card canvas.feature-vis", 1, "the card's feature visualisation")
+    assert card.locator("figure.chart-card").count() == 5
+    assert_charted(card.locator("figure.chart-card"), "the card's statistics")
+    screenshot(page, os.path.join(out, "filter_card.png"), {"the filter card": card})
     others = sorted(base.runs())[1:]
     if others:  # the demo's clean run beside its shortcut run, objects outlined
         frame = open_tab(page, base, run=run, cmp=others[0], outline=1)
         wait_ready(frame, "gradcam")
-        page.wait_for_timeout(300)
-        path = os.path.join(out, "compare.png")
-        page.screenshot(path=path, full_page=True)
-        assert os.path.getsize(path) > 10_000
+        images_loaded(page)
+        panels = frame.locator("section.panel")
+        assert panels.count() == 2 and main.locator(".message.error").count() == 0
+        compared = base.runs()[others[0]]
+        assert_drawn(page, "canvas.heat", samples + compared["samples"], "both runs' heat maps", varied="any")
+        outlined = sum(r["samples"] for r in (info, compared) if r.get("truth"))
+        if outlined:
+            assert_drawn(page, "canvas.outline", outlined, "the objects' outlines", varied=None)
+        screenshot(page, os.path.join(out, "compare.png"), {"the first run": panels.nth(0), "the second run": panels.nth(1)},
+                   full_page=True)
+
+
+def assert_layer_table(frame, info):
+    """A row per conv layer, each with sparklines, one of which at least draws a line."""
+    rows = frame.locator("table.layers tbody tr")
+    assert rows.count() == len(info["conv_layers"]), rows.all_text_contents()
+    for row in rows.all():
+        lines = row.locator("svg.spark path").evaluate_all("ps => ps.map(p => p.getAttribute('d') || '')")
+        assert lines and (len(info["steps"]["train"]) < 2 or any("L" in d for d in lines)), (row.text_content(), lines)
 
 
 def test_follows_tensorboards_dark_mode(page, server):
