@@ -351,6 +351,7 @@ def _outcome(job, port, static):
     return kind if kind in COLUMNS else "other", problem(job, status, headers, body, static), seconds
 
 
+
 def fuzz_server(base, per_route=1000, seed=0, threads=4):
     """Fuzzes the server at `base`; returns a report dict (see `table`)."""
     port = int(base.rsplit(":", 1)[1])

@@ -11,6 +11,24 @@ from tests.http_api import Api, wait_for_runs  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
+# Fixtures that make a test slow or drive Chromium: its markers must say so (pytest.ini).
+SLOW_FIXTURES = {"tensorboard_server", "server", "trained"}
+BROWSER_FIXTURES = {"browser", "page"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Refuses a test that starts tensorboard, trains the shared model or drives Chromium without
+    the `slow` or `browser` marker, so that `-m "not slow and not browser"` stays fast."""
+    unmarked = []
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        for fixtures, marker in ((SLOW_FIXTURES, "slow"), (BROWSER_FIXTURES, "browser"), (BROWSER_FIXTURES, "slow")):
+            if names & fixtures and item.get_closest_marker(marker) is None:
+                unmarked.append(f"{item.nodeid} (uses {sorted(names & fixtures)}): mark it {marker}")
+    if unmarked:
+        raise pytest.UsageError("tests without the markers their fixtures need:\n  " + "\n  ".join(unmarked))
+
+
 @pytest.fixture(scope="session")
 def data():
     """(images, labels, masks): a small synthetic shapes set, 32x32 RGB, 4 classes."""

@@ -12,6 +12,8 @@ import pytest
 from tests.browser_helpers import frame_of, open_tab, wait_ready
 from tests.plugin_helpers import HOSTILE_LAYERS, logged_steps, rename_to_hostile, rewrite_run, write_logs
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def server_logdir(tmp_path_factory):

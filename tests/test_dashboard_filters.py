@@ -13,6 +13,8 @@ from tests.browser_helpers import canvas_rgba, open_tab, wait_ready
 from tests.helpers import small_cnn
 from tests.plugin_helpers import HOSTILE_LAYERS, logged_steps, rename_to_hostile, rewrite_run, write_unlearned_run
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def server_logdir(tmp_path_factory):

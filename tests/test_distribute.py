@@ -118,6 +118,7 @@ def assert_same_values(run, expected):
     assert moved.max() > 100 * TRAINED  # the comparison after training can tell a wrong update
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_logs_what_a_single_device_logs(tmp_path, single):
     weights, expected = single
     logdir = str(tmp_path / "logs")
@@ -126,6 +127,7 @@ def test_mirrored_strategy_logs_what_a_single_device_logs(tmp_path, single):
     assert_same_values(tb_cnnviz.read_run(logdir), expected)
 
 
+@pytest.mark.slow
 def test_multi_worker_only_the_chief_writes_and_nothing_hangs(tmp_path, single):
     """Both workers get the same logdir. Worker 1 returns from every hook before the probe,
     so the chief's probe passes must run no collective op: one would wait for worker 1 (a
@@ -150,6 +152,7 @@ def copy_tree(source, target):
             tf.io.gfile.copy(os.path.join(directory, name), os.path.join(local, name))
 
 
+@pytest.mark.slow
 def test_a_ram_logdir_holds_the_whole_run(tmp_path, data):
     images, labels, _ = data
     keras.utils.set_random_seed(6)

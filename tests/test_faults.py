@@ -101,6 +101,7 @@ def assert_json_error(status, body, *codes):
     assert "error" in json.loads(body), body[:300]
 
 
+@pytest.mark.slow
 def test_damaged_and_foreign_runs_get_clear_errors_and_the_others_are_untouched(logdir):
     api = wsgi_client(logdir)
     runs = runs_by_name(api)
@@ -163,6 +164,7 @@ def wait_for_full_reloads(api, live, source, cycles=2):
         wait_for_runs(api, [marker], timeout=60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("load_fast", [False, True], ids=["python-loader", "rust-data-server"])
 def test_runs_broken_while_served_do_not_disturb_the_others(logdir, tmp_path, tensorboard_server, load_fast):
     live = str(tmp_path / "live")

@@ -64,6 +64,7 @@ def check_against_independent(top, outputs, count):
     assert top.images.max() < count
 
 
+@pytest.mark.slow
 def test_top_examples_of_the_probes_equal_an_independent_top_k(trained, tmp_path):
     model, probes = trained.model, trained.probes
     convs = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -79,6 +80,7 @@ def test_top_examples_of_the_probes_equal_an_independent_top_k(trained, tmp_path
         check_against_independent(top, outputs[layer], 32)
 
 
+@pytest.mark.slow
 def test_a_reference_set_is_stored_once_and_searched_every_kth_event(trained, tmp_path):
     model = trained.model
     reference, _, _ = shapes(100, size=40, seed=11)
@@ -103,6 +105,7 @@ def test_a_reference_set_is_stored_once_and_searched_every_kth_event(trained, tm
     check_against_independent(run.event(4, "eval").top_examples("block3_conv2"), outputs["block3_conv2"], 100)
 
 
+@pytest.mark.slow
 def test_a_wide_layers_filters_take_turns_and_each_turn_equals_the_whole_top_k(trained, tmp_path):
     model, probes = trained.model, trained.probes[:12]
     callback = tb_cnnviz.CNNViz(str(tmp_path / "wide"), probes, layers=["block1_conv1", "block3_conv2"],
@@ -127,6 +130,7 @@ def test_a_wide_layers_filters_take_turns_and_each_turn_equals_the_whole_top_k(t
     assert status == 200 and json.loads(body)["images"] == run.event(1).top_examples("block3_conv2").of(30)["images"]
 
 
+@pytest.mark.slow
 def test_patches_are_the_receptive_field_around_the_peak_padded_with_zeros(tmp_path):
     images, labels, _ = shapes(6, size=32, seed=4)
     keras.utils.set_random_seed(1)
@@ -202,6 +206,7 @@ def served(tmp_path_factory):
     return wsgi_client(logdir), tb_cnnviz.read_run(os.path.join(logdir, "run"))
 
 
+@pytest.mark.slow
 def test_top_example_routes_serve_what_the_reader_reads(served):
     client, run = served
     step = run.steps()[-1]
@@ -228,6 +233,7 @@ def test_top_example_routes_serve_what_the_reader_reads(served):
             np.testing.assert_allclose(strip / 255 * (hi - lo) + lo, expected, atol=(hi - lo) / 255 * 0.51 + 1e-6)
 
 
+@pytest.mark.slow
 def test_feature_visualisations_are_served_at_the_steps_that_have_them(served):
     client, run = served
     steps = run.steps()
@@ -249,6 +255,7 @@ def test_feature_visualisations_are_served_at_the_steps_that_have_them(served):
     assert status == 404 and json.loads(body)["valid"] == LAYERS
 
 
+@pytest.mark.slow
 def test_a_step_without_top_examples_answers_404_listing_the_steps_with_them(served):
     client, run = served
     status, _, body = client.get("top_examples", run="run", step=run.steps()[0], layer="conv4", channel=99)
@@ -257,6 +264,7 @@ def test_a_step_without_top_examples_answers_404_listing_the_steps_with_them(ser
     assert status == 404 and json.loads(body)["valid"] == LAYERS
 
 
+@pytest.mark.slow
 def test_layer_summary_and_filter_stats_are_the_statistics_over_steps(served):
     client, run = served
     status, _, body = client.get("layer_summary", run="run")
@@ -304,6 +312,7 @@ def test_bad_filter_options_say_what_to_give(tmp_path, kwargs, message):
         tb_cnnviz.CNNViz(str(tmp_path), np.zeros((4, 32, 32, 3), np.float32), **kwargs)
 
 
+@pytest.mark.slow
 def test_a_restart_with_other_reference_images_leaves_no_stale_examples_behind(tmp_path):
     """Read from the event files. (TensorBoard's Python loader serves a step's first write where
     a restart rewrote it, of every kind alike: the routes then show the first run's steps.)"""
@@ -328,6 +337,7 @@ def test_a_restart_with_other_reference_images_leaves_no_stale_examples_behind(t
     check_against_independent(run.event(3).top_examples("conv4"), layer_outputs(model, images[20:], ["conv4"])["conv4"], 20)
 
 
+@pytest.mark.slow
 def test_images_of_four_channels_and_a_failing_visualisation_still_log_every_event(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     images = rng.random((6, 16, 16, 4), np.float32)

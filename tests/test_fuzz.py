@@ -11,6 +11,7 @@ from tests.plugin_helpers import logged_steps, write_logs, write_segmentation_ru
 JSON = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
 
 
+@pytest.mark.slow
 def test_fuzzed_requests_get_200_400_or_404_and_leave_the_server_healthy(tmp_path, tensorboard_server):
     logdir = str(tmp_path / "logs")
     write_logs(logdir, epochs=1)

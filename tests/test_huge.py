@@ -15,6 +15,7 @@ from tests.tensorboard_process import ROOT
 BYTES_PER_VALUE, FIXED_BYTES = 32, 150 * 2**20
 
 
+@pytest.mark.slow
 def test_64_probes_of_224x224_and_2048_channels_fit_in_the_stated_memory(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tests.huge_event", str(tmp_path / "run"), "64"], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
 
 from tests.http_api import Api, http_get
 from tests.plugin_helpers import write_logs
@@ -12,6 +13,9 @@ from tests.polling import wait_for
 from tests.tensorboard_process import ROOT, free_port
 
 
+@pytest.mark.slow
+
+@pytest.mark.slow
 def test_wheel_in_a_fresh_virtualenv_serves_the_plugin(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), ROOT],
                    check=True, capture_output=True)

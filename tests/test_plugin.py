@@ -47,6 +47,7 @@ def test_entry_point_module_imports_no_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_runs_lists_layers_steps_and_classes(served):
     client, logdir, _ = served
     runs = json.loads(ok(client, "runs")[1])["runs"]
@@ -63,6 +64,7 @@ def test_runs_lists_layers_steps_and_classes(served):
     assert alpha["faithfulness_fraction"] == 0.2
 
 
+@pytest.mark.slow
 def test_index_js_is_served_as_javascript(served):
     client, _, _ = served
     headers, body = ok(client, "index.js")
@@ -70,6 +72,7 @@ def test_index_js_is_served_as_javascript(served):
     assert b"export async function render" in body
 
 
+@pytest.mark.slow
 def test_event_metadata_and_faithfulness(served):
     client, logdir, _ = served
     reader = tb_cnnviz.read_run(f"{logdir}/alpha")
@@ -84,6 +87,7 @@ def test_event_metadata_and_faithfulness(served):
     np.testing.assert_allclose(faith["values"], reader.faithfulness()[1], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_event_reads_one_stored_payload_and_runs_written_without_a_step_index_still_open(served, tmp_path):
     _, logdir, _ = served
     copies = str(tmp_path / "logs")
@@ -106,6 +110,7 @@ def test_event_reads_one_stored_payload_and_runs_written_without_a_step_index_st
             assert unindexed == {**{k: v for k, v in indexed.items() if k not in newer}, "run": "unindexed"}
 
 
+@pytest.mark.slow
 def test_npy_routes_equal_the_reader_and_the_model(served):
     client, logdir, models = served
     model, probes = models["alpha"]
@@ -145,6 +150,7 @@ def test_npy_routes_equal_the_reader_and_the_model(served):
     np.testing.assert_allclose(stats_json["norm"], event.stats("dw3")["norm"])
 
 
+@pytest.mark.slow
 def test_png_routes_decode_to_the_logged_pixels(served):
     client, logdir, _ = served
     reader = tb_cnnviz.read_run(f"{logdir}/alpha")
@@ -172,6 +178,7 @@ def test_png_routes_decode_to_the_logged_pixels(served):
     assert png(ok(client, "filters", run="alpha", step=step, layer="conv1", channel=7)[1]).shape == (3, 3, 3)
 
 
+@pytest.mark.slow
 def test_eval_mode_is_served_separately(served):
     client, logdir, _ = served
     reader = tb_cnnviz.read_run(f"{logdir}/alpha")
@@ -249,6 +256,7 @@ def test_the_parameter_table_names_every_route():
     assert sorted(PARAMETERS) == sorted(ALL_ROUTES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("route", ALL_ROUTES)
 def test_malformed_parameters_get_400_or_404_json(served, segmentation_served, route):
     client = segmentation_served if route.startswith("mask") else served[0]
@@ -276,6 +284,7 @@ def test_malformed_parameters_get_400_or_404_json(served, segmentation_served, r
     assert "upgrade" in client.get(route, **{**good, "run": "future"}).error(422)["error"]
 
 
+@pytest.mark.slow
 def test_repeated_parameter_and_unknown_names_say_what_is_valid(served):
     client, _, _ = served
     status, _, body = client.get("gradcam", run="alpha", step="4", sample="0")

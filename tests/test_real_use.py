@@ -74,6 +74,7 @@ def assert_gradcam(logged, acts, grads):
     assert pearson(logged, expected) >= 0.999 and quantisation_ok(logged, expected, (1, 2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sigmoid", [False, True], ids=["logit", "sigmoid"])
 def test_binary_head_of_the_from_scratch_guide(tmp_path, data, sigmoid):
     images, labels = data
@@ -109,6 +110,7 @@ def test_binary_head_of_the_from_scratch_guide(tmp_path, data, sigmoid):
     np.testing.assert_array_equal(gradcam, event.gradcam[3])
 
 
+@pytest.mark.slow
 def test_multilabel_head_reads_sigmoids_and_multi_hot_labels(tmp_path, data):
     images, labels = data
     rng = np.random.default_rng(2)
@@ -143,6 +145,7 @@ def test_multilabel_head_reads_sigmoids_and_multi_hot_labels(tmp_path, data):
     assert_gradcam(event.gradcam, acts, grads)
 
 
+@pytest.mark.slow
 def test_auxiliary_output_is_picked_by_name(tmp_path, data):
     images, labels = data
     keras.utils.set_random_seed(3)
@@ -175,6 +178,7 @@ def test_auxiliary_output_is_picked_by_name(tmp_path, data):
                                atol=event.gradcam.max() / 255 + 1e-6)
 
 
+@pytest.mark.slow
 def test_frozen_backbone_with_preprocessing_inside_and_photographs_as_probes(tmp_path):
     """Transfer learning as Keras' guide does it: keras.applications.MobileNetV2 frozen and
     called with training=False, preprocess_input inside the model, a new head."""
@@ -232,6 +236,7 @@ def image_and_metadata_model(as_dict):
     return keras.Model({"image": image, "meta": meta} if as_dict else [meta, image], outputs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("as_dict", [True, False], ids=["dict", "list"])
 def test_several_inputs_with_the_image_input_named(tmp_path, data, as_dict):
     images, labels = data
@@ -280,6 +285,7 @@ def test_samples_that_do_not_fit_the_inputs_say_which_input(tmp_path, samples, o
         tb_cnnviz.CNNViz(str(tmp_path), samples(x, m), model=image_and_metadata_model(True), **options)
 
 
+@pytest.mark.slow
 def test_segmentation_head_explains_the_pixels_predicted_as_each_class(tmp_path):
     images, labels, masks = shapes(48, size=32, seed=9)
     truth = np.where(masks, labels[:, None, None] + 1, 0)  # 0 is the background, 1-4 the shapes
@@ -326,6 +332,7 @@ def test_segmentation_head_explains_the_pixels_predicted_as_each_class(tmp_path)
     assert client.ok("mask", run="seg", step=step, sample=2).headers["Content-Type"] == "image/png"
 
 
+@pytest.mark.slow
 def test_segmentation_target_with_no_pixels_gets_a_zero_map_and_says_so(tmp_path):
     images, labels, masks = shapes(4, size=32, seed=10)
     keras.utils.set_random_seed(10)

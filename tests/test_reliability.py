@@ -56,6 +56,7 @@ def killed_run(tmp_path_factory):
     return logdir, run_dir, checkpoint, int(offset), int(length)
 
 
+@pytest.mark.slow
 def test_the_kill_left_half_an_event_on_disk_and_every_complete_step_reads(killed_run):
     _, run_dir, _, offset, length = killed_run
     (name,) = [n for n in os.listdir(run_dir) if "tfevents" in n]
@@ -66,6 +67,7 @@ def test_the_kill_left_half_an_event_on_disk_and_every_complete_step_reads(kille
         assert run.event(step).gradcam.shape == (4, 32, 32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("load_fast", [False, True], ids=["python-loader", "rust-data-server"])
 def test_every_complete_step_of_a_killed_run_is_served(killed_run, tensorboard_server, load_fast):
     logdir, run_dir, *_ = killed_run
@@ -81,6 +83,7 @@ def test_every_complete_step_of_a_killed_run_is_served(killed_run, tensorboard_s
             assert api.get("event", run="crashy", step=step).status == 200
 
 
+@pytest.mark.slow
 def test_restarting_into_the_same_logdir_appends(killed_run):
     logdir, run_dir, checkpoint, *_ = killed_run
     before = tb_cnnviz.read_run(run_dir).steps()
@@ -95,6 +98,7 @@ def test_restarting_into_the_same_logdir_appends(killed_run):
     assert run.event(after[-1]).stats("conv4")["cos_to_first"].max() > run.event(before[0]).stats("conv4")["cos_to_first"].max()
 
 
+@pytest.mark.slow
 def test_a_diverged_model_is_logged_with_its_bad_values_marked(tmp_path):
     import json
 

@@ -12,6 +12,8 @@ from tests.helpers import small_cnn
 from tests.http_api import npy, wait_for_runs
 from tests.plugin_helpers import logged_steps, write_logs
 
+pytestmark = pytest.mark.slow  # every test starts a `tensorboard`
+
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory):

@@ -62,6 +62,7 @@ def trapezoid(curves):
     return np.trapezoid(curves, dx=1 / (curves.shape[1] - 1), axis=1)
 
 
+@pytest.mark.slow
 def test_deletion_and_insertion_equal_a_reference_and_score_the_ideal_map_far_above_a_random_one(tmp_path):
     images = np.random.default_rng(0).random((4, SIZE, SIZE, 3)).astype(np.float32)
     model = detail_model()
@@ -95,6 +96,7 @@ def trusted(trained, tmp_path_factory):
     return logdir, tb_cnnviz.read_run(logdir)
 
 
+@pytest.mark.slow
 def test_on_a_trained_model_gradcam_beats_chance_and_points_at_the_objects(trained, trusted):
     _, run = trusted
     for mode, step in (("train", 0), ("eval", 1)):
@@ -115,6 +117,7 @@ def test_on_a_trained_model_gradcam_beats_chance_and_points_at_the_objects(train
     assert list(steps) == [0] and series["pointing_game"][0] >= 0.9
 
 
+@pytest.mark.slow
 def test_eval_events_run_the_cascading_sanity_check_on_a_copy(trained, trusted):
     _, run = trusted
     logged = run.event(1, "eval").predictions["sanity_check"]
@@ -125,6 +128,7 @@ def test_eval_events_run_the_cascading_sanity_check_on_a_copy(trained, trusted):
     assert "sanity_check" not in run.event(0).predictions  # train events do not run it
 
 
+@pytest.mark.slow
 def test_maps_of_other_classes_equal_gradcam_of_that_class(trained, trusted):
     logdir, run = trusted
     event = run.event(0)
@@ -150,6 +154,7 @@ def test_maps_of_other_classes_equal_gradcam_of_that_class(trained, trusted):
     assert error["valid"] == event.gradcam_classes(0)
 
 
+@pytest.mark.slow
 def test_metrics_route_scalars_and_object_outline(trained, trusted):
     logdir, run = trusted
     client = wsgi_client(os.path.dirname(logdir))
@@ -173,6 +178,7 @@ def test_metrics_route_scalars_and_object_outline(trained, trusted):
     assert float(value) == pytest.approx(float(series["deletion_auc"][0]), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_sanity_over_training_compares_with_the_first_events_maps_and_survives_a_resume(trained, tmp_path):
     untrained = keras.models.clone_model(trained.model)
     probes = trained.probes[:8]
@@ -222,6 +228,7 @@ def test_bad_trust_options_say_what_to_give(tmp_path, given, message):
         tb_cnnviz.CNNViz(str(tmp_path), images, **given)
 
 
+@pytest.mark.slow
 def test_boxes_are_stored_and_read_as_masks(tmp_path):
     from tests.helpers import small_cnn
 
@@ -248,6 +255,7 @@ def test_a_reader_meeting_a_kind_it_does_not_know_says_to_upgrade():
         metadata.check_kind(metadata.parse_plugin_content(b'{"version": 2, "kind": "saliency_of_the_future"}'))
 
 
+@pytest.mark.slow
 def test_binary_and_segmentation_heads_get_the_same_figures(tmp_path):
     from tests.helpers import small_cnn, unet
     from tb_cnnviz.datasets import shapes
@@ -290,6 +298,7 @@ class Scale(keras.layers.Layer):
         return inputs * self.factor
 
 
+@pytest.mark.slow
 def test_a_sanity_check_that_fails_leaves_the_eval_event_written_and_warns_once(tmp_path):
     from tests.helpers import small_cnn
 
@@ -308,6 +317,7 @@ def test_a_sanity_check_that_fails_leaves_the_eval_event_written_and_warns_once(
                          strict=True).log(0, mode="eval")
 
 
+@pytest.mark.slow
 def test_a_run_started_again_after_an_eval_event_takes_its_own_first_maps(tmp_path):
     from tests.helpers import small_cnn
 

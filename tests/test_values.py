@@ -161,6 +161,7 @@ def test_event_is_compact(logged):
     assert metadata.FORMAT_VERSION == run.info["version"]
 
 
+@pytest.mark.slow
 def test_layers_with_large_maps_log_fewer_channels(tmp_path):
     model = small_cnn(size=64)  # conv1 maps 64x64, the others 32x32
     probes = np.random.default_rng(0).random((2, 64, 64, 3)).astype(np.float32)
