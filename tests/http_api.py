@@ -146,22 +146,22 @@ def wait_for_runs(api, runs, steps=None, mode="train", timeout=120, every=0.25) 
     if isinstance(runs, int):
         def loaded(listing):
             return len(listing) >= runs and all(_has_steps(run, steps, mode) for run in listing.values())
-        wanted = f"{runs} runs"
+        each = "any" if steps is None else f"at least {steps}" if isinstance(steps, int) else steps
+        wanted = f"at least {runs} runs, each with {each} {mode} steps"
     else:
         expected = dict(runs) if isinstance(runs, dict) else dict.fromkeys(runs, steps)
 
         def loaded(listing):
             return all(name in listing and _has_steps(listing[name], want, mode) for name, want in expected.items())
-        wanted = f"runs {expected}" if isinstance(runs, dict) else f"runs {sorted(expected)}"
+        wanted = f"runs with these {mode} steps (None: any, a number: at least that many) {expected}"
     seen = {}
 
     def listed():
         seen["listing"] = api.runs()
-        return seen["listing"] if loaded(seen["listing"]) else None
+        return (seen["listing"],) if loaded(seen["listing"]) else None
 
     def what():
         shown = {name: run.get("steps", {}).get(mode, run.get("error")) for name, run in seen.get("listing", {}).items()}
-        return f"{api.base or 'the app'} to list {wanted} with {steps if steps is not None else 'any'} {mode} steps; " \
-               f"last listed {mode} steps: {shown}"
+        return f"{api.base or 'the app'} to list {wanted}; it last listed {shown}"
 
-    return wait_for(listed, timeout, what, every=every)
+    return wait_for(listed, timeout, what, every=every)[0]

@@ -68,6 +68,7 @@ def tensorboard(logdir, load_fast, *, samples=None, logdir_spec=None, reload_int
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     server = Server(f"http://127.0.0.1:{port}", process)
+
     def plugin_listed():
         if process.poll() is not None:
             raise RuntimeError(f"tensorboard exited with {process.returncode}; see {log.name}")
