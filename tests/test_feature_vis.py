@@ -120,6 +120,7 @@ def image_and_vector_model():
     return keras.Model({"image": image, "vector": vector}, outputs)
 
 
+@pytest.mark.slow
 def test_a_multi_input_model_holds_the_other_inputs_fixed():
     keras.utils.set_random_seed(0)
     model = image_and_vector_model()
