@@ -1,23 +1,17 @@
-"""Shared by the benches: generated cnnviz runs, HTTP timing and the output format (text, or one
-JSON line per headline figure for bench/run_all). A real `tensorboard` process is started by
-tests/tensorboard_process.py, which the server benches import too.
+"""Shared by the benches: generated cnnviz runs, median event times and the output format (text,
+or one JSON line per headline figure for bench/run_all). The HTTP client and the wait until a
+server lists runs are the tests' (tests/http_api.py: `Api(base, keep_alive=True).timed(path)`,
+`wait_for_runs`), and so is the real `tensorboard` process (tests/tensorboard_process.py).
 """
 
 import argparse
-import contextlib
-import http.client
 import json
 import os
 import statistics
 import sys
 import time
-import urllib.parse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-PREFIX = "/data/plugin/cnnviz"
 
 
 def arguments(doc):
@@ -89,46 +83,6 @@ class DemoTraining:
         """One train_on_batch on the index-th batch of 32 images (cycling)."""
         start = index * 32 % len(self.images)
         self.model.train_on_batch(self.images[start:start + 32], self.labels[start:start + 32])
-
-
-class Client:
-    """GETs on one keep-alive connection (as a browser would), each timed."""
-
-    def __init__(self, base):
-        self.connection = http.client.HTTPConnection(urllib.parse.urlsplit(base).netloc, timeout=120)
-
-    def get(self, path):
-        """(seconds, body); raises on any status but 200."""
-        start = time.perf_counter()
-        try:
-            self.connection.request("GET", path)
-            response = self.connection.getresponse()
-            body = response.read()
-        except (http.client.HTTPException, OSError):
-            self.connection.close()  # the server dropped the idle connection: once more
-            self.connection.request("GET", path)
-            response = self.connection.getresponse()
-            body = response.read()
-        elapsed = time.perf_counter() - start
-        if response.status != 200:
-            raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
-        return elapsed, body
-
-    def json(self, path):
-        return json.loads(self.get(path)[1])
-
-
-def wait_loaded(client, runs, steps, every=0.25, timeout=3600):
-    """Polls cnnviz `runs` until it lists `runs` runs with `steps` train steps each."""
-    deadline = time.perf_counter() + timeout
-    while True:
-        with contextlib.suppress(RuntimeError):
-            listed = client.json(f"{PREFIX}/runs")["runs"]
-            if len(listed) >= runs and all(len(r.get("steps", {}).get("train", [])) >= steps for r in listed):
-                return
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"data not loaded after {timeout} s")
-        time.sleep(every)
 
 
 def p50(values):

@@ -13,7 +13,7 @@ of 32 synthetic images. Prints per model the layers logged and:
     the rest of the record); target <= 300 KB (1 KB = 1000 bytes, as event_cost.py counts);
   - event time / train step time, the medians of the three each (target <= 0.2).
 
-    python bench/backbones.py [--models vgg16,resnet50] [--size 96] [--json]
+    python3 -m bench.backbones [--models vgg16,resnet50] [--size 96] [--json]
 """
 
 import collections
@@ -23,14 +23,14 @@ import statistics
 import tempfile
 import time
 
-from _common import Report, arguments
+from bench._common import Report, arguments
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from tensorboard.backend.event_processing import event_file_loader  # noqa: E402
 from tensorboard.compat.proto import event_pb2  # noqa: E402
 
-from helpers import photographs  # noqa: E402
+from tests.helpers import photographs  # noqa: E402
 from tb_cnnviz import CNNViz  # noqa: E402
 
 BACKBONES = {  # name: (constructor, input size)

@@ -14,7 +14,7 @@ Prints, measured in one run against real `tensorboard` processes (--load_fast=fa
     (counted in-process), and what TensorBoard's Python data provider itself takes to list and to
     read the blob keys of one one-blob series of each run (the least any first view needs).
 
-    python bench/backend_latency.py [--requests 200] [--long-steps 1000] [--json]
+    python3 -m bench.backend_latency [--requests 200] [--long-steps 1000] [--json]
 """
 
 import os
@@ -23,8 +23,9 @@ import statistics
 import tempfile
 import time
 
-from _common import Client, PREFIX, Report, arguments, p50, p90, wait_loaded, write_run
-from tensorboard_process import tensorboard
+from bench._common import Report, arguments, p50, p90, write_run
+from tests.http_api import PREFIX, Api, wait_for_runs
+from tests.tensorboard_process import tensorboard
 
 RUN, IMAGES_RUN, LAYER = "demo", "tb_images", "block1_conv2"  # the demo's largest logged maps
 EPOCHS = 2  # one event before training and one per epoch
@@ -67,19 +68,19 @@ def image_url(client, tag):
 def ab_latency(client, ours, theirs, requests, warmup):
     """Per-request seconds of `ours(i)` and `theirs`, alternated A B A B after a warm-up."""
     for i in range(warmup):
-        client.get(ours(i))
-        client.get(theirs)
+        client.timed(ours(i))
+        client.timed(theirs)
     a, b = [], []
     for i in range(requests):
-        a.append(client.get(ours(i))[0])
-        b.append(client.get(theirs)[0])
+        a.append(client.timed(ours(i))[0])
+        b.append(client.timed(theirs)[0])
     return a, b
 
 
 def route_latency(report, load_fast, logdir, sizes, args):
     with tensorboard(logdir, load_fast, samples=0) as server:
-        client = Client(server.base)
-        wait_loaded(client, 1, EPOCHS + 1)
+        client = Api(server.base, keep_alive=True, timeout=120)
+        wait_for_runs(client, 1, EPOCHS + 1, timeout=3600)
         step = client.json(f"{PREFIX}/runs")["runs"][0]["steps"]["train"][-1]
         tb = {name: image_url(client, name) for name in sizes}
         base = f"{PREFIX}/{{}}?run={RUN}&step={step}&sample={{}}"
@@ -95,7 +96,7 @@ def route_latency(report, load_fast, logdir, sizes, args):
         for label, route, image in routes:
             url = base.format(route, "{}") + (f"&layer={LAYER}" if "activations" in route else "")
             ours, theirs = ab_latency(client, lambda i: url.format(i % 8), tb[image], args.requests, args.warmup)
-            bytes_ = f"{len(client.get(url.format(0))[1])}/{len(client.get(tb[image])[1])}"
+            bytes_ = f"{len(client.timed(url.format(0))[1])}/{len(client.timed(tb[image])[1])}"
             report.say(f"{label:34} {p50(ours) * 1e3:7.2f}ms {p90(ours) * 1e3:5.2f}ms {p50(theirs) * 1e3:6.2f}ms "
                        f"{p90(theirs) * 1e3:5.2f}ms  {bytes_:>13}")
             report.figure(f"latency_ratio_{route}_load_fast_{str(load_fast).lower()}", p50(ours) / p50(theirs), 1.5,
@@ -105,11 +106,11 @@ def route_latency(report, load_fast, logdir, sizes, args):
 def open_run(client, run, step, probes):
     """Seconds of each request the tab makes to show a run at `step` (index.js, then the
     Grad-CAM view): runs, event, then the probe and Grad-CAM image of every sample."""
-    times = {"runs": client.get(f"{PREFIX}/runs")[0],
-             "event": client.get(f"{PREFIX}/event?run={run}&step={step}")[0], "images": 0.0}
+    times = {"runs": client.timed(f"{PREFIX}/runs")[0],
+             "event": client.timed(f"{PREFIX}/event?run={run}&step={step}")[0], "images": 0.0}
     for sample in range(probes):
-        times["images"] += client.get(f"{PREFIX}/probe?run={run}&sample={sample}")[0]
-        times["images"] += client.get(f"{PREFIX}/gradcam?run={run}&step={step}&sample={sample}")[0]
+        times["images"] += client.timed(f"{PREFIX}/probe?run={run}&sample={sample}")[0]
+        times["images"] += client.timed(f"{PREFIX}/gradcam?run={run}&step={step}&sample={sample}")[0]
     times["total"] = sum(times.values())
     return times
 
@@ -168,12 +169,12 @@ def payload_reads(logdir, step, probes):
     inner = python_provider(logdir)
     counting = Counting(inner)
     plugin = CNNVizPlugin(base_plugin.TBContext(logdir=logdir, data_provider=counting, flags=None))
-    client = werkzeug_test.Client(application.TensorBoardWSGI([plugin], data_provider=inner))
+    client = Api(werkzeug_test.Client(application.TensorBoardWSGI([plugin], data_provider=inner)))
     urls = [f"{PREFIX}/runs", f"{PREFIX}/event?run=run&step={step}"]
     urls += [f"{PREFIX}/{route}?run=run&step={step}&sample={s}"
              for s in range(probes) for route in ("probe", "gradcam")]
     for url in urls:
-        assert client.get(url).status_code == 200, url
+        client.ok(url)
     return counting.reads
 
 
@@ -181,9 +182,9 @@ def long_run(report, load_fast, dirs, args):
     """Both runs served at once by two servers; opens alternate between them, step by step."""
     short, long = dirs
     with tensorboard(short, load_fast, samples=0) as server_short, tensorboard(long, load_fast, samples=0) as server_long:
-        clients = Client(server_short.base), Client(server_long.base)
+        clients = Api(server_short.base, keep_alive=True, timeout=120), Api(server_long.base, keep_alive=True, timeout=120)
         for client, steps in zip(clients, (args.short_steps, args.long_steps)):
-            wait_loaded(client, 1, steps)
+            wait_for_runs(client, 1, steps, timeout=3600)
         runs = [c.json(f"{PREFIX}/runs")["runs"][0] for c in clients]
         probes = runs[0]["samples"]
         opened = ([], [])

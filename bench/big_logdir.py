@@ -12,7 +12,7 @@ at once:
 The logdir is written once (the items of one real event of a tiny model, written at every
 step of a run, and the run copied) and kept in --cache for later runs.
 
-    python bench/big_logdir.py [--runs 50] [--events 500] [--views 5] [--keep 0] [--cache DIR] [--json]
+    python3 -m bench.big_logdir [--runs 50] [--events 500] [--views 5] [--keep 0] [--cache DIR] [--json]
 """
 
 import contextlib
@@ -21,8 +21,9 @@ import shutil
 import tempfile
 import time
 
-from _common import Client, PREFIX, Report, arguments, p50, wait_loaded, write_run
-from tensorboard_process import tensorboard
+from bench._common import Report, arguments, p50, write_run
+from tests.http_api import PREFIX, Api, wait_for_runs
+from tests.tensorboard_process import tensorboard
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
@@ -70,14 +71,14 @@ def measure(report, load_fast, dirs, args):
         for logdir, runs in zip(dirs, (1, args.runs)):
             server = stack.enter_context(tensorboard(logdir, load_fast, samples=args.keep))
             try:
-                wait_loaded(Client(server.base), runs, min(args.keep or args.events, args.events), every=1.0,
-                            timeout=args.timeout)
-            except TimeoutError:
+                wait_for_runs(Api(server.base), runs, min(args.keep or args.events, args.events), every=1.0,
+                              timeout=args.timeout)
+            except AssertionError:  # not loaded in time
                 report.say(f"\n{flag}: {runs} x {args.events} not loaded after {args.timeout} s; skipped")
                 return
             loaded = time.perf_counter() - server.started
-            client = Client(server.base)
-            runs_time = p50([client.get(f"{PREFIX}/runs")[0] for _ in range(20)])
+            client = Api(server.base, keep_alive=True, timeout=120)
+            runs_time = p50([client.timed(f"{PREFIX}/runs")[0] for _ in range(20)])
             servers.append(server)
             rows.append([f"{runs} x {args.events}", server.answering, loaded, server.rss_mb(), runs_time])
         from playwright import sync_api

@@ -12,13 +12,13 @@ Targets: every run's pointing game >= 0.9 (the README quick start test asserts i
 where 0.9 of 8 probes means all 8); on the 32 probes, accuracy and both pointing games >= 0.9
 and faithfulness > 0.2.
 
-    python bench/demo_seeds.py [--seeds 0 1 2 3 4] [--json]
+    python3 -m bench.demo_seeds [--seeds 0 1 2 3 4] [--json]
 """
 
 import os
 import tempfile
 
-from _common import seed_arguments
+from bench._common import seed_arguments
 
 import numpy as np  # noqa: E402
 

@@ -13,7 +13,7 @@ Prints, measured in one run on the demo model with the default options:
     maps compress worst), and mean and max over the events of a real demo run
     (`python -m demo --no-serve`, --demo-epochs epochs).
 
-    python bench/event_cost.py [--probes 8] [--repeats 30] [--demo-epochs 8] [--json]
+    python3 -m bench.event_cost [--probes 8] [--repeats 30] [--demo-epochs 8] [--json]
 """
 
 import collections
@@ -23,7 +23,7 @@ import statistics
 import tempfile
 import time
 
-from _common import Report, arguments
+from bench._common import Report, arguments
 
 import numpy as np  # noqa: E402
 from tensorboard.backend.event_processing import event_file_loader  # noqa: E402

@@ -19,25 +19,23 @@ real `tensorboard`, opens the cnnviz tab's Evolution view of that layer in headl
 Targets (issue 19): a draw under 100 ms; >= 30 steps drawn per second while scrubbing,
 prefetched.
 
-    python bench/evolution_fps.py [--filters 512] [--steps 500] [--json]
+    python3 -m bench.evolution_fps [--filters 512] [--steps 500] [--json]
 """
 
 import os
 import statistics
-import sys
 import tempfile
 import time
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _common import Client, Report, arguments, wait_loaded  # noqa: E402
-from frontend_fps import CHROMIUM, CHROMIUM_ARGS, IDLE_FPS_JS, plugin_frame, scrub  # noqa: E402
+from bench._common import Report, arguments  # noqa: E402
+from bench.frontend_fps import CHROMIUM, CHROMIUM_ARGS, IDLE_FPS_JS, plugin_frame, scrub  # noqa: E402
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tensorboard_process import tensorboard  # noqa: E402
+from tests.http_api import wait_for_runs  # noqa: E402
+from tests.tensorboard_process import tensorboard  # noqa: E402
 
 RUN = "wide"
 LAYER = "conv"
@@ -101,7 +99,7 @@ def write_run(run_dir, steps, filters):
 def measure(logdir, steps, say):
     """(draw times, scrub rows) over the run in `logdir`."""
     with tensorboard(logdir, load_fast=False, reload_interval=1) as server, sync_playwright() as playwright:
-        wait_loaded(Client(server.base), 1, steps)
+        wait_for_runs(server.api, 1, steps, timeout=3600)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 950})
         errors = []

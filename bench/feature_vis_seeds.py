@@ -15,22 +15,22 @@ callback logs by default (its time does not depend on the weights: untrained).
 Target (every seed): each checked channel's image beats the best training image by the mean
 (ratio > 1), and a second call gives the same images (within 1e-5).
 
-    python bench/feature_vis_seeds.py [--seeds 0 1 2 3 4] [--json]
+    python3 -m bench.feature_vis_seeds [--seeds 0 1 2 3 4] [--json]
 """
 
 import statistics
 import time
 
-from _common import seed_arguments
+from bench._common import seed_arguments
 
 import numpy as np  # noqa: E402
 
 from demo.model import vgg_style  # noqa: E402
-from helpers import train_shapes_model  # noqa: E402
+from tests.helpers import train_shapes_model  # noqa: E402
 from tb_cnnviz.anatomy import conv_layers as layer_utils  # noqa: E402
 from tb_cnnviz.datasets import shapes  # noqa: E402
 from tb_cnnviz.explanations.feature_vis import FeatureVisualiser  # noqa: E402
-from test_feature_vis import compare, reference_images  # noqa: E402
+from tests.test_feature_vis import compare, reference_images  # noqa: E402
 
 
 def timed(visualiser, calls=3):

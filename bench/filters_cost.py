@@ -14,19 +14,19 @@ event, the bytes its top examples add (of the event's total). No targets here: f
 (<= 2 % of an epoch with the defaults) and event_cost.py (<= 300 KB) check the defaults; these
 ratios say what filters_every buys.
 
-    python bench/filters_cost.py [--models demo,vgg16] [--json]
+    python3 -m bench.filters_cost [--models demo,vgg16] [--json]
 """
 
 import os
 import tempfile
 
-from _common import Report, arguments, median_event_seconds
+from bench._common import Report, arguments, median_event_seconds
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from demo.model import vgg16_backbone, vgg_style  # noqa: E402
-from helpers import photographs  # noqa: E402
+from tests.helpers import photographs  # noqa: E402
 from tb_cnnviz import CNNViz, read_run  # noqa: E402
 from tb_cnnviz.datasets import shapes  # noqa: E402
 

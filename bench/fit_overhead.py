@@ -13,7 +13,7 @@ first epoch, which traces functions, is left out.)
   - CNNViz with every_n_steps=50 (target: <= 10 %);
   - Keras' TensorBoard(histogram_freq=1, write_images=True), for reference.
 
-    python bench/fit_overhead.py [--epochs 11] [--samples 3000] [--json]
+    python3 -m bench.fit_overhead [--epochs 11] [--samples 3000] [--json]
 """
 
 import os
@@ -21,7 +21,7 @@ import statistics
 import tempfile
 import time
 
-from _common import Report, arguments
+from bench._common import Report, arguments
 
 import keras  # noqa: E402
 

@@ -17,25 +17,22 @@ drag, helped only by the prefetch of neighbouring steps; printed, not a headline
 Target: >= 30 steps drawn per second once prefetched, a ratio >= 0.5 to a 60 Hz display; the
 browser's idle requestAnimationFrame rate is printed for reference.
 
-    python bench/frontend_fps.py [--steps 200] [--json]
+    python3 -m bench.frontend_fps [--steps 200] [--json]
 """
 
-import json
 import os
 import re
-import sys
 import tempfile
 import time
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _common import DemoTraining, PREFIX, Report, arguments  # noqa: E402
+from bench._common import DemoTraining, Report, arguments  # noqa: E402
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tensorboard_process import http_get, tensorboard  # noqa: E402
+from tests.http_api import wait_for_runs  # noqa: E402
+from tests.tensorboard_process import tensorboard  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
@@ -91,18 +88,6 @@ def write_run(logdir, steps):
     demo.callback._writer.close()
 
 
-def wait_for_steps(base, count):
-    """TensorBoard loads event files in the background: wait until every step is listed."""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        status, _, body = http_get(f"{base}{PREFIX}/runs")
-        runs = {r["run"]: r for r in json.loads(body)["runs"]} if status == 200 else {}
-        if RUN in runs and len(runs[RUN]["steps"]["train"]) == count:
-            return runs[RUN]["steps"]["train"]
-        time.sleep(1)
-    raise RuntimeError(f"tensorboard did not list {count} steps of run {RUN}")
-
-
 def plugin_frame(page):
     return next(f for f in page.frames if f.url.endswith("plugin_entry.html?name=cnnviz"))
 
@@ -121,7 +106,8 @@ def measure(logdir, count, say):
     """[(view, kind of scrub, scrub() result)] over the run in `logdir` of `count` steps."""
     with tensorboard(logdir, load_fast=False, reload_interval=1) as server, sync_playwright() as playwright:
         base = server.base
-        steps = wait_for_steps(base, count)
+        # TensorBoard loads event files in the background: wait until every step is listed
+        steps = wait_for_runs(server.api, {RUN: count}, timeout=300, every=1)[RUN]["steps"]["train"]
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 950})
         errors = []

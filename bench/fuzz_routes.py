@@ -13,7 +13,7 @@ out over raw sockets, so malformed bytes reach the server exactly as generated. 
     bytes, so that no other body can carry a reflected input.
 Afterwards the runs list, an event and a Grad-CAM .npy must answer the same bytes as before.
 
-    python bench/fuzz_routes.py [--per-route 1000] [--seed 0] [--load-fast both|true|false]
+    python3 -m bench.fuzz_routes [--per-route 1000] [--seed 0] [--load-fast both|true|false]
                                 [--threads 4] [--json]
 """
 
@@ -32,13 +32,14 @@ import time
 import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from _common import arguments  # noqa: E402
-from plugin_helpers import PREFIX, tensorboard_server, write_logs, write_segmentation_run  # noqa: E402
+from bench._common import arguments  # noqa: E402
+from tests.http_api import PREFIX, wait_for_runs  # noqa: E402
+from tests.plugin_helpers import logged_steps, write_logs, write_segmentation_run  # noqa: E402
+from tests.tensorboard_process import tensorboard  # noqa: E402
 
 STEP = ("run", "mode", "step")
 ROUTES = {
@@ -414,8 +415,9 @@ def main():
         write_logs(logdir)
         write_segmentation_run(os.path.join(logdir, "gamma"))
         for load_fast in modes:
-            with tensorboard_server(logdir, load_fast) as base:
-                report = fuzz_server(base, args.per_route, args.seed, args.threads)
+            with tensorboard(logdir, load_fast, reload_interval=1) as server:
+                wait_for_runs(server.api, logged_steps(logdir))
+                report = fuzz_server(server.base, args.per_route, args.seed, args.threads)
             table(report, f"--load_fast={str(load_fast).lower()}", sys.stderr if args.json else sys.stdout)
             reports.append(report)
     fewest = min(min(sum(c.values()) for c in r["counts"].values()) for r in reports)

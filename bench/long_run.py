@@ -18,26 +18,23 @@ gc.collect(); one sample moves by a few % with the allocator's arenas, so growth
 a least-squares line through the samples after warm-up (the raw first and last samples are
 printed too).
 
-    python bench/long_run.py [--events 2000] [--long-events 10000] [--train-every 10] [--json]
+    python3 -m bench.long_run [--events 2000] [--long-events 10000] [--train-every 10] [--json]
 """
 
 import concurrent.futures
 import gc
 import multiprocessing
 import os
-import sys
 import tempfile
 import time
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _common import DemoTraining, Report, arguments  # noqa: E402
+from bench._common import DemoTraining, Report, arguments  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from helpers import small_cnn  # noqa: E402
+from tests.helpers import small_cnn  # noqa: E402
 from tb_cnnviz import CNNViz  # noqa: E402
 from tb_cnnviz.datasets import shapes  # noqa: E402
 

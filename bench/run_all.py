@@ -4,7 +4,7 @@ Each script is run with --json: its details go to stderr (shown as it runs), its
 back as JSON lines. A script that fails or cannot run (e.g. tf-explain not installed) is
 listed as such. Takes about an hour on a 2-core machine; --only picks scripts.
 
-    python bench/run_all.py [--only event_cost,fuzz_routes]
+    python3 -m bench.run_all [--only event_cost,fuzz_routes]
 """
 
 import argparse
@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ["event_cost", "vs_tf_explain", "fit_overhead", "long_run", "backend_latency", "frontend_fps",
            "scaling", "fuzz_routes", "big_logdir", "demo_seeds", "backbones", "shortcut_seeds", "trust_seeds",
            "trust_cost", "evolution_fps"]
@@ -23,7 +23,7 @@ SCRIPTS = ["event_cost", "vs_tf_explain", "fit_overhead", "long_run", "backend_l
 def run(script):
     """(figures, seconds, error or None) of one bench script."""
     start = time.monotonic()
-    process = subprocess.Popen([sys.executable, os.path.join(BENCH, f"{script}.py"), "--json"],
+    process = subprocess.Popen([sys.executable, "-m", f"bench.{script}", "--json"], cwd=ROOT,
                                stdout=subprocess.PIPE, text=True)
     figures = []
     for line in process.stdout:

@@ -4,12 +4,12 @@ Prints, for the demo model, the event time for 1..64 probes and for 1..6 logged 
 each relative to the first row of its table, next to the growth in work (probes or layers)
 — growth below the work ratio means batching pays off. Measured in one run.
 
-    python bench/scaling.py [--repeats 10] [--json]
+    python3 -m bench.scaling [--repeats 10] [--json]
 """
 
 import tempfile
 
-from _common import Report, arguments, median_event_seconds
+from bench._common import Report, arguments, median_event_seconds
 
 from demo.model import vgg_style  # noqa: E402
 from tb_cnnviz import CNNViz  # noqa: E402

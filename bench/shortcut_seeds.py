@@ -17,13 +17,13 @@ the object below the clean run's (the README quick start test asserts both; here
 most half of it); the story: the shortcut run's accuracy on clean images at least 0.5 below its
 training accuracy (it learned the mark, not the shapes).
 
-    python bench/shortcut_seeds.py [--seeds 0 1 2 3 4] [--json]
+    python3 -m bench.shortcut_seeds [--seeds 0 1 2 3 4] [--json]
 """
 
 import os
 import tempfile
 
-from _common import seed_arguments
+from bench._common import seed_arguments
 
 import numpy as np  # noqa: E402
 

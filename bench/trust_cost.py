@@ -14,17 +14,17 @@ Prints the medians of three events each and the ratios to "without" (and of "wit
 "target only"). No targets: trust_every
 (README) decides how often a train event pays for the curves; fit_overhead.py checks the total.
 
-    python bench/trust_cost.py [--models demo,vgg16] [--json]
+    python3 -m bench.trust_cost [--models demo,vgg16] [--json]
 """
 
 import tempfile
 
-from _common import Report, arguments, median_event_seconds
+from bench._common import Report, arguments, median_event_seconds
 
 import keras  # noqa: E402
 
 from demo.model import vgg16_backbone, vgg_style  # noqa: E402
-from helpers import photographs  # noqa: E402
+from tests.helpers import photographs  # noqa: E402
 from tb_cnnviz import CNNViz  # noqa: E402
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes  # noqa: E402
 

@@ -11,17 +11,17 @@ correlation at most 0.8 once the head is re-initialised and below 0.5 once the G
 too (the head alone: 0.23-0.64 over five seeds, so the issue's "below 0.5 for the top layer" is
 not a property tests may rest on).
 
-    python bench/trust_seeds.py [--seeds 0 1 2 3 4] [--json]
+    python3 -m bench.trust_seeds [--seeds 0 1 2 3 4] [--json]
 """
 
 import tempfile
 
-from _common import seed_arguments
+from bench._common import seed_arguments
 
 import numpy as np  # noqa: E402
 
 import tb_cnnviz  # noqa: E402
-from helpers import train_shapes_model  # noqa: E402
+from tests.helpers import train_shapes_model  # noqa: E402
 
 
 def figures(trained, logdir):

@@ -14,7 +14,7 @@ the pairs, each measured back to back, so that the load of this shared machine d
 between pairs cancels; the times printed are medians too.
 
     pip install -r bench/requirements.txt   # tf-explain and opencv-python-headless
-    python bench/vs_tf_explain.py [--repeats 20] [--vgg16] [--json]
+    python3 -m bench.vs_tf_explain [--repeats 20] [--vgg16] [--json]
 """
 
 import json
@@ -25,13 +25,12 @@ import tempfile
 import time
 import warnings
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from _common import arguments  # noqa: E402
+from bench._common import arguments  # noqa: E402
 from demo.model import vgg_style  # noqa: E402
 from tb_cnnviz import CNNViz  # noqa: E402
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes  # noqa: E402
@@ -43,7 +42,7 @@ except ImportError as exc:
              "    pip install -r bench/requirements.txt\n"
              "(tf-explain==0.3.1 and opencv-python-headless), or without touching the environment:\n"
              "    pip install --no-deps --target /tmp/tfx tf-explain==0.3.1 opencv-python-headless\n"
-             "    PYTHONPATH=/tmp/tfx python bench/vs_tf_explain.py")
+             "    PYTHONPATH=/tmp/tfx python3 -m bench.vs_tf_explain")
 
 TARGET = 5.0
 

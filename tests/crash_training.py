@@ -1,17 +1,29 @@
 """Training that logs every step and checkpoints after it: run, killed and resumed by
-test_reliability. Usage: python crash_training.py LOGDIR CHECKPOINT MAX_STEPS"""
+test_reliability. From the repository root:
 
+    python -m tests.crash_training LOGDIR CHECKPOINT MAX_STEPS [--signals FILE --stop-in-event STEP]
+
+--signals: append a line to FILE when each event record starts being written ("write STEP") and
+when it is on disk ("wrote STEP"). --stop-in-event: the record of the event at STEP is cut half-way:
+its first half is written and flushed, "stopped STEP OFFSET LENGTH" says where (OFFSET: the file's
+size before it, LENGTH: the whole record's) and the process waits there, in the middle of writing an
+event, until it is killed."""
+
+import argparse
+import io
 import os
-import sys
+import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorboard.compat.proto import event_pb2  # noqa: E402
+from tensorboard.summary.writer.record_writer import RecordWriter  # noqa: E402
 
 import tb_cnnviz  # noqa: E402
-from helpers import small_cnn  # noqa: E402
 from tb_cnnviz.datasets import shapes  # noqa: E402
+from tests.helpers import small_cnn  # noqa: E402
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
@@ -27,6 +39,44 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         os.replace(partial, self.path)
 
 
+def signal_records(signals, stop_step):
+    """Makes TensorFlow's record writer, which tb_cnnviz's event files are written with, say in file
+    `signals` when each record starts and ends, and stop in the middle of the event at `stop_step`."""
+    real = tf.io.TFRecordWriter
+
+    def say(line):
+        with open(signals, "a") as f:
+            f.write(line + "\n")
+
+    class SignallingRecordWriter:
+        def __init__(self, path, options=None):
+            self._path, self._writer = path, real(path, options)
+
+        def write(self, record):
+            step = event_pb2.Event.FromString(record).step
+            say(f"write {step}")
+            if step == stop_step:
+                self._writer.flush()
+                framed = io.BytesIO()
+                RecordWriter(framed).write(record)  # the record as TensorFlow frames it: length, CRCs
+                offset, length = os.path.getsize(self._path), len(framed.getvalue())
+                with open(self._path, "ab") as f:
+                    f.write(framed.getvalue()[: length // 2])
+                say(f"stopped {step} {offset} {length}")
+                threading.Event().wait()  # until the test kills this process
+            self._writer.write(record)
+            self._writer.flush()  # on disk before it says so (EventWriter flushes each record anyway)
+            say(f"wrote {step}")
+
+        def flush(self):
+            self._writer.flush()
+
+        def close(self):
+            self._writer.close()
+
+    tf.io.TFRecordWriter = SignallingRecordWriter
+
+
 def main(logdir, checkpoint, max_steps):
     images, labels, _ = shapes(64, size=32, seed=7)
     model = keras.models.load_model(checkpoint) if os.path.exists(checkpoint) else small_cnn()
@@ -39,4 +89,13 @@ def main(logdir, checkpoint, max_steps):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("logdir")
+    parser.add_argument("checkpoint")
+    parser.add_argument("max_steps", type=int)
+    parser.add_argument("--signals")
+    parser.add_argument("--stop-in-event", type=int)
+    args = parser.parse_args()
+    if args.signals:
+        signal_records(args.signals, args.stop_in_event)
+    main(args.logdir, args.checkpoint, args.max_steps)

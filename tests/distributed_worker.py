@@ -2,21 +2,20 @@
 
 test_distribute runs it in subprocesses, since a process fixes its devices and its cluster
 when TensorFlow starts, and imports `fit` for the single-device run it compares against.
-Usage: python distributed_worker.py mirrored|multiworker LOGDIR INITIAL_WEIGHTS
-(multiworker: one worker of the cluster in TF_CONFIG).
+Usage, from the repository root: python -m tests.distributed_worker mirrored|multiworker LOGDIR
+INITIAL_WEIGHTS (multiworker: one worker of the cluster in TF_CONFIG).
 """
 
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tb_cnnviz  # noqa: E402
-from helpers import small_cnn  # noqa: E402
+from tests.helpers import small_cnn  # noqa: E402
 from tb_cnnviz.datasets import shapes  # noqa: E402
 
 BATCH = 32  # the global batch, split over the replicas

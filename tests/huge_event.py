@@ -1,6 +1,7 @@
 """One event of a big configuration in a fresh process: 224x224 probes, a 2,048-channel layer,
 max_channels="all", max_layer_pixels=None. Prints JSON: logged values, peak memory above the model's own forward
-pass, and the worst activation error relative to each map's range."""
+pass, and the worst activation error relative to each map's range. From the repository root:
+python -m tests.huge_event LOGDIR PROBES"""
 
 import json
 import os

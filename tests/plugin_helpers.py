@@ -1,15 +1,12 @@
-"""Logs written by the real callback, and a plugin served over them in-process or by a real
-`tensorboard` process."""
+"""Logs written by the real callback (damaged, hostile or foreign ones too), and the plugin served
+over them in process (a real `tensorboard` process: conftest's `tensorboard_server`)."""
 
-import contextlib
-import io
 import json
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 from tensorboard.backend import application
 from tensorboard.backend.event_processing import data_provider, event_file_loader, plugin_event_multiplexer
 from tensorboard.compat.proto import event_pb2, summary_pb2
@@ -17,12 +14,10 @@ from tensorboard.plugins import base_plugin
 from werkzeug import test as werkzeug_test
 
 import tb_cnnviz
-from helpers import small_cnn, unet
-from tensorboard_process import tensorboard
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 from tb_cnnviz.plugin.loader import CNNVizLoader
-
-PREFIX = "/data/plugin/cnnviz"
+from tests.helpers import small_cnn, unet
+from tests.http_api import Api
 
 
 def write_logs(logdir, epochs=2):
@@ -56,6 +51,26 @@ def write_segmentation_run(run_dir):
     model.fit(images, truth, epochs=1, batch_size=32, verbose=0, callbacks=[callback])
 
 
+def write_unlearned_run(run_dir):
+    """A run that did not learn, as issue 18 met one: 12 of conv4's 16 filters dead (bias -100),
+    the other 4 nearly nothing (kernels times 1e-9), the head's bias favouring "disc", so that
+    every probe predicts disc 25.9 % and every Grad-CAM map is float noise (~1e-14) at step 0.
+    The 4 filters then grow, to 0.1 of their kernels at step 1 and all of them at step 2: the
+    maps grow tenfold from step 1 to 2 (Grad-CAM of a linear head is linear in them)."""
+    images, labels, _ = shapes(4, size=32, seed=5)
+    keras.utils.set_random_seed(3)
+    model = small_cnn()
+    conv4, head = model.get_layer("conv4"), model.get_layer("head")
+    kernel, _ = conv4.get_weights()
+    alive = np.arange(16) >= 12
+    bias = np.where(alive, 0.0, -100.0).astype("float32")
+    head.set_weights([head.get_weights()[0], np.array([0, 0.05, 0, 0], "float32")])
+    callback = tb_cnnviz.CNNViz(run_dir, images, labels, class_names=list(SHAPE_NAMES), model=model, strict=True)
+    for step, scale in enumerate((1e-9, 0.1, 1.0)):
+        conv4.set_weights([np.where(alive, kernel * scale, kernel), bias])
+        callback.log(step)
+
+
 def write_future_run(run_dir):
     """A run written by a (hypothetical) newer tb_cnnviz: format version 99."""
     metadata_ = summary_pb2.SummaryMetadata(
@@ -64,6 +79,20 @@ def write_future_run(run_dir):
     with tf.summary.create_file_writer(run_dir).as_default():
         tf.summary.write("probes", tf.constant([b'{"version": 99, "shape": [1, 1, 2, 2, 1]}']), step=0,
                          metadata=metadata_)
+
+
+def logged_steps(logdir, mode="train"):
+    """{run: its `mode` steps} of every run directory in `logdir` as tb_cnnviz.read_run reads
+    them, None for a run it cannot read (damaged or foreign data, a newer format): what a
+    server of `logdir` lists once it has loaded it (tests/http_api.wait_for_runs)."""
+    steps = {}
+    for name in sorted(os.listdir(logdir)):
+        if os.path.isdir(os.path.join(logdir, name)):
+            try:
+                steps[name] = tb_cnnviz.read_run(os.path.join(logdir, name)).steps(mode)
+            except Exception:  # noqa: BLE001 - the server lists it with its error, or not at all
+                steps[name] = None
+    return steps
 
 
 def rewrite_run(source, target, transform):
@@ -147,8 +176,9 @@ class _Recording:
 
 
 def wsgi_client(logdir, on_read=None):
-    """werkzeug Client over TensorBoardWSGI with a real MultiplexerDataProvider (whose payload
-    reads the plugin makes are reported to `on_read`, if given)."""
+    """An Api (tests/http_api.py) in process: a werkzeug Client over TensorBoardWSGI with a real
+    MultiplexerDataProvider (whose payload reads the plugin makes are reported to `on_read`, if
+    given)."""
     multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"cnnviz": 0})
     multiplexer.AddRunsFromDirectory(logdir)
     multiplexer.Reload()
@@ -156,20 +186,4 @@ def wsgi_client(logdir, on_read=None):
     plugin_provider = provider if on_read is None else _Recording(provider, on_read)
     context = base_plugin.TBContext(logdir=logdir, data_provider=plugin_provider, flags=None)
     plugin = CNNVizLoader().load(context)
-    return werkzeug_test.Client(application.TensorBoardWSGI([plugin], data_provider=provider))
-
-
-def npy(body):
-    return np.load(io.BytesIO(body), allow_pickle=False)
-
-
-def png(body):
-    return np.asarray(Image.open(io.BytesIO(body)))
-
-
-@contextlib.contextmanager
-def tensorboard_server(logdir, load_fast, logdir_spec=None, require_plugin=True):
-    """A real `tensorboard` process reloading `logdir` every second; yields its base URL."""
-    with tensorboard(logdir, load_fast, logdir_spec=logdir_spec, reload_interval=1,
-                     require_plugin=require_plugin) as server:
-        yield server.base
+    return Api(werkzeug_test.Client(application.TensorBoardWSGI([plugin], data_provider=provider)))

@@ -1,5 +1,6 @@
 """A real `tensorboard` process serving this checkout's plugin on 127.0.0.1, for the tests and
-the benches (bench/ imports this module). Standard library only."""
+the benches (bench/ imports this module; the tests start it through conftest's
+`tensorboard_server` fixture). Standard library only."""
 
 import contextlib
 import json
@@ -8,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
+
+from tests.http_api import Api, http_get
+from tests.polling import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,20 +22,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def http_get(url, timeout=30):
-    """(status, headers, body) of a GET, including error statuses."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
-
-
 class Server:
-    """A running tensorboard: `base` URL, its `process`, and seconds from start to answering."""
+    """A running tensorboard: `base` URL, `api` (tests/http_api.Api) on it, its `process`, and
+    seconds from start to answering."""
 
     def __init__(self, base, process):
         self.base, self.process, self.started = base, process, time.perf_counter()
+        self.api = Api(base)
         self.answering = None
 
     def rss_mb(self) -> float:
@@ -73,19 +68,19 @@ def tensorboard(logdir, load_fast, *, samples=None, logdir_spec=None, reload_int
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     server = Server(f"http://127.0.0.1:{port}", process)
+
+    def plugin_listed():
+        if process.poll() is not None:
+            raise RuntimeError(f"tensorboard exited with {process.returncode}; see {log.name}")
+        with contextlib.suppress(OSError, ValueError):
+            status, _, body = http_get(server.base + "/data/plugins_listing", timeout=5)
+            listing = json.loads(body) if status == 200 else {}
+            return "cnnviz" in listing and (listing["cnnviz"].get("enabled") or not require_plugin)
+        return False
+
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"tensorboard exited with {process.returncode}; see {log.name}")
-            with contextlib.suppress(OSError, ValueError):
-                status, _, body = http_get(server.base + "/data/plugins_listing", timeout=5)
-                listing = json.loads(body) if status == 200 else {}
-                if "cnnviz" in listing and (listing["cnnviz"].get("enabled") or not require_plugin):
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"tensorboard did not list an active cnnviz plugin; see {log.name}")
-            time.sleep(0.2)
+        wait_for(plugin_listed, 120, f"tensorboard to list {'an active' if require_plugin else 'the'} cnnviz plugin "
+                 f"(its log: {log.name})", every=0.2)
         server.answering = time.perf_counter() - server.started
         yield server
     finally:

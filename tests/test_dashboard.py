@@ -1,6 +1,5 @@
 """The dashboard in real headless Chromium, inside a real TensorBoard."""
 
-import contextlib
 import json
 import os
 import re
@@ -10,16 +9,16 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from plugin_helpers import (HOSTILE_CLASSES, HOSTILE_LAYERS, PREFIX, damage_images, npy, png, rename_to_hostile,
-                            rewrite_run, tensorboard_server, write_future_run, write_logs, write_segmentation_run)
-from tensorboard_process import http_get
-
-from tb_cnnviz.storage import maps
+from tb_cnnviz.storage.maps import upsample
+from tests.browser_helpers import canvas_rgba, frame_of, open_tab, wait_ready
+from tests.http_api import npy, png
+from tests.polling import wait_for
+from tests.plugin_helpers import (HOSTILE_CLASSES, HOSTILE_LAYERS, damage_images, logged_steps, rename_to_hostile,
+                                  rewrite_run, write_future_run, write_logs, write_segmentation_run,
+                                  write_unlearned_run)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e .[test]")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 HOSTILE = "<img src=x onerror=alert(1)>"
 # demo/screenshots.sh points these at a demo run and at docs/screenshots for the README
 SHOT_LOGDIR = os.environ.get("CNNVIZ_SCREENSHOT_LOGDIR")
@@ -27,9 +26,10 @@ SHOT_DIR = os.environ.get("CNNVIZ_SCREENSHOT_DIR")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+def server_logdir(tmp_path_factory):
+    """Served by conftest's `server`: alpha and beta (tests/plugin_helpers.write_logs, 4 epochs),
+    a copy of alpha named with markup, a run of a newer format, alpha with hostile layer and class
+    names, alpha with damaged images, a run that did not learn and one that knows its objects."""
     logdir = str(tmp_path_factory.mktemp("dash") / "logs")
     write_logs(logdir, epochs=4)
     shutil.copytree(os.path.join(logdir, "alpha"), os.path.join(logdir, HOSTILE))
@@ -38,34 +38,7 @@ def server(tmp_path_factory):
     rewrite_run(os.path.join(logdir, "alpha"), os.path.join(logdir, "damaged"), damage_images)
     write_unlearned_run(os.path.join(logdir, "unlearned"))
     write_objects_run(os.path.join(logdir, "objects"))
-    with tensorboard_server(logdir, load_fast=False) as base:
-        yield base
-
-
-def write_unlearned_run(run_dir):
-    """A run that did not learn, as issue 18 met one: 12 of conv4's 16 filters dead (bias -100),
-    the other 4 nearly nothing (kernels times 1e-9), the head's bias favouring "disc", so that
-    every probe predicts disc 25.9 % and every Grad-CAM map is float noise (~1e-14) at step 0.
-    The 4 filters then grow, to 0.1 of their kernels at step 1 and all of them at step 2: the
-    maps grow tenfold from step 1 to 2 (Grad-CAM of a linear head is linear in them)."""
-    import keras
-
-    import tb_cnnviz
-    from helpers import small_cnn
-    from tb_cnnviz.datasets import SHAPE_NAMES, shapes
-
-    images, labels, _ = shapes(4, size=32, seed=5)
-    keras.utils.set_random_seed(3)
-    model = small_cnn()
-    conv4, head = model.get_layer("conv4"), model.get_layer("head")
-    kernel, _ = conv4.get_weights()
-    alive = np.arange(16) >= 12
-    bias = np.where(alive, 0.0, -100.0).astype("float32")
-    head.set_weights([head.get_weights()[0], np.array([0, 0.05, 0, 0], "float32")])
-    callback = tb_cnnviz.CNNViz(run_dir, images, labels, class_names=list(SHAPE_NAMES), model=model, strict=True)
-    for step, scale in enumerate((1e-9, 0.1, 1.0)):
-        conv4.set_weights([np.where(alive, kernel * scale, kernel), bias])
-        callback.log(step)
+    return logdir, logged_steps(logdir)
 
 
 def write_objects_run(run_dir):
@@ -76,7 +49,7 @@ def write_objects_run(run_dir):
     import keras
 
     import tb_cnnviz
-    from helpers import small_cnn
+    from tests.helpers import small_cnn
     from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 
     images, labels, masks = shapes(64, size=32, seed=5)
@@ -88,46 +61,6 @@ def write_objects_run(run_dir):
     model.evaluate(images[:8], labels[:8], verbose=0, callbacks=[callback])  # an eval event with the cascade
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1300, "height": 950})
-    page = context.new_page()
-    page.dialogs = []
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    yield page
-    assert page.errors == []
-    context.close()
-
-
-def open_tab(page, base, **state):
-    """The tab loaded afresh with `state` in its URL. A page that differs only in its hash is not
-    reloaded, and the old tab would answer wait_ready for the same view and step (a diverged
-    run's captions were once read from the run shown before it)."""
-    hash_ = "".join(f"&cv-{k}={urllib.parse.quote(str(v))}" for k, v in state.items())
-    page.goto("about:blank")
-    page.goto(f"{base}/#cnnviz{hash_}")
-    return page.frame_locator("iframe")
-
-
-def frame_of(page):
-    return next(f for f in page.frames if f.url.endswith("plugin_entry.html?name=cnnviz"))
-
-
-def wait_ready(frame, view, step=None):
-    selector = f"main[data-ready='{view}:{step}']" if step is not None else f"main[data-ready^='{view}:']"
-    frame.locator(selector).wait_for(timeout=60000)
-
-
 def ready_step(page):
     return int(frame_of(page).eval_on_selector("main", "m => m.dataset.ready.split(':')[1]"))
 
@@ -136,12 +69,8 @@ def canvas_data(page, selector):
     return frame_of(page).eval_on_selector(selector, "c => c.toDataURL()")
 
 
-def runs(base):
-    return {r["run"]: r for r in json.loads(http_get(f"{base}{PREFIX}/runs")[2])["runs"]}
-
-
 def test_every_view_renders_and_the_step_slider_changes_the_image(page, server):
-    steps = runs(server)["alpha"]["steps"]["train"]
+    steps = server.runs()["alpha"]["steps"]["train"]
     frame = open_tab(page, server, run="alpha")
     wait_ready(frame, "gradcam", steps[-1])
     last = canvas_data(page, "canvas.heat[data-sample='0']")
@@ -165,7 +94,7 @@ def test_every_view_renders_and_the_step_slider_changes_the_image(page, server):
 
 
 def test_drawn_heat_map_matches_the_served_array(page, server):
-    step = runs(server)["alpha"]["steps"]["train"][-1]
+    step = server.runs()["alpha"]["steps"]["train"][-1]
     frame = open_tab(page, server, run="alpha", cmap="viridis", step=step)
     wait_ready(frame, "gradcam", step)
     # drawn at the Grad-CAM layer's resolution (16x16) and scaled by the browser over the probe
@@ -177,14 +106,14 @@ def test_drawn_heat_map_matches_the_served_array(page, server):
     assert len(boxes) == 2 and boxes[0] == boxes[1]  # the heat map covers the probe image exactly
     lut = np.asarray(frame_of(page).evaluate(
         "async () => Array.from((await import('./colormap.js')).COLORMAPS.viridis)"), np.uint8).reshape(256, 3)
-    levels = png(http_get(f"{server}{PREFIX}/gradcam?run=alpha&step={step}&sample=2")[2]).astype(int)
+    levels = png(server.get(f"gradcam?run=alpha&step={step}&sample=2").body).astype(int)
     np.testing.assert_array_equal(rgba[..., :3], lut[levels])
     assert np.all(rgba[..., 3] == 255)
     # and the served array is those levels upsampled to the probe's 32x32, as tf.image.resize would
-    values = npy(http_get(f"{server}{PREFIX}/gradcam.npy?run=alpha&step={step}&sample=2")[2])
-    event = json.loads(http_get(f"{server}{PREFIX}/event?run=alpha&step={step}")[2])
+    values = npy(server.get(f"gradcam.npy?run=alpha&step={step}&sample=2").body)
+    event = server.json(f"event?run=alpha&step={step}")
     lo, hi = event["gradcam"]["lo"][2][0], event["gradcam"]["hi"][2][0]
-    np.testing.assert_allclose(values, maps.upsample(lo + levels / 255 * (hi - lo), (32, 32)), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(values, upsample(lo + levels / 255 * (hi - lo), (32, 32)), rtol=1e-5, atol=1e-9)
     # viridis runs from dark purple to yellow (a polynomial fit: within 5 levels of matplotlib)
     assert lut[0].tolist() == pytest.approx([68, 1, 84], abs=5) and lut[255].tolist() == pytest.approx([253, 231, 37], abs=5)
 
@@ -206,7 +135,7 @@ def test_run_comparison_side_by_side(page, server):
 
 
 def test_a_deep_link_reloads_to_the_same_view(page, server):
-    steps = runs(server)["alpha"]["steps"]["train"]
+    steps = server.runs()["alpha"]["steps"]["train"]
     frame = open_tab(page, server, run="alpha")
     wait_ready(frame, "gradcam")
     frame.locator("button[data-view=activations]").click()
@@ -227,7 +156,7 @@ def test_a_deep_link_reloads_to_the_same_view(page, server):
 
 
 def test_evolution_cell_opens_that_filters_card_at_that_step(page, server):
-    steps = runs(server)["alpha"]["steps"]["train"]
+    steps = server.runs()["alpha"]["steps"]["train"]
     frame = open_tab(page, server, run="alpha", view="evolution", evolayer="conv4")
     wait_ready(frame, "evolution", steps[-1])
     box = frame.locator("canvas.drift").bounding_box()
@@ -295,7 +224,7 @@ def test_a_damaged_summary_is_reported_where_it_is_shown(page, server):
 
 
 def test_keyboard_and_play_move_through_steps(page, server):
-    steps = runs(server)["alpha"]["steps"]["train"]
+    steps = server.runs()["alpha"]["steps"]["train"]
     frame = open_tab(page, server, run="alpha", step=steps[0])
     wait_ready(frame, "gradcam", steps[0])
     frame.locator("h2.panel-title").click()
@@ -315,7 +244,7 @@ def test_eval_switch_and_error_state(page, server):
     frame.locator("button[data-mode=eval]").click()
     # the eval step is the last train step: data-ready says the same before and after the switch
     frame.locator(".panel-title .note", has_text=" · eval").wait_for()
-    wait_ready(frame, "gradcam", runs(server)["alpha"]["steps"]["eval"][0])
+    wait_ready(frame, "gradcam", server.runs()["alpha"]["steps"]["eval"][0])
     # the backend's JSON message is what the user sees when a request fails
     page.route("**/data/plugin/cnnviz/filter_drift*", lambda route: route.fulfill(
         status=404, content_type="application/json", body=json.dumps({"error": "layer 'x' is not logged"})))
@@ -324,58 +253,160 @@ def test_eval_switch_and_error_state(page, server):
     assert "layer 'x' is not logged" in frame.locator("main .message.error").text_content()
 
 
-def test_empty_state_tells_how_to_log(browser, tmp_path):
+def test_empty_state_tells_how_to_log(browser, tensorboard_server, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    with tensorboard_server(str(empty), load_fast=False, require_plugin=False) as base:
+    with tensorboard_server(empty, require_plugin=False) as server:
         page = browser.new_page()
-        page.goto(f"{base}/#cnnviz")
+        page.goto(f"{server.base}/#cnnviz")
         frame = page.frame_locator("iframe")
         frame.locator(".message.empty").wait_for(timeout=60000)
         assert "CNNViz(" in frame.locator(".message.empty pre").text_content()
         page.close()
 
 
-def test_screenshots_of_every_view(page, server, tmp_path):
-    """Saves a screenshot of each view (of a demo run when demo/screenshots.sh asks)."""
+CANVASES_JS = """nodes => nodes.map(c => {
+    const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, colours = new Set();
+    let opaque = 0;
+    for (let i = 0; i < data.length && colours.size < 3; i += 4) {
+        if (data[i + 3] > 0) { opaque += 1; colours.add(data.slice(i, i + 4).join()); }
+    }
+    const box = c.getBoundingClientRect();
+    return { size: [c.width, c.height], shown: [box.width, box.height], drawn: opaque > 0, colours: colours.size };
+})"""
+
+
+def canvases(page, selector):
+    """Per canvas matching `selector` in the tab: its size, its size on screen, whether anything
+    is drawn on it (an undrawn canvas is transparent) and how many colours (up to 3) it has."""
+    return frame_of(page).eval_on_selector_all(selector, CANVASES_JS)
+
+
+def assert_drawn(page, selector, count, what, varied="each"):
+    """`count` canvases match `selector` (at least one if None), each shown on screen with something
+    drawn, in more than one colour: `varied` "each", "any" (one of them at least) or None (no
+    matter: an outline is drawn in one colour)."""
+    found = canvases(page, selector)
+    assert found and (count is None or len(found) == count), f"{what}: {len(found)} canvases {selector}, expected {count}"
+    for index, canvas in enumerate(found):
+        assert min(canvas["size"]) > 0 and min(canvas["shown"]) > 0 and canvas["drawn"], f"{what}: {selector} #{index}: {canvas}"
+    several = [canvas["colours"] > 1 for canvas in found]
+    assert {"each": all, "any": any, None: lambda _: True}[varied](several), f"{what}: {selector} in one colour: {found}"
+
+
+def assert_charted(card_locator, what):
+    """Each chart card has at least one point, and one of its series a line between points."""
+    assert card_locator.count() > 0, f"{what}: no chart"
+    for index in range(card_locator.count()):
+        card = card_locator.nth(index)
+        assert card.locator("g.series circle").count() > 0, f"{what}: chart {index} has no point"
+    lines = [d for d in card_locator.locator("g.series path").evaluate_all("ps => ps.map(p => p.getAttribute('d') || '')")]
+    assert any("L" in d for d in lines), f"{what}: no chart draws a line: {lines}"
+
+
+def screenshot(page, path, regions, full_page=False):
+    """Saves a screenshot; each locator of `regions` ({what: locator}) must be on it, in more
+    than one colour (a view that drew nothing there would be one background colour)."""
+    page.screenshot(path=path, full_page=full_page)
+    assert os.path.getsize(path) > 10_000
+    shot = png(open(path, "rb").read())[..., :3]
+    scroll = page.evaluate("() => [window.scrollX, window.scrollY]") if full_page else [0, 0]
+    for what, locator in regions.items():
+        assert locator.count() > 0, f"{what}: nothing on {path}"
+        box = locator.first.bounding_box()
+        x0, y0 = max(0, int(box["x"] + scroll[0])), max(0, int(box["y"] + scroll[1]))
+        x1 = min(shot.shape[1], int(box["x"] + scroll[0] + box["width"]))
+        y1 = min(shot.shape[0], int(box["y"] + scroll[1] + box["height"]))
+        assert x1 - x0 > 4 and y1 - y0 > 4, f"{what} is not on {path}: {box}"
+        region = shot[y0:y1, x0:x1].reshape(-1, 3)
+        assert len(np.unique(region, axis=0)) > 1, f"{what} is one colour on {path}"
+
+
+def images_loaded(page):
+    """Waits until every image of the tab (the probes) has loaded."""
+    frame_of(page).wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+
+
+def test_screenshots_of_every_view(page, request, tensorboard_server, tmp_path):
+    """Saves a screenshot of each view (of a demo run when demo/screenshots.sh asks), once what
+    the view is for is drawn: each probe's heat map and feature maps, each layer's filters, the
+    Evolution heat map and charts, the trust charts, the layer table's sparklines, the filter
+    card's kernel, patches, feature visualisation and charts, and two runs side by side."""
     out = SHOT_DIR or str(tmp_path)
     os.makedirs(out, exist_ok=True)
-    with (tensorboard_server(SHOT_LOGDIR, load_fast=False) if SHOT_LOGDIR else contextlib.nullcontext(server)) as base:
-        run = sorted(runs(base))[0]
-        frame = open_tab(page, base, run=run)
-        for view in ("gradcam", "activations", "filters", "evolution", "trust", "layers"):
-            frame.locator(f"button[data-view={view}]").click()
-            wait_ready(frame, view)
-            page.wait_for_timeout(300)
-            path = os.path.join(out, f"{view}.png")
-            page.screenshot(path=path)
-            assert os.path.getsize(path) > 10_000
-        # the card of a visualised filter of the Grad-CAM layer, at the last step that visualised it
-        info = runs(base)[run]
-        layer = info["gradcam_layer"]
-        channel = info["feature_vis"].get(layer, [0])[0]
-        steps = info["steps"]["train"]
-        query = urllib.parse.urlencode({"run": run, "layer": layer, "channel": channel, "step": steps[-1]})
-        status, _, body = http_get(f"{base}{PREFIX}/feature_vis.npy?{query}")
-        step = steps[-1] if status == 200 else json.loads(body)["valid"][-1]
-        frame = open_tab(page, base, run=run, view="evolution", step=step, cardlayer=layer, cardchannel=channel)
-        frame.locator(f"aside.filter-card[data-ready='{layer}:{channel}:{step}']").wait_for(timeout=60000)
-        page.wait_for_timeout(300)
-        path = os.path.join(out, "filter_card.png")
-        page.screenshot(path=path)
-        assert os.path.getsize(path) > 10_000
-        others = sorted(runs(base))[1:]
-        if others:  # the demo's clean run beside its shortcut run, objects outlined
-            frame = open_tab(page, base, run=run, cmp=others[0], outline=1)
-            wait_ready(frame, "gradcam")
-            page.wait_for_timeout(300)
-            path = os.path.join(out, "compare.png")
-            page.screenshot(path=path, full_page=True)
-            assert os.path.getsize(path) > 10_000
+    if SHOT_LOGDIR:
+        base = tensorboard_server(SHOT_LOGDIR, runs=logged_steps(SHOT_LOGDIR))
+    else:
+        base = request.getfixturevalue("server")
+    run = sorted(base.runs())[0]
+    info = base.runs()[run]
+    samples = info["samples"]
+    frame = open_tab(page, base, run=run)
+    main = frame.locator("main")
+    checks = {
+        "gradcam": lambda: (assert_drawn(page, "canvas.heat", samples, "Grad-CAM heat maps", varied="any"),
+                            {"the first probe and its map": frame.locator("figure.card")}),
+        "activations": lambda: (assert_drawn(page, "canvas.mosaic", samples, "feature maps", varied="any"),
+                                {"the first feature maps": frame.locator("canvas.mosaic")}),
+        "filters": lambda: (assert_drawn(page, "canvas.filters", len(info["filter_channels"]), "filters"),
+                            {"the first layer's filters": frame.locator("canvas.filters")}),
+        "evolution": lambda: (assert_drawn(page, "canvas.drift", 1, "Evolution heat map"),
+                              assert_charted(frame.locator("figure.chart-card"), "Evolution charts"),
+                              {"the Evolution heat map": frame.locator("canvas.drift")}),
+        "trust": lambda: (assert_charted(frame.locator("figure.chart-card"), "trust charts"),
+                          {"the first trust chart": frame.locator("figure.chart-card")}),
+        "layers": lambda: (assert_layer_table(frame, info), {"the layer table": frame.locator("table.layers")}),
+    }
+    for view, check in checks.items():
+        frame.locator(f"button[data-view={view}]").click()
+        wait_ready(frame, view)
+        assert main.locator(".message.error").count() == 0, main.locator(".message.error").all_text_contents()
+        images_loaded(page)
+        *_, regions = check()
+        screenshot(page, os.path.join(out, f"{view}.png"), regions)
+    # the card of a visualised filter of the Grad-CAM layer, at the last step that visualised it
+    layer = info["gradcam_layer"]
+    channel = info["feature_vis"].get(layer, [0])[0]
+    steps = info["steps"]["train"]
+    status, _, body = base.get("feature_vis.npy", run=run, layer=layer, channel=channel, step=steps[-1])
+    step = steps[-1] if status == 200 else json.loads(body)["valid"][-1]
+    frame = open_tab(page, base, run=run, view="evolution", step=step, cardlayer=layer, cardchannel=channel)
+    card = frame.locator(f"aside.filter-card[data-ready='{layer}:{channel}:{step}']")
+    card.wait_for(timeout=60000)
+    assert card.locator(".message.error").count() == 0, card.locator(".message.error").all_text_contents()
+    assert_drawn(page, "aside.filter-card canvas.kernel", 1, "the card's kernel")
+    assert_drawn(page, "aside.filter-card canvas.patch", info["top_examples"]["k"], "the card's top examples", varied="any")
+    assert_drawn(page, "aside.filter-card canvas.feature-vis", 1, "the card's feature visualisation")
+    assert card.locator("figure.chart-card").count() == 5
+    assert_charted(card.locator("figure.chart-card"), "the card's statistics")
+    screenshot(page, os.path.join(out, "filter_card.png"), {"the filter card": card})
+    others = sorted(base.runs())[1:]
+    if others:  # the demo's clean run beside its shortcut run, objects outlined
+        frame = open_tab(page, base, run=run, cmp=others[0], outline=1)
+        wait_ready(frame, "gradcam")
+        images_loaded(page)
+        panels = frame.locator("section.panel")
+        assert panels.count() == 2 and main.locator(".message.error").count() == 0
+        compared = base.runs()[others[0]]
+        assert_drawn(page, "canvas.heat", samples + compared["samples"], "both runs' heat maps", varied="any")
+        outlined = sum(r["samples"] for r in (info, compared) if r.get("truth"))
+        if outlined:
+            assert_drawn(page, "canvas.outline", outlined, "the objects' outlines", varied=None)
+        screenshot(page, os.path.join(out, "compare.png"), {"the first run": panels.nth(0), "the second run": panels.nth(1)},
+                   full_page=True)
+
+
+def assert_layer_table(frame, info):
+    """A row per conv layer, each with sparklines, one of which at least draws a line."""
+    rows = frame.locator("table.layers tbody tr")
+    assert rows.count() == len(info["conv_layers"]), rows.all_text_contents()
+    for row in rows.all():
+        lines = row.locator("svg.spark path").evaluate_all("ps => ps.map(p => p.getAttribute('d') || '')")
+        assert lines and (len(info["steps"]["train"]) < 2 or any("L" in d for d in lines)), (row.text_content(), lines)
 
 
 def test_follows_tensorboards_dark_mode(page, server):
-    page.goto(f"{server}/?darkMode=true#cnnviz")
+    page.goto(f"{server.base}/?darkMode=true#cnnviz")
     frame = page.frame_locator("iframe")
     wait_ready(frame, "gradcam")
     assert page.evaluate("() => document.body.classList.contains('dark-mode')")
@@ -386,10 +417,17 @@ def test_follows_tensorboards_dark_mode(page, server):
 def test_steps_fetched_while_moving_on_are_drawn_as_they_arrive(page, server):
     """Moving through steps faster than they load draws each one that arrives (the newest
     arrived so far), instead of nothing until the last one has loaded."""
-    steps = runs(server)["alpha"]["steps"]["train"]
+    steps = server.runs()["alpha"]["steps"]["train"]
+    samples = server.runs()["alpha"]["samples"]
     frame = open_tab(page, server, run="alpha", step=steps[0])
     wait_ready(frame, "gradcam", steps[0])
-    page.wait_for_timeout(500)  # the neighbours' prefetches (steps[1], steps[2]) have finished
+    # the neighbours' prefetches (steps[1], steps[2]: their event and heat maps) have finished
+    frame_of(page).wait_for_function("""([steps, samples]) => steps.every((step) => {
+        const loaded = performance.getEntriesByType('resource').map((entry) => new URL(entry.name))
+            .filter((url) => url.searchParams.get('run') === 'alpha' && url.searchParams.get('step') === String(step));
+        return loaded.some((url) => url.pathname.endsWith('/event'))
+            && loaded.filter((url) => url.pathname.endsWith('/gradcam')).length >= samples;
+    })""", arg=[steps[1:3], samples])
     frame_of(page).evaluate("""() => {
         window.drawnSteps = [];
         new MutationObserver(() => window.drawnSteps.push(document.querySelector('main').dataset.ready))
@@ -397,13 +435,29 @@ def test_steps_fetched_while_moving_on_are_drawn_as_they_arrive(page, server):
     }""")
     held = []
     page.route("**/data/plugin/cnnviz/event?*", lambda route: held.append(route))  # answered below, in turn
+
+    def held_step(route):
+        return int(urllib.parse.parse_qs(urllib.parse.urlsplit(route.request.url).query)["step"][0])
+
     frame.locator("h2.panel-title").first.click()
-    for _ in range(4):
+    for index in range(1, 5):  # each move taken in (the link follows it) before the next
         page.keyboard.press("ArrowRight")
-        page.wait_for_timeout(150)
+        page.wait_for_function("step => new RegExp(`cv-step=${step}(&|$)`).test(location.hash)", arg=steps[index])
+    # the events of steps[3] and steps[4] are asked for, and held (a call into the page lets
+    # Playwright run the route handler)
+    wait_for(lambda: page.evaluate("() => true") and {steps[3], steps[4]} <= {held_step(r) for r in held}, 30,
+             lambda: f"the events of steps {steps[3]} and {steps[4]} to be asked for; held: {[held_step(r) for r in held]}")
     while held:  # in the order they were asked for
-        held.pop(0).continue_()
-        page.wait_for_timeout(300)
+        route = held.pop(0)
+        route.continue_()
+        if held_step(route) == steps[3]:  # it arrives while steps[4] is still held: drawn now
+            try:
+                frame_of(page).wait_for_function("step => window.drawnSteps.includes(`gradcam:${step}`)", arg=steps[3],
+                                                 timeout=20000)
+            except sync_api.TimeoutError:
+                raise AssertionError(f"step {steps[3]} was not drawn when it arrived while step {steps[4]} was loading: "
+                                     f"drawn {frame_of(page).evaluate('() => window.drawnSteps')}") from None
+        page.evaluate("() => true")  # route handlers of requests asked meanwhile
     wait_ready(frame, "gradcam", steps[4])
     drawn = frame_of(page).evaluate("() => window.drawnSteps")
     assert f"gradcam:{steps[3]}" in drawn, drawn  # drawn while steps[4] was still loading
@@ -411,7 +465,7 @@ def test_steps_fetched_while_moving_on_are_drawn_as_they_arrive(page, server):
     page.unroute("**/data/plugin/cnnviz/event?*")
 
 
-def test_eval_only_no_steps_diverged_and_multilabel_runs(browser, tmp_path):
+def test_eval_only_no_steps_diverged_and_multilabel_runs(browser, tensorboard_server, tmp_path):
     """An evaluate-only run opens on its eval steps; a run killed in its first event (probe
     images on disk, no step) says so; NaN probabilities show no prediction; the faithfulness
     note names the run's own fraction; a multi-label run shows each probe's predicted and true
@@ -422,7 +476,7 @@ def test_eval_only_no_steps_diverged_and_multilabel_runs(browser, tmp_path):
     from tensorboard.compat.proto import event_pb2
 
     import tb_cnnviz
-    from helpers import small_cnn
+    from tests.helpers import small_cnn
     from tb_cnnviz.datasets import shapes
 
     images, labels, _ = shapes(4, size=32, seed=5)
@@ -451,7 +505,7 @@ def test_eval_only_no_steps_diverged_and_multilabel_runs(browser, tmp_path):
                     event = event_pb2.Event.FromString(record)
                     if all(value.tag == "probes" for value in event.summary.value):
                         writer.write(record)
-    with tensorboard_server(str(logdir), load_fast=False) as base:
+    with tensorboard_server(logdir, runs=logged_steps(str(logdir))) as base:
         page = browser.new_page()
         page.errors = []
         page.on("pageerror", lambda error: page.errors.append(str(error)))
@@ -492,13 +546,6 @@ def test_eval_only_no_steps_diverged_and_multilabel_runs(browser, tmp_path):
         page.close()
 
 
-def canvas_rgba(page, selector):
-    """The drawn pixels of a canvas, (h, w, 4) uint8."""
-    drawn = frame_of(page).eval_on_selector(
-        selector, "c => ({w: c.width, h: c.height, data: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)})")
-    return np.asarray(drawn["data"], np.uint8).reshape(drawn["h"], drawn["w"], 4)
-
-
 def colormap(page, name):
     return np.asarray(frame_of(page).evaluate(
         f"async () => Array.from((await import('./colormap.js')).COLORMAPS.{name})"), np.uint8).reshape(256, 3)
@@ -516,19 +563,19 @@ def assert_drawn_levels(rgba, lut, levels):
 
 
 def event_json(base, run, step, mode="train"):
-    return json.loads(http_get(f"{base}{PREFIX}/event?run={run}&step={step}&mode={mode}")[2])
+    return base.json(f"event?run={run}&step={step}&mode={mode}")
 
 
 def test_a_run_that_did_not_learn_says_so_and_draws_its_noise_flat(page, server):
     """Issue 18 item 7: every probe predicting one class and a layer of dead filters are said at
     the top of the tab; Grad-CAM and feature maps of float noise are drawn flat, not stretched."""
-    dead_fraction = npy(http_get(f"{server}{PREFIX}/stats.npy?run=unlearned&step=0&layer=conv4")[2])[4]
+    dead_fraction = npy(server.get("stats.npy?run=unlearned&step=0&layer=conv4").body)[4]
     assert (dead_fraction >= 1 - 1e-4).sum() == 12  # the 12 filters with bias -100
     frame = open_tab(page, server, run="unlearned", step=0, cmap="viridis")
     wait_ready(frame, "gradcam", 0)
     assert frame.locator(".banner p").all_text_contents() == [
         "⚠ all 4 probes predicted disc", "⚠ conv4: 75 % of filters dead (12 of 16, ≤ 0 on every probe)"]
-    marks = ["✓" if label == 1 else "✗" for label in runs(server)["unlearned"]["labels"]]
+    marks = ["✓" if label == 1 else "✗" for label in server.runs()["unlearned"]["labels"]]
     assert frame.locator("figcaption > div:first-child").all_text_contents() == [f"{mark} disc 25.9%" for mark in marks]
     his = [hi[0] for hi in event_json(server, "unlearned", 0)["gradcam"]["hi"]]
     notes = frame.locator("figcaption .flat").all_text_contents()
@@ -538,7 +585,7 @@ def test_a_run_that_did_not_learn_says_so_and_draws_its_noise_flat(page, server)
         shown, = re.fullmatch(r"flat: max (\S+), below 1e-7 — drawn without stretching", note).groups()
         assert float(shown) == pytest.approx(hi, rel=0.05) and hi < 1e-13
         # the stored map is that noise stretched over all 256 levels; the tab draws level 0
-        assert png(http_get(f"{server}{PREFIX}/gradcam?run=unlearned&step=0&sample={sample}")[2]).max() == 255
+        assert png(server.get(f"gradcam?run=unlearned&step=0&sample={sample}").body).max() == 255
         assert_drawn_levels(canvas_rgba(page, f"canvas.heat[data-sample='{sample}']"), lut, np.zeros((16, 16)))
     # the same rule for feature maps: conv4's 4 live filters (~1e-11) are flat; the 12 dead
     # ones are 0 everywhere, which no scale stretches
@@ -549,7 +596,7 @@ def test_a_run_that_did_not_learn_says_so_and_draws_its_noise_flat(page, server)
         "4 maps flat: range negligible (max below 1e-7), drawn without stretching"] * 4
     header = event_json(server, "unlearned", 0)["activations"]["conv4"]
     assert header["channels"] == list(range(16)) and 0 < header["hi"][0][12] < 1e-10
-    stored = png(http_get(f"{server}{PREFIX}/activations?run=unlearned&step=0&layer=conv4&sample=0")[2])
+    stored = png(server.get("activations?run=unlearned&step=0&layer=conv4&sample=0").body)
     drawn = canvas_rgba(page, "canvas.mosaic[data-sample='0']")
     assert stored[48:64, 0:16].max() == 255  # channel 12: tile 12 of the 4x4 grid of 16x16 maps
     assert_drawn_levels(drawn[48:64, 0:16], lut, np.zeros((16, 16)))
@@ -571,7 +618,7 @@ def test_the_shared_scale_spans_every_probe_and_step(page, server):
     low, high = min(0.0, min(los)), max(his)
 
     def stored(step, sample):
-        return png(http_get(f"{server}{PREFIX}/gradcam?run=unlearned&step={step}&sample={sample}")[2]).astype(float)
+        return png(server.get(f"gradcam?run=unlearned&step={step}&sample={sample}").body).astype(float)
 
     frame = open_tab(page, server, run="unlearned", step=1, cmap="viridis")
     wait_ready(frame, "gradcam", 1)
@@ -609,7 +656,7 @@ def drawn_levels(rgba, lut):
 
 
 def test_the_class_picker_draws_each_probes_stored_map_of_that_class(page, server):
-    run = runs(server)["objects"]
+    run = server.runs()["objects"]
     step = run["steps"]["train"][-1]
     event = event_json(server, "objects", step)
     predictions, header = event["predictions"], event["class_maps"]
@@ -631,12 +678,12 @@ def test_the_class_picker_draws_each_probes_stored_map_of_that_class(page, serve
         assert captions[sample] == f"map for: {names[other]} {probability * 100:.1f}%"
         rgba = canvas_rgba(page, f"canvas.heat[data-sample='{sample}']")
         levels = drawn_levels(rgba, lut)
-        stored = png(http_get(f"{server}{PREFIX}/gradcam?run=objects&step={step}&sample={sample}&class={other}")[2])
+        stored = png(server.get(f"gradcam?run=objects&step={step}&sample={sample}&class={other}").body)
         np.testing.assert_array_equal(levels, stored)
         # those levels are the class's map: its .npy, upsampled to the probe's size
         lo, hi = header["lo"][sample][slot], header["hi"][sample][slot]  # Grad-CAM: the first 3 maps
-        values = npy(http_get(f"{server}{PREFIX}/gradcam.npy?run=objects&step={step}&sample={sample}&class={other}")[2])
-        np.testing.assert_allclose(values, maps.upsample(lo + levels / 255 * (hi - lo), (32, 32)), rtol=1e-5, atol=1e-9)
+        values = npy(server.get(f"gradcam.npy?run=objects&step={step}&sample={sample}&class={other}").body)
+        np.testing.assert_allclose(values, upsample(lo + levels / 255 * (hi - lo), (32, 32)), rtol=1e-5, atol=1e-9)
         changed += not np.array_equal(rgba, targets[sample])
     assert changed >= 1
     # by name: the same class on every probe, "not stored" where a probe did not explain it
@@ -651,7 +698,7 @@ def test_the_class_picker_draws_each_probes_stored_map_of_that_class(page, serve
     for other in range(4):
         if missing in predictions["gradcam_classes"][other]:
             assert frame.locator("figure.card").nth(other).locator(".map-class").text_content().startswith(f"map for: {names[missing]} ")
-    status, _, body = http_get(f"{server}{PREFIX}/gradcam?run=objects&step={step}&sample={sample}&class={missing}")
+    status, _, body = server.get(f"gradcam?run=objects&step={step}&sample={sample}&class={missing}")
     assert status == 404 and json.loads(body)["valid"] == predictions["gradcam_classes"][sample]
 
 
@@ -663,7 +710,7 @@ def test_the_object_outline_is_drawn_over_each_probe(page, server):
     frame.locator("canvas.outline").nth(3).wait_for()
     assert "cv-outline=1" in page.url
     for sample in range(4):
-        inside = png(http_get(f"{server}{PREFIX}/object?run=objects&sample={sample}")[2]) >= 128
+        inside = png(server.get(f"object?run=objects&sample={sample}").body) >= 128
         padded = np.pad(inside, 1)
         edge = inside & ~(padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
         assert 0 < edge.sum() < inside.sum()
@@ -674,7 +721,7 @@ def test_the_object_outline_is_drawn_over_each_probe(page, server):
         assert len(boxes) == 3 and boxes[0] == boxes[2]  # over the probe image exactly
     frame.locator("input[name=outline]").uncheck()
     frame.locator("canvas.outline").first.wait_for(state="detached")
-    status, _, body = http_get(f"{server}{PREFIX}/object?run=unlearned&sample=0")  # a run without objects: no toggle
+    status, _, body = server.get("object?run=unlearned&sample=0")  # a run without objects: no toggle
     assert status == 404
     frame = open_tab(page, server, run="unlearned")
     wait_ready(frame, "gradcam")
@@ -682,9 +729,9 @@ def test_the_object_outline_is_drawn_over_each_probe(page, server):
 
 
 def test_the_trust_view_charts_each_figure_over_training(page, server):
-    metrics = json.loads(http_get(f"{server}{PREFIX}/metrics?run=objects")[2])
+    metrics = server.json("metrics?run=objects")
     steps = metrics["steps"]
-    assert steps == runs(server)["objects"]["steps"]["train"]
+    assert steps == server.runs()["objects"]["steps"]["train"]
     frame = open_tab(page, server, run="objects", view="trust")
     wait_ready(frame, "trust")
     cards = frame.locator("figure.chart-card")
@@ -704,7 +751,7 @@ def test_the_trust_view_charts_each_figure_over_training(page, server):
         solid, dashed = cards.nth(index).locator("g.series path").all()
         assert dashed.get_attribute("stroke-dasharray") == "5 4" and dashed.get_attribute("stroke") == solid.get_attribute("stroke")
     # hovering a step shows each series' value there, as the route gives it
-    masks = [png(http_get(f"{server}{PREFIX}/object?run=objects&sample={s}")[2]) >= 128 for s in range(4)]
+    masks = [png(server.get(f"object?run=objects&sample={s}").body) >= 128 for s in range(4)]
     padded = [np.pad(mask, 1) for mask in masks]  # grown by the pointing game's 1 pixel
     grown = [np.any([p[1 + dy:p.shape[0] - 1 + dy, 1 + dx:p.shape[1] - 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)],
                     axis=0) for p in padded]
@@ -731,7 +778,7 @@ def test_the_trust_view_charts_each_figure_over_training(page, server):
         tooltip.wait_for(state="hidden")
 
     # a run without objects, computing deletion and insertion on every 5th event: one point each
-    unlearned = json.loads(http_get(f"{server}{PREFIX}/metrics?run=unlearned")[2])["series"]
+    unlearned = server.json("metrics?run=unlearned")["series"]
     computed = [value is not None for value in unlearned["deletion_auc"]]
     frame = open_tab(page, server, run="unlearned", view="trust")
     wait_ready(frame, "trust")

@@ -3,32 +3,32 @@ colour scale and tooltips against the served filter_drift.npy, rows sorted by th
 current step, the list of the filters with the largest values, and the filter card opened
 from the list and from a cell."""
 
-import json
 import os
 import urllib.parse
 
 import numpy as np
 import pytest
 
-from plugin_helpers import HOSTILE_LAYERS, PREFIX, npy, rename_to_hostile, rewrite_run, tensorboard_server, write_logs
-from tensorboard_process import http_get
-from test_dashboard import browser, frame_of, open_tab, page, wait_ready  # noqa: F401 (fixtures)
+from tests.browser_helpers import frame_of, open_tab, wait_ready
+from tests.plugin_helpers import HOSTILE_LAYERS, logged_steps, rename_to_hostile, rewrite_run, write_logs
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server_logdir(tmp_path_factory):
+    """Served by conftest's `server`: alpha and beta (tests/plugin_helpers.write_logs, 3 epochs),
+    and alpha with hostile layer and class names."""
     logdir = str(tmp_path_factory.mktemp("evolution") / "logs")
     write_logs(logdir, epochs=3)
     rewrite_run(os.path.join(logdir, "alpha"), os.path.join(logdir, "hostile_names"), rename_to_hostile)
-    with tensorboard_server(logdir, load_fast=False) as base:
-        yield base
+    return logdir, logged_steps(logdir)
 
 
-def served(base, stat, layer="conv4", run="alpha"):
+def served(server, stat, layer="conv4", run="alpha"):
     """(steps, values (filters, steps) with NaN where undefined) as the plugin serves them."""
-    query = urllib.parse.urlencode({"run": run, "layer": layer, "stat": stat})
-    steps = json.loads(http_get(f"{base}{PREFIX}/filter_drift?{query}")[2])["steps"]
-    return steps, npy(http_get(f"{base}{PREFIX}/filter_drift.npy?{query}")[2])
+    steps = server.json("filter_drift", run=run, layer=layer, stat=stat)["steps"]
+    return steps, server.ok("filter_drift.npy", run=run, layer=layer, stat=stat).npy()
 
 
 def by_value(column):

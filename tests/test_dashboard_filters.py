@@ -2,33 +2,27 @@
 inside a real TensorBoard, over runs written by the real callback."""
 
 import json
-import os
-import time
-import urllib.parse
 
 import keras
 import numpy as np
 import pytest
 
 import tb_cnnviz
-from helpers import small_cnn
-from plugin_helpers import HOSTILE_LAYERS, PREFIX, png, rename_to_hostile, rewrite_run, tensorboard_server
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes
-from tensorboard_process import http_get
-from test_dashboard import CHROMIUM, browser, canvas_rgba, open_tab, page, wait_ready, write_unlearned_run  # noqa: F401 (fixtures)
+from tests.browser_helpers import canvas_rgba, open_tab, wait_ready
+from tests.helpers import small_cnn
+from tests.plugin_helpers import HOSTILE_LAYERS, logged_steps, rename_to_hostile, rewrite_run, write_unlearned_run
 
-RUNS = ("alpha", "unlearned", "hostile_names")
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """alpha: 4 train events (steps 0, 2, 4, 6) of the small CNN logging conv1 and conv4 (sep2 and
-    dw3 have statistics only), feature visualisations of 2 filters per logged layer on every 2nd
-    event (steps 0 and 4); unlearned: test_dashboard's run whose conv4 is 75 % dead and whose
-    layers do not move after its first event; hostile_names: alpha with conv1 and sep2 renamed to
-    markup."""
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+def server_logdir(tmp_path_factory):
+    """Served by conftest's `server`. alpha: 4 train events (steps 0, 2, 4, 6) of the small CNN
+    logging conv1 and conv4 (sep2 and dw3 have statistics only), feature visualisations of 2
+    filters per logged layer on every 2nd event (steps 0 and 4); unlearned: test_dashboard's run
+    whose conv4 is 75 % dead and whose layers do not move after its first event; hostile_names:
+    alpha with conv1 and sep2 renamed to markup."""
     logdir = tmp_path_factory.mktemp("cards") / "logs"
     images, labels, _ = shapes(64, size=32, seed=5)
     keras.utils.set_random_seed(0)
@@ -38,22 +32,7 @@ def server(tmp_path_factory):
     model.fit(images, labels, epochs=3, batch_size=32, verbose=0, callbacks=[callback])
     write_unlearned_run(str(logdir / "unlearned"))
     rewrite_run(str(logdir / "alpha"), str(logdir / "hostile_names"), rename_to_hostile)
-    with tensorboard_server(str(logdir), load_fast=False) as base:
-        deadline = time.monotonic() + 60
-        while set(runs(base)) != set(RUNS) or any(len(run["steps"]["train"]) < 3 for run in runs(base).values()):
-            assert time.monotonic() < deadline, "tensorboard did not load the runs"
-            time.sleep(0.5)
-        yield base
-
-
-def api(base, route, **params):
-    status, _, body = http_get(f"{base}{PREFIX}/{route}?{urllib.parse.urlencode(params)}")
-    return status, (json.loads(body) if body[:1] == b"{" else png(body))
-
-
-def runs(base):
-    status, answer = api(base, "runs")
-    return {run["run"]: run for run in answer["runs"]} if status == 200 else {}
+    return str(logdir), logged_steps(str(logdir))
 
 
 def shown(value, text):
@@ -79,13 +58,13 @@ def click_tile(canvas, tile, header, gap=0):
 
 
 def assert_top_examples(page, card, base, step, layer, channel):
-    status, top = api(base, "top_examples", run="alpha", step=step, layer=layer, channel=channel)
-    assert status == 200 and len(top["images"]) == runs(base)["alpha"]["top_examples"]["k"]
+    top = base.json("top_examples", run="alpha", step=step, layer=layer, channel=channel)
+    assert len(top["images"]) == base.runs()["alpha"]["top_examples"]["k"]
     examples = card.locator("figure.example")
     assert examples.locator(".example-image").all_text_contents() == [f"probe {i}" for i in top["images"]]
     for value, text in zip(top["values"], examples.locator(".example-value").all_text_contents(), strict=True):
         assert shown(value, text)
-    strip = api(base, "top_examples.png", run="alpha", step=step, layer=layer, channel=channel)[1]
+    strip = base.ok("top_examples.png", run="alpha", step=step, layer=layer, channel=channel).png()
     h, w = top["size"]
     assert strip.shape[:2] == (h, w * len(top["images"]))
     for i in range(len(top["images"])):  # each patch is its slice of the served strip, in order
@@ -94,16 +73,16 @@ def assert_top_examples(page, card, base, step, layer, channel):
 
 
 def test_the_card_opens_from_a_kernel_and_follows_the_step(page, server):
-    steps = runs(server)["alpha"]["steps"]["train"]
+    steps = server.runs()["alpha"]["steps"]["train"]
     assert steps == [0, 2, 4, 6]
     frame = open_tab(page, server, run="alpha", view="filters", step=6)
     wait_ready(frame, "filters", 6)
-    header = api(server, "event", run="alpha", step=6)[1]["filters"]["conv4"]
+    header = server.json("event", run="alpha", step=6)["filters"]["conv4"]
     click_tile(frame.locator("canvas.filters[data-layer=conv4]"), 1, header, gap=1)  # filter 3
     card = card_ready(frame, "conv4", 3, 6)
     assert "cv-cardlayer=conv4" in page.url and "cv-cardchannel=3" in page.url
     assert card.locator("h2").text_content() == "conv4 · filter 3"
-    kernel = api(server, "filters", run="alpha", step=6, layer="conv4", channel=3)[1]
+    kernel = server.ok("filters", run="alpha", step=6, layer="conv4", channel=3).png()
     np.testing.assert_array_equal(canvas_rgba(page, "aside.filter-card canvas.kernel")[..., 0], kernel)
     assert_top_examples(page, card, server, 6, "conv4", 3)
     # no feature visualisation at step 6 (every 2nd event: steps 0 and 4): a link to step 4
@@ -112,7 +91,7 @@ def test_the_card_opens_from_a_kernel_and_follows_the_step(page, server):
     vis.locator("button.goto").click()
     card = card_ready(frame, "conv4", 3, 4)
     wait_ready(frame, "filters", 4)
-    expected = api(server, "feature_vis", run="alpha", step=4, layer="conv4", channel=3)[1]
+    expected = server.ok("feature_vis", run="alpha", step=4, layer="conv4", channel=3).png()
     assert expected.shape == (32, 32, 3)
     np.testing.assert_array_equal(canvas_rgba(page, "aside.filter-card canvas.feature-vis")[..., :3], expected)
     # the step bar and the arrow keys move the card through training
@@ -134,12 +113,12 @@ def test_the_card_opens_from_a_kernel_and_follows_the_step(page, server):
 def test_the_card_opens_from_a_feature_map_with_its_statistics_over_training(page, server):
     frame = open_tab(page, server, run="alpha", view="activations", layer="conv4", step=4)
     wait_ready(frame, "activations", 4)
-    header = api(server, "event", run="alpha", step=4)[1]["activations"]["conv4"]
+    header = server.json("event", run="alpha", step=4)["activations"]["conv4"]
     assert header["channels"] == [0, 3, 6, 9, 12, 15]
     click_tile(frame.locator("canvas.mosaic[data-sample='2']"), 4, header)  # channel 12
     card = card_ready(frame, "conv4", 12, 4)
     assert frame.locator("canvas.large").count() == 0  # a click no longer enlarges the map
-    stats = api(server, "filter_stats", run="alpha", layer="conv4", channel=12)[1]
+    stats = server.json("filter_stats", run="alpha", layer="conv4", channel=12)
     assert stats["steps"] == [0, 2, 4, 6]
     charts = card.locator("figure.chart-card")
     assert charts.count() == 5
@@ -189,8 +168,8 @@ def test_a_deep_link_opens_the_card_of_a_filter_whose_kernel_is_not_logged(page,
 
 def test_the_card_of_a_dead_filter_says_its_examples_are_ties(page, server):
     # unlearned: conv4's filters 0-11 have bias -100, never > 0; filter 12 is alive at step 2
-    status, dead = api(server, "top_examples", run="unlearned", step=2, layer="conv4", channel=3)
-    assert status == 200 and max(dead["values"]) <= 0
+    dead = server.json("top_examples", run="unlearned", step=2, layer="conv4", channel=3)
+    assert max(dead["values"]) <= 0
     for channel, silent in ((3, True), (12, False)):
         frame = open_tab(page, server, run="unlearned", step=2, view="evolution", evolayer="conv4", cardlayer="conv4",
                          cardchannel=channel)
@@ -202,7 +181,7 @@ def test_the_card_of_a_dead_filter_says_its_examples_are_ties(page, server):
 
 
 def test_the_layer_table_shows_each_conv_layer_at_the_step(page, server):
-    summary = api(server, "layer_summary", run="alpha")[1]
+    summary = server.json("layer_summary", run="alpha")
     assert [layer["layer"] for layer in summary["layers"]] == ["conv1", "sep2", "dw3", "conv4"]
     frame = open_tab(page, server, run="alpha", view="layers", step=4)
     wait_ready(frame, "layers", 4)
@@ -237,7 +216,7 @@ def test_hostile_layer_names_stay_text_in_the_card_and_the_table(page, server):
     assert frame.locator("table.layers td.layer-name").all_text_contents() == names
     frame = open_tab(page, server, run="hostile_names", view="filters", step=0)
     wait_ready(frame, "filters", 0)
-    header = api(server, "event", run="hostile_names", step=0)[1]["filters"][names[0]]
+    header = server.json("event", run="hostile_names", step=0)["filters"][names[0]]
     click_tile(frame.locator("canvas.filters").first, 2, header, gap=1)
     card = card_ready(frame, names[0], 2, 0)
     assert card.locator(".card-layer").text_content() == names[0]

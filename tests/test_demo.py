@@ -4,11 +4,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import tb_cnnviz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_demo_trains_and_logs_without_serving(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "demo", "--no-serve", "--epochs", "1", "--samples", "256", "--logdir", str(tmp_path),
@@ -23,6 +26,7 @@ def test_demo_trains_and_logs_without_serving(tmp_path):
     assert run.layers == ["block1_conv2", "block2_conv2", "block3_conv2"]  # one per stage
 
 
+@pytest.mark.slow
 def test_demo_vgg16_backbone_uses_the_seed_layers(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "demo", "--no-serve", "--epochs", "1", "--samples", "32", "--logdir", str(tmp_path),
@@ -49,10 +53,11 @@ def test_demo_help():
         assert option in result.stdout
 
 
+@pytest.mark.slow
 def test_demo_loads_a_local_vgg16_weights_file(tmp_path):
     import keras
 
-    from helpers import quantisation_ok
+    from tests.helpers import quantisation_ok
 
     backbone = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
     weights = tmp_path / "vgg16.weights.h5"
@@ -69,6 +74,7 @@ def test_demo_loads_a_local_vgg16_weights_file(tmp_path):
     assert view == "kernel" and quantisation_ok(kernels, expected, (1, 2, 3))
 
 
+@pytest.mark.slow
 def test_readme_quick_start_command_trains_runs_whose_gradcam_points_at_the_shapes(tmp_path):
     """The README's first command, with --no-serve: installs, trains the clean and the shortcut
     run; the clean run's Grad-CAM points at the shapes, the shortcut run's leaves them for the mark."""

@@ -19,14 +19,14 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_file_loader
 
-import distributed_worker
 import tb_cnnviz
-from helpers import filter_rows, small_cnn, stats_tolerance
 from tb_cnnviz.storage import metadata
 from tb_cnnviz.capture.run_state import FIRST_FILTERS_FILE, FIRST_MAPS_FILE, STATE_FILE
+from tests import distributed_worker
+from tests.helpers import filter_rows, small_cnn, stats_tolerance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "tests", "distributed_worker.py")
+SCRIPT = "tests.distributed_worker"  # run as a module from the repository root
 TIMEOUT = 300  # a collective op that waits for a worker forever fails the test instead
 STEPS = [0, 1, 2, 3, 4]
 # Step 0 runs the same single-device probe on the same weights: equal up to float noise.
@@ -59,7 +59,7 @@ def run_workers(tmp_path, setting, logdir, weights, cluster=None):
                 {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})
         logs.append(tmp_path / f"{setting}{index}.stderr")
         with open(logs[-1], "w") as stderr:
-            processes.append(subprocess.Popen([sys.executable, SCRIPT, setting, logdir, weights], cwd=ROOT,
+            processes.append(subprocess.Popen([sys.executable, "-m", SCRIPT, setting, logdir, weights], cwd=ROOT,
                                               env=dict(environment), stdout=subprocess.DEVNULL, stderr=stderr))
     deadline = time.monotonic() + TIMEOUT
     try:
@@ -118,6 +118,7 @@ def assert_same_values(run, expected):
     assert moved.max() > 100 * TRAINED  # the comparison after training can tell a wrong update
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_logs_what_a_single_device_logs(tmp_path, single):
     weights, expected = single
     logdir = str(tmp_path / "logs")
@@ -126,6 +127,7 @@ def test_mirrored_strategy_logs_what_a_single_device_logs(tmp_path, single):
     assert_same_values(tb_cnnviz.read_run(logdir), expected)
 
 
+@pytest.mark.slow
 def test_multi_worker_only_the_chief_writes_and_nothing_hangs(tmp_path, single):
     """Both workers get the same logdir. Worker 1 returns from every hook before the probe,
     so the chief's probe passes must run no collective op: one would wait for worker 1 (a
@@ -150,6 +152,7 @@ def copy_tree(source, target):
             tf.io.gfile.copy(os.path.join(directory, name), os.path.join(local, name))
 
 
+@pytest.mark.slow
 def test_a_ram_logdir_holds_the_whole_run(tmp_path, data):
     images, labels, _ = data
     keras.utils.set_random_seed(6)
@@ -162,7 +165,7 @@ def test_a_ram_logdir_holds_the_whole_run(tmp_path, data):
         model.evaluate(images[:16], labels[:16], verbose=0, callbacks=[callback])
         local = str(tmp_path / "copy")
         copy_tree(remote, local)
-        assert tf.io.gfile.exists(f"{remote}/run1/{REFERENCE_FILE}")
+        assert tf.io.gfile.exists(f"{remote}/run1/{FIRST_FILTERS_FILE}")
         assert tb_cnnviz.read_run(f"{remote}/run1").steps() == [0, 3, 6]
     finally:
         tf.io.gfile.rmtree(remote)
@@ -175,5 +178,5 @@ def test_a_ram_logdir_holds_the_whole_run(tmp_path, data):
     rows = filter_rows(model.get_layer("conv4"))
     norms = np.linalg.norm(rows, axis=1)
     np.testing.assert_allclose(final.stats("conv4")["norm"], norms, rtol=1e-5, atol=stats_tolerance(norms))
-    with np.load(os.path.join(local, "run1", REFERENCE_FILE)) as reference:
+    with np.load(os.path.join(local, "run1", FIRST_FILTERS_FILE)) as reference:
         np.testing.assert_allclose(reference["conv4"], first_filters, atol=1e-6)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from helpers import small_cnn
+from tests.helpers import small_cnn
 
 IMAGES = np.zeros((4, 32, 32, 3), np.float32)
 
@@ -188,6 +188,7 @@ def test_layers_may_be_any_iterable_of_names(tmp_path):
         tb_cnnviz.CNNViz(str(tmp_path), IMAGES, layers=iter([]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["numpy", "jax"])
 def test_another_keras_backend_is_refused_at_construction(tmp_path, backend):
     """Under JAX the probe's tf.function used to fail inside, reported as a logging warning."""

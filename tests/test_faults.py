@@ -7,8 +7,6 @@ runs must keep being served unchanged.
 import json
 import os
 import shutil
-import time
-import urllib.parse
 
 import numpy as np
 import pytest
@@ -16,9 +14,9 @@ import tensorflow as tf
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.util import tensor_util
 
-from plugin_helpers import (PREFIX, damage_images, edit_step_index, npy, rewrite_run, tensorboard_server,
-                            write_logs, wsgi_client)
-from tensorboard_process import http_get
+from tests.http_api import npy, wait_for_runs
+from tests.plugin_helpers import damage_images, edit_step_index, logged_steps, rewrite_run, write_logs, wsgi_client
+from tests.polling import wait_for
 
 GOOD = ("alpha", "beta")
 
@@ -66,10 +64,8 @@ def logdir(tmp_path_factory):
     return root
 
 
-def runs_by_name(get):
-    status, body = get("runs")
-    assert status == 200, body
-    return {run["run"]: run for run in json.loads(body)["runs"]}
+def runs_by_name(api):
+    return {run["run"]: run for run in api.json("runs")["runs"]}
 
 
 def routes(run, info):
@@ -91,11 +87,12 @@ def routes(run, info):
     ]
 
 
-def answers(get, run, info):
+def answers(api, run, info):
     """{(route, params): (status, body)} of every route for `run`."""
     result = {}
     for route, params in routes(run, info):
-        result[route, json.dumps(params)] = get(f"{route}?{urllib.parse.urlencode(params)}")
+        status, _, body = api.get(route, **params)
+        result[route, json.dumps(params)] = status, body
     return result
 
 
@@ -104,34 +101,31 @@ def assert_json_error(status, body, *codes):
     assert "error" in json.loads(body), body[:300]
 
 
+@pytest.mark.slow
 def test_damaged_and_foreign_runs_get_clear_errors_and_the_others_are_untouched(logdir):
-    client = wsgi_client(logdir)
-
-    def get(path):
-        response = client.get(f"{PREFIX}/{path}")
-        return response.status_code, response.get_data()
-
-    runs = runs_by_name(get)
+    api = wsgi_client(logdir)
+    runs = runs_by_name(api)
     assert "garbage" not in runs  # no readable record: TensorBoard has no run to list
     assert "unreadable cnnviz metadata" in runs["foreign"]["error"]
     assert "not a cnnviz run header" in runs["foreign_json"]["error"]
     assert runs["garbage_tail"]["steps"] == runs["alpha"]["steps"]  # the damaged tail is skipped
     for run in ("foreign", "foreign_json"):
-        for (route, _), (status, body) in answers(get, run, runs["alpha"]).items():
+        for (route, _), (status, body) in answers(api, run, runs["alpha"]).items():
             assert_json_error(status, body, 422)
 
-    damaged = answers(get, "damaged_images", runs["alpha"])
+    damaged = answers(api, "damaged_images", runs["alpha"])
     for (route, params), (status, body) in damaged.items():
         if route.startswith("gradcam") or (route.startswith("activations") and "conv1" in params):
             assert_json_error(status, body, 422)
-            assert b"damaged cnnviz image" in body or b"ranges do not match" in body, body
+            # each names its own damage: garbage Grad-CAM PNGs, conv1's header without its ranges
+            assert (b"damaged cnnviz image" if route.startswith("gradcam") else b"ranges do not match") in body, body
         else:
             assert status == 200, (route, params, body[:300])
-    event = json.loads(get(f"event?run=damaged_images&step={runs['alpha']['steps']['train'][-1]}")[1])
+    event = api.json("event", run="damaged_images", step=runs["alpha"]["steps"]["train"][-1])
     assert "ranges do not match" in event["activations"]["conv1"]["error"]  # the rest of the step is usable
     assert "error" not in event["activations"]["sep2"] and "error" not in event["gradcam"]
 
-    for (route, params), (status, body) in answers(get, "damaged_index", runs["alpha"]).items():
+    for (route, params), (status, body) in answers(api, "damaged_index", runs["alpha"]).items():
         if route == "event":
             assert_json_error(status, body, 422)
             assert b"damaged cnnviz step index" in body
@@ -139,62 +133,70 @@ def test_damaged_and_foreign_runs_get_clear_errors_and_the_others_are_untouched(
             assert status == 200, (route, params, body[:300])
 
     step = runs["alpha"]["steps"]["train"][-1]
-    partial = json.loads(get(f"event?run=partial_index&step={step}")[1])  # a step index missing parts
+    partial = api.json("event", run="partial_index", step=step)  # a step index missing parts
     assert partial["faithfulness"] is None and "error" in partial["gradcam_pp"]
     assert partial["activations"]["conv1"] == {"error": f"no activations of 'conv1' at step {step}"}
     assert "error" not in partial["activations"]["sep2"] and "error" not in partial["gradcam"]
 
-    foreign_stats = answers(get, "foreign_stats", runs["alpha"])
+    foreign_stats = answers(api, "foreign_stats", runs["alpha"])
     for (route, params), (status, body) in foreign_stats.items():
         if route.startswith(("stats", "filter_drift", "faithfulness")):
             assert_json_error(status, body, 422)
         else:
             assert status == 200, (route, params, body[:300])
 
-    healthy = list(answers(get, "alpha", runs["alpha"]).values())
+    healthy = list(answers(api, "alpha", runs["alpha"]).values())
     assert all(status == 200 for status, _ in healthy)
     tail = [(status, body.replace(b"garbage_tail", b"alpha"))
-            for status, body in answers(get, "garbage_tail", runs["alpha"]).values()]
+            for status, body in answers(api, "garbage_tail", runs["alpha"]).values()]
     assert tail == healthy
 
 
+def wait_for_full_reloads(api, live, source, cycles=2):
+    """Waits until the server at `api` has reloaded `live` from start to end `cycles` times since
+    this call, by copying run `source` into `live` as marker runs, one after another. TensorBoard
+    reloads in a loop, each reload finding the runs then loading them (both load modes): the first
+    marker is found by a reload that began after this call; each next one, copied once the one
+    before is listed, by a later reload, so the reload that listed the one before has finished."""
+    for index in range(cycles + 1):
+        marker = f"reload_marker_{index}"
+        shutil.copytree(source, os.path.join(live, marker))
+        wait_for_runs(api, [marker], timeout=60)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("load_fast", [False, True], ids=["python-loader", "rust-data-server"])
-def test_runs_broken_while_served_do_not_disturb_the_others(logdir, tmp_path, load_fast):
+def test_runs_broken_while_served_do_not_disturb_the_others(logdir, tmp_path, tensorboard_server, load_fast):
     live = str(tmp_path / "live")
     for run in ("alpha", "beta"):
         shutil.copytree(os.path.join(logdir, run), os.path.join(live, run))
     for copy in ("deleted", "truncated", "overwritten"):
         shutil.copytree(os.path.join(logdir, "alpha"), os.path.join(live, copy))
-    with tensorboard_server(live, load_fast) as base:
-        def get(path):
-            status, _, body = http_get(f"{base}{PREFIX}/{path}")
-            return status, body
-
-        deadline = time.monotonic() + 60
-        while len(runs_by_name(get)) < 5 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        runs = runs_by_name(get)
+    with tensorboard_server(live, load_fast, runs=logged_steps(live)) as api:
+        runs = runs_by_name(api)
         assert sorted(runs) == ["alpha", "beta", "deleted", "overwritten", "truncated"]
-        before = {run: answers(get, run, runs[run]) for run in GOOD}
+        before = {run: answers(api, run, runs[run]) for run in GOOD}
 
         shutil.rmtree(os.path.join(live, "deleted"))
         with open(event_file(os.path.join(live, "truncated")), "r+b") as f:
             f.truncate(os.path.getsize(f.name) // 2)
         with open(event_file(os.path.join(live, "overwritten")), "r+b") as f:
             f.write(np.random.default_rng(2).bytes(os.path.getsize(f.name) + 10_000))
-        time.sleep(4)  # several reload cycles (--reload_interval 1)
+        # TensorBoard has read the damage: two whole reloads since, and it no longer lists the deleted run
+        wait_for_full_reloads(api, live, os.path.join(logdir, "beta"))
+        wait_for(lambda: "deleted" not in runs_by_name(api), 60, "tensorboard to drop the deleted run")
 
-        after = runs_by_name(get)
+        after = runs_by_name(api)
         for run in GOOD:
             assert after[run] == runs[run]
-            assert answers(get, run, runs[run]) == before[run]
+            assert answers(api, run, runs[run]) == before[run]
         assert "deleted" not in after  # TensorBoard drops a deleted run: its routes say so
-        for (route, params), (status, body) in answers(get, "deleted", runs["alpha"]).items():
+        for (route, params), (status, body) in answers(api, "deleted", runs["alpha"]).items():
             assert_json_error(status, body, 404)
             assert b"no cnnviz data for run 'deleted'" in body
         for run in ("truncated", "overwritten"):  # what was loaded stays served; no error page
             assert after[run] == {**runs["alpha"], "run": run}
-            for (route, params), (status, body) in answers(get, run, runs["alpha"]).items():
+            for (route, params), (status, body) in answers(api, run, runs["alpha"]).items():
                 assert status == 200, (run, route, params, status, body[:300])
-        status, body = get(f"gradcam.npy?run=alpha&step={runs['alpha']['steps']['train'][-1]}&sample=1")
+        status, _, body = api.get("gradcam.npy", run="alpha", step=runs["alpha"]["steps"]["train"][-1], sample=1)
         assert status == 200 and npy(body).shape == (32, 32)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import small_cnn
+from tests.helpers import small_cnn
 from tb_cnnviz.anatomy import conv_layers as layer_utils
 from tb_cnnviz.datasets import training_shapes
 from tb_cnnviz.explanations.feature_vis import FeatureVisualiser
@@ -65,6 +65,7 @@ def visualised(trained):
                                  images=visualiser())
 
 
+@pytest.mark.slow
 def test_each_image_activates_its_filter_more_than_any_training_image(trained, visualised):
     ratios, dead = compare(trained.model, visualised.images, visualised.references, visualised.channels)
     assert len(ratios) >= 20, f"dead channels {dead}: too few left to check"
@@ -72,6 +73,7 @@ def test_each_image_activates_its_filter_more_than_any_training_image(trained, v
     assert not beaten, f"(layer, channel, generated / best training image's mean activation): {beaten}"
 
 
+@pytest.mark.slow
 def test_images_are_float32_within_the_value_range(visualised):
     low, high = visualised.references.min(), visualised.references.max()
     assert list(visualised.images) == list(visualised.channels)
@@ -80,12 +82,14 @@ def test_images_are_float32_within_the_value_range(visualised):
         assert low <= images.min() and images.max() <= high
 
 
+@pytest.mark.slow
 def test_the_same_weights_give_the_same_images(visualised):
     again = visualised.visualiser()
     for path, images in visualised.images.items():
         np.testing.assert_allclose(again[path], images, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_images_follow_the_weights_without_a_new_visualiser():
     keras.utils.set_random_seed(0)
     model = small_cnn(size=16)
@@ -116,6 +120,7 @@ def image_and_vector_model():
     return keras.Model({"image": image, "vector": vector}, outputs)
 
 
+@pytest.mark.slow
 def test_a_multi_input_model_holds_the_other_inputs_fixed():
     keras.utils.set_random_seed(0)
     model = image_and_vector_model()

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from helpers import small_cnn
-from plugin_helpers import PREFIX, npy, png, wsgi_client
+from tests.helpers import small_cnn
+from tests.http_api import npy, png
+from tests.plugin_helpers import wsgi_client
 from tb_cnnviz.reading.patches import patches as cropped_patches
 from tb_cnnviz.storage import metadata, tensors, top_examples
 from tb_cnnviz.datasets import SHAPE_NAMES, shapes
@@ -64,6 +65,7 @@ def check_against_independent(top, outputs, count):
     assert top.images.max() < count
 
 
+@pytest.mark.slow
 def test_top_examples_of_the_probes_equal_an_independent_top_k(trained, tmp_path):
     model, probes = trained.model, trained.probes
     convs = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -79,6 +81,7 @@ def test_top_examples_of_the_probes_equal_an_independent_top_k(trained, tmp_path
         check_against_independent(top, outputs[layer], 32)
 
 
+@pytest.mark.slow
 def test_a_reference_set_is_stored_once_and_searched_every_kth_event(trained, tmp_path):
     model = trained.model
     reference, _, _ = shapes(100, size=40, seed=11)
@@ -103,6 +106,7 @@ def test_a_reference_set_is_stored_once_and_searched_every_kth_event(trained, tm
     check_against_independent(run.event(4, "eval").top_examples("block3_conv2"), outputs["block3_conv2"], 100)
 
 
+@pytest.mark.slow
 def test_a_wide_layers_filters_take_turns_and_each_turn_equals_the_whole_top_k(trained, tmp_path):
     model, probes = trained.model, trained.probes[:12]
     callback = tb_cnnviz.CNNViz(str(tmp_path / "wide"), probes, layers=["block1_conv1", "block3_conv2"],
@@ -121,12 +125,13 @@ def test_a_wide_layers_filters_take_turns_and_each_turn_equals_the_whole_top_k(t
         with pytest.raises(KeyError, match="take turns"):
             top.of((top.first + top.images.shape[1]) % filters)
     client = wsgi_client(str(tmp_path))
-    status, body = get(client, "top_examples", run="wide", step=0, layer="block3_conv2", channel=30)
+    status, _, body = client.get("top_examples", run="wide", step=0, layer="block3_conv2", channel=30)
     assert status == 404 and json.loads(body)["valid"] == [1, 4]
-    status, body = get(client, "top_examples", run="wide", step=1, layer="block3_conv2", channel=30)
+    status, _, body = client.get("top_examples", run="wide", step=1, layer="block3_conv2", channel=30)
     assert status == 200 and json.loads(body)["images"] == run.event(1).top_examples("block3_conv2").of(30)["images"]
 
 
+@pytest.mark.slow
 def test_patches_are_the_receptive_field_around_the_peak_padded_with_zeros(tmp_path):
     images, labels, _ = shapes(6, size=32, seed=4)
     keras.utils.set_random_seed(1)
@@ -202,11 +207,7 @@ def served(tmp_path_factory):
     return wsgi_client(logdir), tb_cnnviz.read_run(os.path.join(logdir, "run"))
 
 
-def get(client, route, **params):
-    response = client.get(f"{PREFIX}/{route}", query_string=params)
-    return response.status_code, response.get_data()
-
-
+@pytest.mark.slow
 def test_top_example_routes_serve_what_the_reader_reads(served):
     client, run = served
     step = run.steps()[-1]
@@ -214,7 +215,7 @@ def test_top_example_routes_serve_what_the_reader_reads(served):
         top = run.event(step).top_examples(layer)
         for channel in (0, run.header.filters(layer) - 1):
             params = {"run": "run", "step": step, "layer": layer, "channel": channel}
-            status, body = get(client, "top_examples", **params)
+            status, _, body = client.get("top_examples", **params)
             assert status == 200, body
             answer = json.loads(body)
             patches, boxes = run.event(step).top_example_patches(layer, channel)
@@ -222,9 +223,9 @@ def test_top_example_routes_serve_what_the_reader_reads(served):
             assert answer["positions"] == top.positions[:, channel].tolist()
             np.testing.assert_allclose(answer["values"], top.values[:, channel], rtol=1e-6)
             assert answer["boxes"] == [list(box) for box in boxes] and answer["size"] == list(patches.shape[1:3])
-            status, body = get(client, "top_examples.npy", **params)
+            status, _, body = client.get("top_examples.npy", **params)
             np.testing.assert_array_equal(npy(body), patches)
-            status, body = get(client, "top_examples.png", **params)
+            status, _, body = client.get("top_examples.png", **params)
             strip = png(body).astype(np.float32)
             k, h, w, c = patches.shape
             assert strip.shape == (h, k * w, c)
@@ -233,12 +234,13 @@ def test_top_example_routes_serve_what_the_reader_reads(served):
             np.testing.assert_allclose(strip / 255 * (hi - lo) + lo, expected, atol=(hi - lo) / 255 * 0.51 + 1e-6)
 
 
+@pytest.mark.slow
 def test_feature_visualisations_are_served_at_the_steps_that_have_them(served):
     client, run = served
     steps = run.steps()
     with_vis = steps[::2]  # every 2nd event, counting the first
     for step in steps:
-        status, body = get(client, "feature_vis.npy", run="run", step=step, layer="sep2", channel=run.header.feature_vis["sep2"][1])
+        status, _, body = client.get("feature_vis.npy", run="run", step=step, layer="sep2", channel=run.header.feature_vis["sep2"][1])
         if step not in with_vis:
             assert status == 404 and json.loads(body)["valid"] == with_vis
             continue
@@ -246,25 +248,27 @@ def test_feature_visualisations_are_served_at_the_steps_that_have_them(served):
         assert channels == run.header.feature_vis["sep2"] == run.header.channels["sep2"][:2]
         np.testing.assert_array_equal(npy(body), images[1])
         assert images.shape == (2, 32, 32, 3)
-        status, body = get(client, "feature_vis", run="run", step=step, layer="sep2", channel=channels[0])
+        status, _, body = client.get("feature_vis", run="run", step=step, layer="sep2", channel=channels[0])
         assert status == 200 and png(body).shape == (32, 32, 3)
-    status, body = get(client, "feature_vis", run="run", step=steps[0], layer="sep2", channel=run.header.channels["sep2"][2])
+    status, _, body = client.get("feature_vis", run="run", step=steps[0], layer="sep2", channel=run.header.channels["sep2"][2])
     assert status == 404 and json.loads(body)["valid"] == run.header.feature_vis["sep2"]
-    status, body = get(client, "feature_vis", run="run", step=steps[0], layer="dw3", channel=0)
+    status, _, body = client.get("feature_vis", run="run", step=steps[0], layer="dw3", channel=0)
     assert status == 404 and json.loads(body)["valid"] == LAYERS
 
 
+@pytest.mark.slow
 def test_a_step_without_top_examples_answers_404_listing_the_steps_with_them(served):
     client, run = served
-    status, body = get(client, "top_examples", run="run", step=run.steps()[0], layer="conv4", channel=99)
+    status, _, body = client.get("top_examples", run="run", step=run.steps()[0], layer="conv4", channel=99)
     assert status == 404 and json.loads(body)["valid"][-1] == run.header.filters("conv4") - 1
-    status, body = get(client, "top_examples", run="run", step=run.steps()[0], layer="dw3", channel=0)
+    status, _, body = client.get("top_examples", run="run", step=run.steps()[0], layer="dw3", channel=0)
     assert status == 404 and json.loads(body)["valid"] == LAYERS
 
 
+@pytest.mark.slow
 def test_layer_summary_and_filter_stats_are_the_statistics_over_steps(served):
     client, run = served
-    status, body = get(client, "layer_summary", run="run")
+    status, _, body = client.get("layer_summary", run="run")
     answer = json.loads(body)
     steps, summary = run.layer_summary()
     assert answer["steps"] == steps.tolist()
@@ -283,16 +287,16 @@ def test_layer_summary_and_filter_stats_are_the_statistics_over_steps(served):
         np.testing.assert_allclose(layer["drift"], drift, rtol=1e-5, atol=1e-7)
         assert layer["change"][0] is None
     for layer, channel in (("dw3", 3), ("conv4", 0)):
-        status, body = get(client, "filter_stats", run="run", layer=layer, channel=channel)
+        status, _, body = client.get("filter_stats", run="run", layer=layer, channel=channel)
         answer = json.loads(body)
         assert answer["names"] == list(tensors.STAT_NAMES) and answer["steps"] == steps.tolist()
-        matrix = npy(get(client, "filter_stats.npy", run="run", layer=layer, channel=channel)[1])
+        matrix = client.ok("filter_stats.npy", run="run", layer=layer, channel=channel).npy()
         assert matrix.shape == (5, len(steps))
         for row, name in enumerate(tensors.STAT_NAMES):
-            drift = npy(get(client, "filter_drift.npy", run="run", layer=layer, stat=name)[1])
+            drift = client.ok("filter_drift.npy", run="run", layer=layer, stat=name).npy()
             np.testing.assert_array_equal(matrix[row], drift[channel])
             np.testing.assert_array_equal(np.array(answer["stats"][name], float), np.where(np.isnan(matrix[row]), np.nan, matrix[row]))
-    status, body = get(client, "filter_stats", run="run", layer="conv4", channel=16)
+    status, _, body = client.get("filter_stats", run="run", layer="conv4", channel=16)
     assert status == 404 and json.loads(body)["valid"] == list(range(16))
 
 
@@ -309,6 +313,7 @@ def test_bad_filter_options_say_what_to_give(tmp_path, kwargs, message):
         tb_cnnviz.CNNViz(str(tmp_path), np.zeros((4, 32, 32, 3), np.float32), **kwargs)
 
 
+@pytest.mark.slow
 def test_a_restart_with_other_reference_images_leaves_no_stale_examples_behind(tmp_path):
     """Read from the event files. (TensorBoard's Python loader serves a step's first write where
     a restart rewrote it, of every kind alike: the routes then show the first run's steps.)"""
@@ -333,6 +338,7 @@ def test_a_restart_with_other_reference_images_leaves_no_stale_examples_behind(t
     check_against_independent(run.event(3).top_examples("conv4"), layer_outputs(model, images[20:], ["conv4"])["conv4"], 20)
 
 
+@pytest.mark.slow
 def test_images_of_four_channels_and_a_failing_visualisation_still_log_every_event(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     images = rng.random((6, 16, 16, 4), np.float32)

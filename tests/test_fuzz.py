@@ -2,26 +2,23 @@
 regression fails here; the bench sends 1,000+ requests per route in both load modes."""
 
 import os
-import sys
 
 import pytest
 
-from plugin_helpers import tensorboard_server, write_logs, write_segmentation_run
-from tensorboard_process import ROOT
-
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import fuzz_routes  # noqa: E402
+from bench import fuzz_routes
+from tests.plugin_helpers import logged_steps, write_logs, write_segmentation_run
 
 JSON = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
 
 
-def test_fuzzed_requests_get_200_400_or_404_and_leave_the_server_healthy(tmp_path):
+@pytest.mark.slow
+def test_fuzzed_requests_get_200_400_or_404_and_leave_the_server_healthy(tmp_path, tensorboard_server):
     logdir = str(tmp_path / "logs")
     write_logs(logdir, epochs=1)
     write_segmentation_run(os.path.join(logdir, "gamma"))  # the mask routes answer it alone
     # the Rust data server: it rejects some experiment ids that the Python loader ignores
-    with tensorboard_server(logdir, load_fast=True) as base:
-        report = fuzz_routes.fuzz_server(base, per_route=60, seed=8)
+    with tensorboard_server(logdir, load_fast=True, runs=logged_steps(logdir)) as server:
+        report = fuzz_routes.fuzz_server(server.base, per_route=60, seed=8)
     assert not report["failures"], report["failures"][:5]
     assert not report["unhealthy"] and report["runs"] == ["alpha", "beta", "gamma"]
     counts = report["counts"]

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from tensorboard_process import ROOT
+from tests.tensorboard_process import ROOT
 
 # README, Reliability: an event needs at most this much memory beyond the model's forward pass.
 BYTES_PER_VALUE, FIXED_BYTES = 32, 150 * 2**20
 
 
+@pytest.mark.slow
 def test_64_probes_of_224x224_and_2048_channels_fit_in_the_stated_memory(tmp_path):
-    result = subprocess.run([sys.executable, "tests/huge_event.py", str(tmp_path / "run"), "64"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "tests.huge_event", str(tmp_path / "run"), "64"], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     measured = json.loads(result.stdout.strip().splitlines()[-1])

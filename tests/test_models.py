@@ -6,9 +6,10 @@ import pytest
 import tensorflow as tf
 
 import tb_cnnviz
-from helpers import pearson, quantisation_ok, reference_cam, stats_tolerance
+from tests.helpers import pearson, quantisation_ok, reference_cam, stats_tolerance
 
 
+@pytest.mark.slow
 def test_nested_vgg16_backbone_with_path_names(tmp_path, data):
     images, labels, _ = data
     backbone = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
@@ -46,6 +47,7 @@ def test_nested_vgg16_backbone_with_path_names(tmp_path, data):
     assert event.stats("vgg16/block2_conv2")["norm"].shape == (128,)
 
 
+@pytest.mark.slow
 def test_sequential_model(tmp_path, data):
     images, labels, _ = data
     model = keras.Sequential([
@@ -74,6 +76,7 @@ def mixed_precision():
     keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.slow
 def test_mixed_precision(tmp_path, data, mixed_precision):
     images, labels, _ = data
     inputs = keras.Input((32, 32, 3))
@@ -101,6 +104,7 @@ def test_mixed_precision(tmp_path, data, mixed_precision):
     assert event.predictions["predicted"] == probabilities.argmax(1).tolist()
 
 
+@pytest.mark.slow
 def test_gradcam_on_any_image_size_and_without_keeping_the_model_alive():
     import gc
     import weakref
@@ -136,6 +140,7 @@ def _head_models():
     return dense_softmax, softmax_layer, pooled_class_maps
 
 
+@pytest.mark.slow
 def test_softmax_layer_and_logit_heads(tmp_path, data):
     images, labels, _ = data
     x = tf.constant(images[:4])
@@ -167,6 +172,7 @@ def test_softmax_layer_and_logit_heads(tmp_path, data):
                                tb_cnnviz.gradcam(dense_softmax, images[:4], layer="c1", class_index=0), rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_sequential_without_input_and_subclassed_models(tmp_path, data):
     images, labels, _ = data
     # A Sequential model with no Input: Keras builds it at its first batch, after set_model.
@@ -225,6 +231,7 @@ def test_sequential_without_input_and_subclassed_models(tmp_path, data):
         tb_cnnviz.gradcam(wrapped_softmax, images[:2])
 
 
+@pytest.mark.slow
 def test_mixed_precision_every_n_steps_events_carry_the_optimizers_step(tmp_path, data, mixed_precision):
     images, labels, _ = data
     keras.utils.set_random_seed(5)

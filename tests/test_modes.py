@@ -9,9 +9,10 @@ import pytest
 import tensorflow as tf
 
 import tb_cnnviz
-from helpers import cosine_distance_np, filter_rows, small_cnn, stats_tolerance
+from tests.helpers import cosine_distance_np, filter_rows, small_cnn, stats_tolerance
 
 
+@pytest.mark.slow
 def test_every_n_steps_and_evaluate(tmp_path, data):
     images, labels, _ = data
     model = small_cnn()
@@ -26,6 +27,7 @@ def test_every_n_steps_and_evaluate(tmp_path, data):
     np.testing.assert_allclose(eval_event.gradcam, run.event(12).gradcam, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_custom_training_loop(tmp_path, data):
     images, labels, _ = data
     model = small_cnn()
@@ -50,6 +52,7 @@ def test_custom_training_loop(tmp_path, data):
     assert run.event(20).stats("conv4")["cos_to_first"].max() > 1e-5
 
 
+@pytest.mark.slow
 def test_resume_continues_the_step_axis_and_the_reference(tmp_path, data):
     images, labels, _ = data
     keras.utils.set_random_seed(2)
@@ -88,6 +91,7 @@ def test_resume_continues_the_step_axis_and_the_reference(tmp_path, data):
     assert len(event_files) == 3
 
 
+@pytest.mark.slow
 def test_a_resumed_fit_logs_its_first_step_where_the_run_has_no_event(tmp_path, data):
     images, labels, _ = data
     model = small_cnn()
@@ -101,6 +105,7 @@ def test_a_resumed_fit_logs_its_first_step_where_the_run_has_no_event(tmp_path, 
     assert tb_cnnviz.read_run(logdir).steps() == [0, 3]
 
 
+@pytest.mark.slow
 def test_a_failing_event_is_reported_once_and_training_goes_on(tmp_path, data, monkeypatch):
     images, labels, _ = data
     model = small_cnn()
@@ -123,6 +128,7 @@ def test_a_failing_event_is_reported_once_and_training_goes_on(tmp_path, data, m
         model.fit(images, labels, epochs=1, batch_size=32, verbose=0, callbacks=[strict])
 
 
+@pytest.mark.slow
 def test_evaluate_after_an_interrupted_fit_logs_an_eval_event(tmp_path, data):
     images, labels, _ = data
     model = small_cnn()
@@ -138,6 +144,7 @@ def test_evaluate_after_an_interrupted_fit_logs_an_eval_event(tmp_path, data):
     assert tb_cnnviz.read_run(str(tmp_path)).steps("eval") == [3]
 
 
+@pytest.mark.slow
 def test_train_and_eval_events_each_measure_change_from_their_own_previous_event(tmp_path, data):
     images, labels, _ = data
     model = small_cnn()
@@ -171,6 +178,7 @@ def test_train_and_eval_events_each_measure_change_from_their_own_previous_event
         np.testing.assert_allclose(cos_to_prev(step, mode), expected, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_log_on_train_begin_false_skips_the_first_event_with_every_n_steps(tmp_path, data):
     images, labels, _ = data
     model = small_cnn()
@@ -186,6 +194,7 @@ def test_log_on_train_begin_false_skips_the_first_event_with_every_n_steps(tmp_p
         assert steps.shape == (0,) and drift.shape == (16, 0)  # no eval events: an empty series
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["ints", "column", "one-hot"])
 def test_labels_as_ints_a_column_or_one_hot_rows_log_the_same_classes(tmp_path, data, form):
     images, labels, _ = data
@@ -197,6 +206,7 @@ def test_labels_as_ints_a_column_or_one_hot_rows_log_the_same_classes(tmp_path, 
     assert predictions["label"] == labels[:4].tolist() == predictions["target"]
 
 
+@pytest.mark.slow
 def test_a_step_count_restarted_at_zero_warns_and_evaluation_keeps_the_reference(tmp_path, data):
     images, labels, _ = data
     logdir = str(tmp_path)
@@ -220,6 +230,7 @@ def test_a_step_count_restarted_at_zero_warns_and_evaluation_keeps_the_reference
     assert np.all(tb_cnnviz.read_run(logdir).event(0).stats("conv4")["cos_to_first"] < 1e-6)
 
 
+@pytest.mark.slow
 def test_hooks_driven_by_a_custom_loop_without_a_model_optimizer(tmp_path, data):
     images, labels, _ = data
     model = small_cnn()

@@ -3,13 +3,19 @@
 import json
 import subprocess
 import sys
-import time
 import zipfile
 
-from plugin_helpers import write_logs
-from tensorboard_process import ROOT, free_port, http_get
+import pytest
+
+from tests.http_api import Api, http_get
+from tests.plugin_helpers import write_logs
+from tests.polling import wait_for
+from tests.tensorboard_process import ROOT, free_port
 
 
+@pytest.mark.slow
+
+@pytest.mark.slow
 def test_wheel_in_a_fresh_virtualenv_serves_the_plugin(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), ROOT],
                    check=True, capture_output=True)
@@ -32,21 +38,20 @@ def test_wheel_in_a_fresh_virtualenv_serves_the_plugin(tmp_path):
                               cwd=str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
+
+        def active():
+            assert server.poll() is None, "tensorboard from the virtualenv exited"
             try:
                 status, _, body = http_get(base + "/data/plugins_listing", timeout=5)
-                if status == 200 and json.loads(body).get("cnnviz", {}).get("enabled"):
-                    break
             except OSError:
-                pass
-            assert time.monotonic() < deadline, "the installed wheel's plugin never became active"
-            assert server.poll() is None, "tensorboard from the virtualenv exited"
-            time.sleep(0.5)
-        status, headers, body = http_get(base + "/data/plugin/cnnviz/index.js")
+                return False
+            return status == 200 and json.loads(body).get("cnnviz", {}).get("enabled")
+
+        wait_for(active, 120, "the installed wheel's plugin to become active")
+        api = Api(base)
+        status, headers, body = api.get("index.js")
         assert status == 200 and b"export async function render" in body
-        status, _, body = http_get(base + "/data/plugin/cnnviz/runs")
-        assert [r["run"] for r in json.loads(body)["runs"]] == ["alpha", "beta"]
+        assert [r["run"] for r in api.json("runs")["runs"]] == ["alpha", "beta"]
     finally:
         server.terminate()
         server.wait(timeout=30)

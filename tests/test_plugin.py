@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import urllib.parse
 
 import keras
 import numpy as np
@@ -12,8 +11,10 @@ import tensorflow as tf
 
 import tb_cnnviz
 from tb_cnnviz.storage.maps import upsample
-from helpers import quantisation_ok
-from plugin_helpers import PREFIX, edit_step_index, npy, png, rewrite_run, write_future_run, wsgi_client, write_logs
+from tests.helpers import quantisation_ok
+from tests.http_api import npy, png
+from tests.plugin_helpers import (edit_step_index, rewrite_run, write_future_run, write_logs,
+                                  write_segmentation_run, wsgi_client)
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +25,18 @@ def served(tmp_path_factory):
     return wsgi_client(logdir), logdir, models
 
 
-def get(client, route, **params):
-    response = client.get(f"{PREFIX}/{route}?{urllib.parse.urlencode(params)}")
-    return response.status_code, response.headers, response.get_data()
+@pytest.fixture(scope="module")
+def segmentation_served(tmp_path_factory):
+    """A segmentation run ("seg", tests/plugin_helpers.write_segmentation_run), the only kind of
+    run the mask routes answer, and a run of a newer format ("future"), served in process."""
+    logdir = str(tmp_path_factory.mktemp("segmentation_logs"))
+    write_segmentation_run(f"{logdir}/seg")
+    write_future_run(f"{logdir}/future")
+    return wsgi_client(logdir)
 
 
 def ok(client, route, **params):
-    status, headers, body = get(client, route, **params)
+    status, headers, body = client.get(route, **params)
     assert status == 200, (route, params, body[:300])
     assert headers["X-Content-Type-Options"] == "nosniff"
     return headers, body
@@ -41,6 +47,7 @@ def test_entry_point_module_imports_no_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_runs_lists_layers_steps_and_classes(served):
     client, logdir, _ = served
     runs = json.loads(ok(client, "runs")[1])["runs"]
@@ -57,6 +64,7 @@ def test_runs_lists_layers_steps_and_classes(served):
     assert alpha["faithfulness_fraction"] == 0.2
 
 
+@pytest.mark.slow
 def test_index_js_is_served_as_javascript(served):
     client, _, _ = served
     headers, body = ok(client, "index.js")
@@ -64,6 +72,7 @@ def test_index_js_is_served_as_javascript(served):
     assert b"export async function render" in body
 
 
+@pytest.mark.slow
 def test_event_metadata_and_faithfulness(served):
     client, logdir, _ = served
     reader = tb_cnnviz.read_run(f"{logdir}/alpha")
@@ -78,6 +87,7 @@ def test_event_metadata_and_faithfulness(served):
     np.testing.assert_allclose(faith["values"], reader.faithfulness()[1], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_event_reads_one_stored_payload_and_runs_written_without_a_step_index_still_open(served, tmp_path):
     _, logdir, _ = served
     copies = str(tmp_path / "logs")
@@ -100,6 +110,7 @@ def test_event_reads_one_stored_payload_and_runs_written_without_a_step_index_st
             assert unindexed == {**{k: v for k, v in indexed.items() if k not in newer}, "run": "unindexed"}
 
 
+@pytest.mark.slow
 def test_npy_routes_equal_the_reader_and_the_model(served):
     client, logdir, models = served
     model, probes = models["alpha"]
@@ -139,6 +150,7 @@ def test_npy_routes_equal_the_reader_and_the_model(served):
     np.testing.assert_allclose(stats_json["norm"], event.stats("dw3")["norm"])
 
 
+@pytest.mark.slow
 def test_png_routes_decode_to_the_logged_pixels(served):
     client, logdir, _ = served
     reader = tb_cnnviz.read_run(f"{logdir}/alpha")
@@ -166,6 +178,7 @@ def test_png_routes_decode_to_the_logged_pixels(served):
     assert png(ok(client, "filters", run="alpha", step=step, layer="conv1", channel=7)[1]).shape == (3, 3, 3)
 
 
+@pytest.mark.slow
 def test_eval_mode_is_served_separately(served):
     client, logdir, _ = served
     reader = tb_cnnviz.read_run(f"{logdir}/alpha")
@@ -181,42 +194,111 @@ ALL_ROUTES = STEP_ROUTES + ["probe", "probes.npy", "filter_drift", "filter_drift
                             "filter_stats.npy"]
 GOOD = {"run": "alpha", "step": "4", "sample": "0", "layer": "sep2", "stat": "norm", "name": "deletion_auc",
         "channel": "0"}
+# where GOOD is not in the data of a route: feature visualisations are made at the first of every 5
+# events (step 0), masks only by a segmentation run (the `segmentation_served` fixture's "seg")
+GOOD_FOR = {"feature_vis": {"step": "0"}, "feature_vis.npy": {"step": "0"},
+            "mask": {"run": "seg", "step": "1"}, "mask.npy": {"run": "seg", "step": "1"}}
 BAD_VALUES = ["", "-1", "abc", "1.5", "99999999999999999999", "４", "../../etc/passwd", "x" * 5000,
-              "<script>alert(1)</script>", "\u202e\u0000"]
+              "<script>alert(1)</script>", "\u202e\u0000", "12345"]
+MISSING = None
+# The parameters each route reads (web.py, routes.py): what kind of value, and whether it may be
+# omitted. A parameter a route does not read is ignored: the answer is the good request's.
+RUN, INDEX, NAME, CHOICE = "run", "index", "name", "choice"
+_STEP = {"run": (RUN, True), "step": (INDEX, True), "mode": (CHOICE, False)}
+PARAMETERS = {
+    "event": _STEP,
+    "gradcam": {**_STEP, "sample": (INDEX, True), "method": (CHOICE, False), "class": (INDEX, False)},
+    "gradcam.npy": {**_STEP, "sample": (INDEX, False), "method": (CHOICE, False), "class": (INDEX, False)},
+    "activations": {**_STEP, "layer": (NAME, True), "sample": (INDEX, True), "channel": (INDEX, False)},
+    "activations.npy": {**_STEP, "layer": (NAME, True), "sample": (INDEX, False), "channel": (INDEX, False)},
+    "filters": {**_STEP, "layer": (NAME, True), "channel": (INDEX, False)},
+    "filters.npy": {**_STEP, "layer": (NAME, True), "channel": (INDEX, False)},
+    "stats": {**_STEP, "layer": (NAME, True)},
+    "stats.npy": {**_STEP, "layer": (NAME, True)},
+    "probe": {"run": (RUN, True), "sample": (INDEX, True)},
+    "probes.npy": {"run": (RUN, True), "sample": (INDEX, False)},
+    "filter_drift": {"run": (RUN, True), "mode": (CHOICE, False), "layer": (NAME, True), "stat": (CHOICE, True)},
+    "filter_drift.npy": {"run": (RUN, True), "mode": (CHOICE, False), "layer": (NAME, True), "stat": (CHOICE, True)},
+    "faithfulness": {"run": (RUN, True), "mode": (CHOICE, False)},
+    "mask": {**_STEP, "sample": (INDEX, True)},
+    "mask.npy": {**_STEP, "sample": (INDEX, False)},
+    "metrics": {"run": (RUN, True), "mode": (CHOICE, False)},
+    "metrics.npy": {"run": (RUN, True), "mode": (CHOICE, False), "name": (CHOICE, True)},
+    "object": {"run": (RUN, True), "sample": (INDEX, True)},
+    **{route: {**_STEP, "layer": (NAME, True), "channel": (INDEX, True)}
+       for route in ("top_examples", "top_examples.npy", "top_examples.png", "feature_vis", "feature_vis.npy")},
+    "layer_summary": {"run": (RUN, True), "mode": (CHOICE, False)},
+    "filter_stats": {"run": (RUN, True), "mode": (CHOICE, False), "layer": (NAME, True), "channel": (INDEX, True)},
+    "filter_stats.npy": {"run": (RUN, True), "mode": (CHOICE, False), "layer": (NAME, True), "channel": (INDEX, True)},
+}
 
 
+def expected_status(route, name, value):
+    """What `route` must answer when parameter `name` is `value` (MISSING: not given) and the
+    others are good: 400 for a malformed value (web.py: empty, over 1,000 characters, not an
+    index, not one of the choices), 404 for a well-formed one that is not in the data (a run,
+    layer or index that was not logged), 200 for a parameter it does not read or may omit."""
+    if name not in PARAMETERS[route]:
+        return 200
+    kind, required = PARAMETERS[route][name]
+    if value is MISSING:
+        return 400 if required else 200
+    if value == "" or len(value) > 1000:
+        return 400
+    if kind in (RUN, NAME):
+        return 404
+    if kind == INDEX:
+        return 404 if value.isascii() and value.isdigit() and len(value) <= 15 else 400
+    return 400
+
+
+def test_the_parameter_table_names_every_route():
+    assert sorted(PARAMETERS) == sorted(ALL_ROUTES)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("route", ALL_ROUTES)
-def test_malformed_parameters_get_400_or_404_json(served, route):
-    client, _, _ = served
+def test_malformed_parameters_get_400_or_404_json(served, segmentation_served, route):
+    client = segmentation_served if route.startswith("mask") else served[0]
+    good = {**GOOD, **GOOD_FOR.get(route, {})}
+    status, _, good_body = client.get(route, **good)
+    assert status == 200, (route, good, good_body[:300])  # else every case below would test nothing
+    checked = 0
     for name in ("run", "step", "sample", "layer", "stat", "channel", "mode", "method", "name", "class"):
-        cases = [{**GOOD, name: value} for value in BAD_VALUES]
-        if name in GOOD:
-            cases.append({k: v for k, v in GOOD.items() if k != name})  # missing
-        for params in cases:
-            status, headers, body = get(client, route, **params)
-            if status == 200:  # a parameter this route does not use, or one it may omit
-                continue
-            assert status in (400, 404), (route, params, status, body[:200])
-            assert headers["Content-Type"].startswith("application/json")
-            assert "error" in json.loads(body)
+        values = BAD_VALUES + ([MISSING] if name in good else [])
+        for value in values:
+            params = {k: v for k, v in good.items() if k != name}
+            if value is not MISSING:
+                params[name] = value
+            expected = expected_status(route, name, value)
+            status, headers, body = client.get(route, **params)
+            assert status == expected, (route, name, value if value is None else value[:40], status, body[:200])
             assert b"<script>" not in body and b"Traceback" not in body
+            if expected != 200:
+                client.get(route, **params).error(expected)  # a JSON body with its "error"
+                checked += 1
+            elif name not in PARAMETERS[route]:
+                assert body == good_body, (route, name)  # ignored, not read
+    assert checked >= len(PARAMETERS[route]) * len(BAD_VALUES)
+    # data that cannot be read: a run written by a newer tb-cnnviz
+    assert "upgrade" in client.get(route, **{**good, "run": "future"}).error(422)["error"]
 
 
+@pytest.mark.slow
 def test_repeated_parameter_and_unknown_names_say_what_is_valid(served):
     client, _, _ = served
-    status, _, body = get(client, "gradcam", run="alpha", step="4", sample="0")
+    status, _, body = client.get("gradcam", run="alpha", step="4", sample="0")
     assert status == 200
-    response = client.get(f"{PREFIX}/gradcam?run=alpha&step=4&step=5&sample=0")
-    assert response.status_code == 400 and "once" in response.get_json()["error"]
-    status, _, body = get(client, "gradcam", run="nope", step="4", sample="0")
+    assert "once" in client.get("gradcam?run=alpha&step=4&step=5&sample=0").error(400)["error"]
+    status, _, body = client.get("gradcam", run="nope", step="4", sample="0")
     assert status == 404 and json.loads(body)["valid"] == ["alpha", "beta", "future"]
-    status, _, body = get(client, "gradcam", run="future", step="0", sample="0")
+    status, _, body = client.get("gradcam", run="future", step="0", sample="0")
     assert status == 422 and "upgrade" in json.loads(body)["error"]
-    status, _, body = get(client, "activations", run="alpha", step="4", sample="0", layer="nope")
+    status, _, body = client.get("activations", run="alpha", step="4", sample="0", layer="nope")
     assert status == 404 and json.loads(body)["valid"] == ["conv1", "sep2", "dw3", "conv4"]
-    status, _, body = get(client, "gradcam", run="alpha", step="3", sample="0")
+    status, _, body = client.get("gradcam", run="alpha", step="3", sample="0")
     assert status == 404 and json.loads(body)["valid"] == [0, 2, 4]
-    status, _, body = get(client, "gradcam", run="alpha", step="4", sample="9")
+    status, _, body = client.get("gradcam", run="alpha", step="4", sample="9")
     assert status == 404 and json.loads(body)["valid"] == [0, 1, 2, 3, 4]
 
 

@@ -1,11 +1,13 @@
 """A model that has learnt a task whose answer has a location: Grad-CAM must point at it."""
 
 import numpy as np
+import pytest
 
 import tb_cnnviz
 from tb_cnnviz.explanations.trust import pointing_game
 
 
+@pytest.mark.slow
 def test_gradcam_points_at_the_object_once_trained(trained, tmp_path):
     callback = tb_cnnviz.CNNViz(str(tmp_path), trained.probes, trained.labels, strict=True, max_channels=4,
                                 model=trained.model)

@@ -6,6 +6,7 @@ import pathlib
 import re
 
 import numpy as np
+import pytest
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
@@ -14,6 +15,7 @@ def python_blocks():
     return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 
 
+@pytest.mark.slow
 def test_readme_python_examples_run(tmp_path, monkeypatch):
     """The training examples; the HTTP example runs against a real server in test_server."""
     blocks = python_blocks()[:5]
@@ -44,16 +46,16 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert binary.event(binary.steps()[-1]).predictions["target"] == [0, 1] * 4
 
 
+@pytest.mark.slow
 def test_readme_jupyter_magic_starts_tensorboard_with_the_tab(tmp_path, monkeypatch):
     """`%tensorboard ARGS` runs tensorboard.notebook.start(ARGS); do that with the README's ARGS."""
     import json
     import os
     import signal
-    import sys
 
-    sys.path.insert(0, os.path.dirname(__file__))
-    from plugin_helpers import write_logs
-    from tensorboard_process import free_port, http_get
+    from tests.http_api import http_get
+    from tests.plugin_helpers import write_logs
+    from tests.tensorboard_process import free_port
 
     magic = re.search(r"^%tensorboard (.*)$", README.read_text(), re.M).group(1)
     assert magic == "--logdir logs"

@@ -5,7 +5,6 @@ sigmoid head, a classifier with an auxiliary output, and a frozen keras.applicat
 with its preprocessing inside the model and photographs as probes. Each is logged by a real
 fit, served by the plugin, and checked against a reference computed here."""
 
-import json
 
 import keras
 import numpy as np
@@ -13,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 import tb_cnnviz
-from helpers import pearson, photographs, quantisation_ok, reference_cam, unet
-from plugin_helpers import PREFIX, npy, wsgi_client
+from tests.helpers import pearson, photographs, quantisation_ok, reference_cam, unet
+from tests.plugin_helpers import wsgi_client
 from tb_cnnviz.datasets import shapes
 
 SIZE = 48
@@ -64,8 +63,8 @@ def features_and_grads(model, images, conv, scores_of_features, targets):
 def served(logdir, run, step, sample):
     """(event JSON, Grad-CAM array of one sample) as the plugin serves them."""
     client = wsgi_client(str(logdir))
-    event = json.loads(client.get(f"{PREFIX}/event?run={run}&step={step}").get_data())
-    gradcam = npy(client.get(f"{PREFIX}/gradcam.npy?run={run}&step={step}&sample={sample}").get_data())
+    event = client.json("event", run=run, step=step)
+    gradcam = client.ok("gradcam.npy", run=run, step=step, sample=sample).npy()
     return event, gradcam
 
 
@@ -75,6 +74,7 @@ def assert_gradcam(logged, acts, grads):
     assert pearson(logged, expected) >= 0.999 and quantisation_ok(logged, expected, (1, 2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sigmoid", [False, True], ids=["logit", "sigmoid"])
 def test_binary_head_of_the_from_scratch_guide(tmp_path, data, sigmoid):
     images, labels = data
@@ -110,6 +110,7 @@ def test_binary_head_of_the_from_scratch_guide(tmp_path, data, sigmoid):
     np.testing.assert_array_equal(gradcam, event.gradcam[3])
 
 
+@pytest.mark.slow
 def test_multilabel_head_reads_sigmoids_and_multi_hot_labels(tmp_path, data):
     images, labels = data
     rng = np.random.default_rng(2)
@@ -144,6 +145,7 @@ def test_multilabel_head_reads_sigmoids_and_multi_hot_labels(tmp_path, data):
     assert_gradcam(event.gradcam, acts, grads)
 
 
+@pytest.mark.slow
 def test_auxiliary_output_is_picked_by_name(tmp_path, data):
     images, labels = data
     keras.utils.set_random_seed(3)
@@ -176,6 +178,7 @@ def test_auxiliary_output_is_picked_by_name(tmp_path, data):
                                atol=event.gradcam.max() / 255 + 1e-6)
 
 
+@pytest.mark.slow
 def test_frozen_backbone_with_preprocessing_inside_and_photographs_as_probes(tmp_path):
     """Transfer learning as Keras' guide does it: keras.applications.MobileNetV2 frozen and
     called with training=False, preprocess_input inside the model, a new head."""
@@ -203,7 +206,7 @@ def test_frozen_backbone_with_preprocessing_inside_and_photographs_as_probes(tmp
     client = wsgi_client(str(tmp_path))
     preprocessed = keras.applications.mobilenet_v2.preprocess_input(tf.constant(probes, tf.float32))
     for name in ("block_2_project", "Conv_1"):  # served activations are the layer's true output
-        maps = npy(client.get(f"{PREFIX}/activations.npy?run=transfer&step={step}&layer={name}").get_data())
+        maps = client.ok("activations.npy", run="transfer", step=step, layer=name).npy()
         channels = run.header.channels[prefix + name]
         true = keras.Model(backbone.inputs, backbone.get_layer(name).output)(preprocessed, training=False).numpy()
         assert quantisation_ok(maps, true[..., channels].transpose(0, 3, 1, 2), (2, 3)), name
@@ -216,7 +219,7 @@ def test_frozen_backbone_with_preprocessing_inside_and_photographs_as_probes(tmp
         score = tf.reduce_sum(tf.gather(logits, event.predictions["target"], batch_dims=1))
     assert event.predictions["predicted"] == logits.numpy().argmax(1).tolist()
     assert_gradcam(event.gradcam, acts.numpy(), tape.gradient(score, acts).numpy())
-    served_map = npy(client.get(f"{PREFIX}/gradcam.npy?run=transfer&step={step}&sample=1").get_data())
+    served_map = client.ok("gradcam.npy", run="transfer", step=step, sample=1).npy()
     np.testing.assert_array_equal(served_map, event.gradcam[1])
     assert served_map.shape == (size, size)
 
@@ -233,6 +236,7 @@ def image_and_metadata_model(as_dict):
     return keras.Model({"image": image, "meta": meta} if as_dict else [meta, image], outputs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("as_dict", [True, False], ids=["dict", "list"])
 def test_several_inputs_with_the_image_input_named(tmp_path, data, as_dict):
     images, labels = data
@@ -281,6 +285,7 @@ def test_samples_that_do_not_fit_the_inputs_say_which_input(tmp_path, samples, o
         tb_cnnviz.CNNViz(str(tmp_path), samples(x, m), model=image_and_metadata_model(True), **options)
 
 
+@pytest.mark.slow
 def test_segmentation_head_explains_the_pixels_predicted_as_each_class(tmp_path):
     images, labels, masks = shapes(48, size=32, seed=9)
     truth = np.where(masks, labels[:, None, None] + 1, 0)  # 0 is the background, 1-4 the shapes
@@ -321,12 +326,13 @@ def test_segmentation_head_explains_the_pixels_predicted_as_each_class(tmp_path)
         score = tf.reduce_sum(tf.gather(logits, targets, axis=3, batch_dims=1) * region)
     assert_gradcam(event.gradcam, acts.numpy(), tape.gradient(score, acts).numpy())
     client = wsgi_client(str(tmp_path))
-    served_masks = npy(client.get(f"{PREFIX}/mask.npy?run=seg&step={step}").get_data())
+    served_masks = client.ok("mask.npy", run="seg", step=step).npy()
     np.testing.assert_array_equal(served_masks, predicted_masks)
-    assert npy(client.get(f"{PREFIX}/mask.npy?run=seg&step={step}&sample=2").get_data()).shape == (32, 32)
-    assert client.get(f"{PREFIX}/mask?run=seg&step={step}&sample=2").headers["Content-Type"] == "image/png"
+    assert client.ok("mask.npy", run="seg", step=step, sample=2).npy().shape == (32, 32)
+    assert client.ok("mask", run="seg", step=step, sample=2).headers["Content-Type"] == "image/png"
 
 
+@pytest.mark.slow
 def test_segmentation_target_with_no_pixels_gets_a_zero_map_and_says_so(tmp_path):
     images, labels, masks = shapes(4, size=32, seed=10)
     keras.utils.set_random_seed(10)

@@ -62,6 +62,7 @@ def test_nested_backbone_has_the_same_fields_under_its_name(vgg16):
     check_vgg16(fields(classifier), prefix="vgg16/")
 
 
+@pytest.mark.slow
 def test_resnet50_deepest_conv_sees_more_than_the_image():
     model = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(96, 96, 3))
     found = fields(model)

@@ -56,6 +56,7 @@ def checked(trained):
     return result, before, _state(trained.model)
 
 
+@pytest.mark.slow
 def test_randomising_the_top_layers_breaks_the_maps_of_a_trained_model(checked):
     result, _, _ = checked
     assert result[0][0] == "predictions" and result[1][0] == "block3_conv2"  # the head, then Grad-CAM's layer
@@ -65,6 +66,7 @@ def test_randomising_the_top_layers_breaks_the_maps_of_a_trained_model(checked):
     assert all(-1.0 <= correlation <= 1.0 for _, correlation in result)
 
 
+@pytest.mark.slow
 def test_steps_go_top_down_with_batch_norm_in_its_conv_step(trained, checked):
     result, _, _ = checked
     names = [name for name, _ in result]
@@ -77,12 +79,14 @@ def test_steps_go_top_down_with_batch_norm_in_its_conv_step(trained, checked):
     assert [path for path, _ in steps["block3_conv2"]] == ["block3_conv2"]
 
 
+@pytest.mark.slow
 def test_the_model_and_its_optimizer_are_untouched(checked):
     _, before, after = checked
     assert before[2] > 0  # it trained: the optimizer has state to lose
     assert after == before
 
 
+@pytest.mark.slow
 def test_the_same_call_gives_the_same_result(trained, checked):
     result, _, _ = checked
     assert tb_cnnviz.sanity_check(trained.model, trained.probes) == result
@@ -91,6 +95,7 @@ def test_the_same_call_gives_the_same_result(trained, checked):
     assert [value for _, value in other_seed] != [value for _, value in result[:2]]
 
 
+@pytest.mark.slow
 def test_nested_backbone_steps_are_paths_inside_it():
     backbone = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
     inputs = keras.Input((32, 32, 3))
@@ -157,6 +162,7 @@ def test_a_copy_that_computes_otherwise_is_refused():
         tb_cnnviz.sanity_check(model, np.ones((1, 8, 8, 1)))
 
 
+@pytest.mark.slow
 def test_errors_say_what_to_give(trained):
     model, images = trained.model, trained.probes[:2]
     with pytest.raises(ValueError, match=r"'block9_conv1' is not in the model; its conv layers are: block1_conv1, "
@@ -185,6 +191,7 @@ def test_a_layer_without_its_own_initialiser_is_named():
         tb_cnnviz.sanity_check(model, np.ones((1, 8, 8, 1)))
 
 
+@pytest.mark.slow
 def test_another_keras_backend_is_refused():
     code = ("import numpy as np, tb_cnnviz\n"
             "try:\n"

@@ -1,7 +1,6 @@
 """Whether heat maps can be trusted: Grad-CAM of other classes, deletion and insertion, sanity
 over training and localisation, each checked against a computation written here."""
 
-import json
 import os
 
 import keras
@@ -11,8 +10,8 @@ import tensorflow as tf
 from scipy import stats
 
 import tb_cnnviz
-from helpers import quantisation_ok, reference_cam
-from plugin_helpers import npy, png, wsgi_client
+from tests.helpers import quantisation_ok, reference_cam
+from tests.plugin_helpers import wsgi_client
 from tb_cnnviz.storage import metadata
 from tb_cnnviz.explanations import trust
 from tb_cnnviz.storage import tensors
@@ -65,6 +64,7 @@ def trapezoid(curves):
     return np.trapezoid(curves, dx=1 / (curves.shape[1] - 1), axis=1)
 
 
+@pytest.mark.slow
 def test_deletion_and_insertion_equal_a_reference_and_score_the_ideal_map_far_above_a_random_one(tmp_path):
     images = np.random.default_rng(0).random((4, SIZE, SIZE, 3)).astype(np.float32)
     model = detail_model()
@@ -98,6 +98,7 @@ def trusted(trained, tmp_path_factory):
     return logdir, tb_cnnviz.read_run(logdir)
 
 
+@pytest.mark.slow
 def test_on_a_trained_model_gradcam_beats_chance_and_points_at_the_objects(trained, trusted):
     _, run = trusted
     for mode, step in (("train", 0), ("eval", 1)):
@@ -118,6 +119,7 @@ def test_on_a_trained_model_gradcam_beats_chance_and_points_at_the_objects(train
     assert list(steps) == [0] and series["pointing_game"][0] >= 0.9
 
 
+@pytest.mark.slow
 def test_eval_events_run_the_cascading_sanity_check_on_a_copy(trained, trusted):
     _, run = trusted
     logged = run.event(1, "eval").predictions["sanity_check"]
@@ -128,6 +130,7 @@ def test_eval_events_run_the_cascading_sanity_check_on_a_copy(trained, trusted):
     assert "sanity_check" not in run.event(0).predictions  # train events do not run it
 
 
+@pytest.mark.slow
 def test_maps_of_other_classes_equal_gradcam_of_that_class(trained, trusted):
     logdir, run = trusted
     event = run.event(0)
@@ -143,31 +146,29 @@ def test_maps_of_other_classes_equal_gradcam_of_that_class(trained, trusted):
                 expected = function(trained.model, trained.probes[sample:sample + 1], class_index=class_index)[0]
                 stored = event.gradcam_for(sample, class_index, method)
                 assert quantisation_ok(stored, expected, (0, 1)), (sample, class_index, method)
-                served = npy(client.get(f"/data/plugin/cnnviz/gradcam.npy?run={name}&step=0&sample={sample}"
-                                        f"&class={class_index}&method={method}").data)
+                served = client.ok("gradcam.npy", run=name, step=0, sample=sample, method=method,
+                                   **{"class": class_index}).npy()
                 np.testing.assert_array_equal(served, stored)
-    target_png = png(client.get(f"/data/plugin/cnnviz/gradcam?run={name}&step=0&sample=3").data)
-    class_png = png(client.get(f"/data/plugin/cnnviz/gradcam?run={name}&step=0&sample=3"
-                               f"&class={predictions['target'][3]}").data)
+    target_png = client.ok("gradcam", run=name, step=0, sample=3).png()
+    class_png = client.ok("gradcam", run=name, step=0, sample=3, **{"class": predictions["target"][3]}).png()
     np.testing.assert_array_equal(target_png, class_png)  # the target's map is slot 0
-    response = client.get(f"/data/plugin/cnnviz/gradcam.npy?run={name}&step=0&sample=0&class=7")
-    assert response.status_code == 404
-    assert json.loads(response.data)["valid"] == event.gradcam_classes(0)
+    error = client.get("gradcam.npy", run=name, step=0, sample=0, **{"class": 7}).error(404)
+    assert error["valid"] == event.gradcam_classes(0)
 
 
+@pytest.mark.slow
 def test_metrics_route_scalars_and_object_outline(trained, trusted):
     logdir, run = trusted
     client = wsgi_client(os.path.dirname(logdir))
     name = os.path.basename(logdir)
-    body = json.loads(client.get(f"/data/plugin/cnnviz/metrics?run={name}&mode=eval").data)
+    body = client.json("metrics", run=name, mode="eval")
     steps, series = run.metrics("eval")
     assert body["steps"] == list(steps) == [1]
     assert set(body["series"]) == set(tensors.METRIC_NAMES)
     for metric, values in series.items():
         assert body["series"][metric] == pytest.approx(values.tolist(), abs=1e-6)
-        np.testing.assert_allclose(npy(client.get(f"/data/plugin/cnnviz/metrics.npy?run={name}&mode=eval"
-                                                  f"&name={metric}").data), values)
-    mask = png(client.get(f"/data/plugin/cnnviz/object?run={name}&sample=5").data)
+        np.testing.assert_allclose(client.ok("metrics.npy", run=name, mode="eval", name=metric).npy(), values)
+    mask = client.ok("object", run=name, sample=5).png()
     np.testing.assert_array_equal(mask == 255, trained.masks[5])
     np.testing.assert_array_equal(run.objects, trained.masks)
     # the same values as ordinary scalars, in the Scalars tab beside the loss
@@ -179,6 +180,7 @@ def test_metrics_route_scalars_and_object_outline(trained, trusted):
     assert float(value) == pytest.approx(float(series["deletion_auc"][0]), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_sanity_over_training_compares_with_the_first_events_maps_and_survives_a_resume(trained, tmp_path):
     untrained = keras.models.clone_model(trained.model)
     probes = trained.probes[:8]
@@ -228,8 +230,9 @@ def test_bad_trust_options_say_what_to_give(tmp_path, given, message):
         tb_cnnviz.CNNViz(str(tmp_path), images, **given)
 
 
+@pytest.mark.slow
 def test_boxes_are_stored_and_read_as_masks(tmp_path):
-    from helpers import small_cnn
+    from tests.helpers import small_cnn
 
     images = np.random.default_rng(1).random((2, SIZE, SIZE, 3)).astype(np.float32)
     boxes = [[2, 3, 10, 12], [20, 0, 32, 5]]
@@ -254,8 +257,9 @@ def test_a_reader_meeting_a_kind_it_does_not_know_says_to_upgrade():
         metadata.check_kind(metadata.parse_plugin_content(b'{"version": 2, "kind": "saliency_of_the_future"}'))
 
 
+@pytest.mark.slow
 def test_binary_and_segmentation_heads_get_the_same_figures(tmp_path):
-    from helpers import small_cnn, unet
+    from tests.helpers import small_cnn, unet
     from tb_cnnviz.datasets import shapes
 
     images, labels, masks = shapes(4, size=SIZE, seed=7)
@@ -296,8 +300,9 @@ class Scale(keras.layers.Layer):
         return inputs * self.factor
 
 
+@pytest.mark.slow
 def test_a_sanity_check_that_fails_leaves_the_eval_event_written_and_warns_once(tmp_path):
-    from helpers import small_cnn
+    from tests.helpers import small_cnn
 
     base = small_cnn()
     model = keras.Model(base.inputs, Scale(1.0)(base.outputs[0]))
@@ -314,8 +319,9 @@ def test_a_sanity_check_that_fails_leaves_the_eval_event_written_and_warns_once(
                          strict=True).log(0, mode="eval")
 
 
+@pytest.mark.slow
 def test_a_run_started_again_after_an_eval_event_takes_its_own_first_maps(tmp_path):
-    from helpers import small_cnn
+    from tests.helpers import small_cnn
 
     images = np.random.default_rng(4).random((4, SIZE, SIZE, 3)).astype(np.float32)
     keras.utils.set_random_seed(5)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import tb_cnnviz
-from helpers import (
+from tests.helpers import (
     cosine_distance_np, filter_rows, pearson, quantisation_ok, reference_cam,
     reference_gradients, small_cnn, stats_tolerance,
 )
@@ -45,6 +45,7 @@ def logged(tmp_path_factory, data):
     return model, images[:6], labels[:6], run, history.history
 
 
+@pytest.mark.slow
 def test_steps_follow_the_optimizer(logged):
     model, _, _, run, _ = logged
     assert run.steps("train") == [0, 3, 6, 9]
@@ -52,6 +53,7 @@ def test_steps_follow_the_optimizer(logged):
     assert int(model.optimizer.iterations.numpy()) == 9
 
 
+@pytest.mark.slow
 def test_probe_images_and_run_info(logged):
     _, probes, labels, run, _ = logged
     assert quantisation_ok(run.probes, probes, (1, 2, 3))
@@ -62,6 +64,7 @@ def test_probe_images_and_run_info(logged):
     assert run.info["channels"]["conv4"] == [0, 4, 8, 11, 15]  # spread over 16, fixed
 
 
+@pytest.mark.slow
 def test_activations_equal_the_layers_true_outputs(logged):
     model, probes, _, run, _ = logged
     event = run.event(run.steps()[-1])
@@ -73,6 +76,7 @@ def test_activations_equal_the_layers_true_outputs(logged):
         assert quantisation_ok(maps, true, (2, 3)), name
 
 
+@pytest.mark.slow
 def test_predictions_equal_the_model(logged):
     model, probes, labels, run, _ = logged
     probabilities = model.predict(probes, verbose=0)
@@ -86,6 +90,7 @@ def test_predictions_equal_the_model(logged):
     assert run.event(run.steps()[-1]).faithfulness == pytest.approx(drops.mean(), abs=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, attribute", [("gradcam", "gradcam"), ("gradcam++", "gradcam_pp")])
 def test_gradcam_matches_a_reference_implementation(logged, method, attribute):
     model, probes, _, run, _ = logged
@@ -105,6 +110,7 @@ def test_gradcam_matches_a_reference_implementation(logged, method, attribute):
     assert quantisation_ok(logged_maps, public, (1, 2))
 
 
+@pytest.mark.slow
 def test_filter_statistics_equal_numpy_on_get_weights(logged):
     model, probes, _, run, history = logged
     steps = run.steps()
@@ -132,6 +138,7 @@ def test_filter_statistics_equal_numpy_on_get_weights(logged):
         np.testing.assert_allclose(stats["dead_fraction"], dead, atol=stats_tolerance(dead))
 
 
+@pytest.mark.slow
 def test_filter_drift_is_the_stat_over_steps(logged):
     _, _, _, run, _ = logged
     steps, matrix = run.filter_drift("sep2", "cos_to_first")
@@ -140,6 +147,7 @@ def test_filter_drift_is_the_stat_over_steps(logged):
     assert np.all(matrix[:, 0] < 1e-6) and np.all(matrix[:, -1] > 1e-6)
 
 
+@pytest.mark.slow
 def test_filter_images_equal_the_kernels(logged):
     model, _, _, run, _ = logged
     event = run.event(run.steps()[-1])
@@ -153,6 +161,7 @@ def test_filter_images_equal_the_kernels(logged):
     assert quantisation_ok(kernels, true, (1, 2, 3))
 
 
+@pytest.mark.slow
 def test_event_is_compact(logged):
     _, _, _, run, _ = logged
     import os
@@ -161,6 +170,7 @@ def test_event_is_compact(logged):
     assert metadata.FORMAT_VERSION == run.info["version"]
 
 
+@pytest.mark.slow
 def test_layers_with_large_maps_log_fewer_channels(tmp_path):
     model = small_cnn(size=64)  # conv1 maps 64x64, the others 32x32
     probes = np.random.default_rng(0).random((2, 64, 64, 3)).astype(np.float32)
