@@ -270,6 +270,7 @@ def _open_files_in(directory) -> list:
     return found
 
 
+@pytest.mark.slow
 def test_the_event_file_is_closed_after_fit_evaluate_and_close(tmp_path, data):
     images, labels, _ = data
     model = small_cnn()

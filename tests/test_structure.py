@@ -74,6 +74,7 @@ def test_no_module_or_package_shadows_a_builtin_or_the_standard_library():
     assert not shadowing, f"modules named like a builtin or a standard module: {shadowing}"
 
 
+@pytest.mark.slow
 def test_loading_the_plugin_and_the_reader_imports_neither_tensorflow_nor_keras(tmp_path):
     code = f"""
 import sys
