@@ -4,8 +4,9 @@
 // full pass over ~400 steps of 8 probes. A pass over more steps than fit evicts each step
 // before a scrub comes back to it (bench/README.md, frontend_fps).
 
-const cache = new Map();
-const MAX_CACHED = 4000;
+import { Recent } from "./cache.js";
+
+const cache = new Recent(4000);
 let scratch;  // one canvas to read pixels back: a new canvas and context per image cost more
 
 export function url(route, params = {}) {
@@ -17,21 +18,13 @@ export function url(route, params = {}) {
   return `./${route}${text ? `?${text}` : ""}`;
 }
 
-function remember(key, make) {
-  if (cache.has(key)) {
-    const value = cache.get(key);
-    cache.delete(key);
-    cache.set(key, value);
-    return value;
-  }
-  const value = make();
-  value.catch(() => cache.delete(key));
-  cache.set(key, value);
-  if (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value);
-  return value;
-}
-
 export class ApiError extends Error {}
+
+// What a panel or a card section says when drawing it failed: the plugin's own words for an
+// error it answered, the kind of error too for a fault of the tab's.
+export function errorText(error) {
+  return error instanceof ApiError ? error.message : `${error.name}: ${error.message}`;
+}
 
 async function fetchJSON(address) {
   const response = await fetch(address);
@@ -53,12 +46,12 @@ export function part(header) {
 
 export function getJSON(route, params, { fresh = false } = {}) {
   const address = url(route, params);
-  return fresh ? fetchJSON(address) : remember(address, () => fetchJSON(address));
+  return fresh ? fetchJSON(address) : cache.get(address, () => fetchJSON(address));
 }
 
 export function loadImage(route, params) {
   const address = url(route, params);
-  return remember(address, () => new Promise((resolve, reject) => {
+  return cache.get(address, () => new Promise((resolve, reject) => {
     const image = new Image();
     image.onload = () => resolve(image);
     image.onerror = async () => {  // an <img> cannot read the JSON reason of an error: fetch it
@@ -80,15 +73,9 @@ export function pixels(image) {
 
 // A route's answer over every step, asked again only when the run has logged other steps since
 // (a run still training): moving through steps costs no request.
-const answers = new Map();
+const answers = new Recent(32);
 
 export function overSteps(route, params, steps) {
   const key = JSON.stringify([route, params, steps.length, steps[steps.length - 1]]);
-  if (!answers.has(key)) {
-    const answer = getJSON(route, params, { fresh: true });
-    answer.catch(() => answers.delete(key));
-    answers.set(key, answer);
-    if (answers.size > 32) answers.delete(answers.keys().next().value);
-  }
-  return answers.get(key);
+  return answers.get(key, () => getJSON(route, params, { fresh: true }));
 }

@@ -41,6 +41,15 @@ export function canvasPoint(canvas, event) {
     ((event.clientY - rect.top) / rect.height) * canvas.height];
 }
 
+// Places a tooltip beside the pointer, `top` pixels down its container `box` (a client rect):
+// right of the pointer in the box's left half, left of it in the right half, so that it stays
+// inside the box.
+export function placeTooltip(tooltip, box, event, top) {
+  const left = event.clientX - box.left;
+  tooltip.style.left = `${left > box.width / 2 ? left - tooltip.offsetWidth - 12 : left + 12}px`;
+  tooltip.style.top = `${Math.max(0, top)}px`;
+}
+
 // What a run's faithfulness number measures (its fraction comes with the run; runs served by
 // an older plugin do not carry it).
 export function faithfulnessMeaning(run) {

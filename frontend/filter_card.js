@@ -4,9 +4,10 @@
 // tile, a feature map, an Evolution cell); index.js has normalised them to a conv layer of the
 // run and one of its filters. Layer and run names are untrusted: text only.
 
-import { ApiError, getJSON, loadImage, overSteps, part, url } from "./api.js";
+import { ApiError, errorText, getJSON, loadImage, overSteps, part, url } from "./api.js";
 import { lineChart } from "./chart.js";
 import { el, fmt } from "./dom.js";
+import { DrawOrder } from "./schedule.js";
 import { nearest } from "./state.js";
 
 const STATS = [  // [name in filter_stats, chart title, y label, least y range]
@@ -119,7 +120,7 @@ async function section(part, title, make) {
   try {
     body = await make();
   } catch (error) {
-    body = el("p", { class: "message error", text: error instanceof ApiError ? error.message : `${error.name}: ${error.message}` });
+    body = el("p", { class: "message error", text: errorText(error) });
   }
   return el("section", { class: "card-section", dataset: { part } }, el("h3", { text: title }), body);
 }
@@ -130,8 +131,7 @@ export class FilterCard {
     this.element = el("aside", { class: "filter-card", hidden: true, "aria-label": "filter card" });
     this.filter = "";  // the filter shown: run, mode, layer, channel
     this.key = "";  // and the step and steps it was drawn for
-    this.generation = 0;
-    this.drawnGeneration = 0;
+    this.draws = new DrawOrder();
   }
 
   close() {
@@ -155,7 +155,7 @@ export class FilterCard {
     if (key === this.key) return;
     this.key = key;
     const filter = this.filter;
-    const generation = ++this.generation;
+    const draw = this.draws.start();
     const at = { run: run.run, step, mode: state.mode, layer, channel };
     const filters = run.conv_layers[layer].output_shape.at(-1);
     const sections = await Promise.all([
@@ -164,10 +164,8 @@ export class FilterCard {
       section("feature-vis", "Feature visualisation", () => featureVis(run, at, this.store)),
       section("stats", "Over training", () => statistics(run, at)),
     ]);
-    // As index.js draws steps: one that arrives after a newer one started is still drawn, if
-    // nothing newer is on screen and the card shows the same filter.
-    if (generation < this.drawnGeneration || filter !== this.filter) return;
-    this.drawnGeneration = generation;
+    // drawn in the order schedule.js says, while the card still shows this filter
+    if (filter !== this.filter || !this.draws.claim(draw)) return;
     const links = el("nav", { class: "card-links" },
       run.layers.includes(layer) ? el("button", {
         class: "link", text: "feature maps", onclick: () => this.store.update({ view: "activations", layer, channel }),

@@ -3,6 +3,7 @@
 // or on one range shared by every probe and step of the run.
 
 import { getJSON, part } from "./api.js";
+import { Recent } from "./cache.js";
 import { className, el, labelled } from "./dom.js";
 import { sharedRange } from "./scale.js";
 
@@ -81,32 +82,25 @@ export function maps(event, method, choice) {
 // The shared scale: one range over every probe's map (of the method and class shown) at
 // every step of the run in this mode. Each step's ranges are in its `event` answer, fetched
 // a few at a time and cached by URL, so the scale is computed once per run and choice.
-const sharedScales = new Map();
+const sharedScales = new Recent(32);
 
 export function sharedScale(run, mode, method, choice) {
   const steps = run.steps[mode];
-  const key = JSON.stringify([run.run, mode, method, choice, steps]);
-  if (!sharedScales.has(key)) {
-    const found = (async () => {
-      const los = [];
-      const his = [];
-      let counted = 0;
-      await inTurn(steps, 6, async (step) => {
-        try {
-          const ranges = maps(await getJSON("event", { run: run.run, step, mode }), method, choice).filter((m) => m.lo !== undefined);
-          los.push(...ranges.map((m) => m.lo));
-          his.push(...ranges.map((m) => m.hi));
-          counted += 1;
-        } catch { /* a damaged step: the scale is taken over the others, and says how many */ }
-      });
-      const [low, high] = sharedRange(los, his);
-      return { low, high, steps: counted, of: steps.length, maps: his.length };
-    })();
-    found.catch(() => sharedScales.delete(key));
-    sharedScales.set(key, found);
-    if (sharedScales.size > 32) sharedScales.delete(sharedScales.keys().next().value);
-  }
-  return sharedScales.get(key);
+  return sharedScales.get(JSON.stringify([run.run, mode, method, choice, steps]), async () => {
+    const los = [];
+    const his = [];
+    let counted = 0;
+    await inTurn(steps, 6, async (step) => {
+      try {
+        const ranges = maps(await getJSON("event", { run: run.run, step, mode }), method, choice).filter((m) => m.lo !== undefined);
+        los.push(...ranges.map((m) => m.lo));
+        his.push(...ranges.map((m) => m.hi));
+        counted += 1;
+      } catch { /* a damaged step: the scale is taken over the others, and says how many */ }
+    });
+    const [low, high] = sharedRange(los, his);
+    return { low, high, steps: counted, of: steps.length, maps: his.length };
+  });
 }
 
 // Runs `work(item)` over the items, at most `width` at a time.

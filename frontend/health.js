@@ -3,33 +3,28 @@
 // and feature maps unreadable, and a new user should not have to find that out from them.
 
 import { getJSON } from "./api.js";
+import { Recent } from "./cache.js";
 import { className, el } from "./dom.js";
 
 // A filter is dead at a step when it is dead (max <= 0) on every probe: dead_fraction 1, as
 // the Evolution view's statistic defines it. Statistics are stored in 8 bits over their range
 // across the layer's filters (README, "Summary format"): a dead filter reads 1 within float
-// rounding, a filter dead on N - 1 of N <= 256 probes at most 0.9961 + 1/508 = 0.9981.
-export const DEAD_AT = 1 - 1e-4;
-
-export function isDead(deadFraction) {
-  return deadFraction !== null && deadFraction >= DEAD_AT;
+// rounding, a filter dead on N - 1 of N <= 256 probes at most 0.9961 + 1/508 = 0.9981. So a
+// filter reads dead from `deadAt` on, a threshold between the two: DEAD_AT in tb_cnnviz/format.py
+// defines it, and the `runs` route sends it as dead_at (views have it as ctx.deadAt).
+export function isDead(deadFraction, deadAt) {
+  return deadFraction !== null && deadFraction >= deadAt;
 }
 
 // The dead_fraction of every filter of a logged layer at every step: one `filter_drift`
 // request per layer and run, so that moving through steps costs no request beyond each step's
 // `event`, which every view fetches. Steps logged after it was asked for (a run still
 // training) are asked for one at a time with `stats`.
-const deadFractions = new Map();
+const deadFractions = new Recent(64);
 
 function deadFractionsOf(run, mode, layer) {
-  const key = JSON.stringify([run.run, mode, layer]);
-  if (!deadFractions.has(key)) {
-    const answer = getJSON("filter_drift", { run: run.run, layer, stat: "dead_fraction", mode }, { fresh: true });
-    answer.catch(() => deadFractions.delete(key));
-    deadFractions.set(key, answer);
-    if (deadFractions.size > 64) deadFractions.delete(deadFractions.keys().next().value);
-  }
-  return deadFractions.get(key);
+  return deadFractions.get(JSON.stringify([run.run, mode, layer]),
+    () => getJSON("filter_drift", { run: run.run, layer, stat: "dead_fraction", mode }, { fresh: true }));
 }
 
 // { dead_fraction: [one per filter] } of a layer at a step.
@@ -49,24 +44,24 @@ export function oneClass(run, predictions) {
 }
 
 // "<layer>: X % of filters dead" for a logged layer with more than half its filters dead.
-export function deadLayer(layer, stats) {
+export function deadLayer(layer, stats, deadAt) {
   const values = stats?.dead_fraction;
   if (!values?.length) return null;
-  const dead = values.filter(isDead).length;
+  const dead = values.filter((value) => isDead(value, deadAt)).length;
   if (dead * 2 <= values.length) return null;
   return `${layer}: ${Math.round((100 * dead) / values.length)} % of filters dead (${dead} of ${values.length}, ≤ 0 on every probe)`;
 }
 
-export async function warnings(run, mode, step) {
+export async function warnings(run, mode, step, deadAt) {
   // the logged layers and the Grad-CAM layer, which layers=[...] may leave out of them
   const layers = run.layers.includes(run.gradcam_layer) ? run.layers : [...run.layers, run.gradcam_layer];
   const [event, ...stats] = await Promise.all([getJSON("event", { run: run.run, step, mode }),
     ...layers.map((layer) => statsAt(run, mode, step, layer).catch(() => null))]);  // unreadable: no warning
-  return [oneClass(run, event.predictions), ...layers.map((layer, i) => deadLayer(layer, stats[i]))].filter(Boolean);
+  return [oneClass(run, event.predictions), ...layers.map((layer, i) => deadLayer(layer, stats[i], deadAt))].filter(Boolean);
 }
 
-export async function banner(run, mode, step) {
-  const lines = await warnings(run, mode, step).catch(() => []);  // the view reports a failed step
+export async function banner(run, mode, step, deadAt) {
+  const lines = await warnings(run, mode, step, deadAt).catch(() => []);  // the view reports a failed step
   if (!lines.length) return null;
   return el("div", { class: "banner", role: "status" }, ...lines.map((text) => el("p", { text: `⚠ ${text}` })));
 }

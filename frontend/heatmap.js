@@ -12,8 +12,9 @@
 // its canvas is the colours' own, moved into it, and drawn again only in a new order, by
 // copying rows of colours computed once (bench/evolution_fps.py).
 
+import { once } from "./cache.js";
 import { ticks } from "./chart.js";
-import { canvasPoint, el, extent, fmt } from "./dom.js";
+import { canvasPoint, el, extent, fmt, placeTooltip } from "./dom.js";
 
 const NONE = [128, 128, 128];  // the colour of a cell without a value
 const ROW_PX = 14;  // rows at least this tall each get a label
@@ -98,14 +99,13 @@ const percent = (fraction) => `${(100 * fraction).toFixed(3)}%`;
 const gradients = new WeakMap();
 
 function gradientOf(lut) {
-  if (!gradients.has(lut)) {
+  return once(gradients, lut, () => {
     const stops = Array.from({ length: SCALE_STOPS + 1 }, (_, i) => {
       const level = Math.round((i / SCALE_STOPS) * 255) * 3;
       return `rgb(${lut[level]}, ${lut[level + 1]}, ${lut[level + 2]}) ${percent(i / SCALE_STOPS)}`;
     });
-    gradients.set(lut, `linear-gradient(to top, ${stops.join(", ")})`);
-  }
-  return gradients.get(lut);
+    return `linear-gradient(to top, ${stops.join(", ")})`;
+  });
 }
 
 // A vertical bar of the colour table, high at the top, with its min, max and round values between.
@@ -153,9 +153,7 @@ export function heatmap({ colours, values, columns, order, marker = -1, rowName 
     tooltip.replaceChildren(el("span", { text: `${rowName} ${row}` }), el("span", { text: `${columnName} ${columns[c]}` }),
       el("span", { class: "evo-value", text: value === null ? "no value" : fmt(value, 4) }));
     const box = plot.getBoundingClientRect();
-    const left = event.clientX - box.left;
-    tooltip.style.left = `${left > box.width / 2 ? left - tooltip.offsetWidth - 12 : left + 12}px`;
-    tooltip.style.top = `${Math.max(0, event.clientY - box.top - tooltip.offsetHeight - 8)}px`;
+    placeTooltip(tooltip, box, event, event.clientY - box.top - tooltip.offsetHeight - 8);
   });
   plot.addEventListener("mouseleave", () => { tooltip.hidden = true; });
   plot.addEventListener("click", (event) => {

@@ -1,121 +1,66 @@
 // The cnnviz tab. TensorBoard loads this module in an iframe whose base URL is
 // data/plugin/cnnviz/ and calls render() once. All fetches are relative; untrusted names are
-// only ever set with textContent.
+// only ever set with textContent. App coordinates: it makes the selection (state.js) valid for
+// the runs and decides what it shows — which view draws which runs at which step, the step bar
+// and the filter card — leaving the page (layout.js), the runs (runs.js), keys, theme and the
+// timing of drawings (schedule.js) to modules of their own.
 
-import { ApiError, getJSON } from "./api.js";
-import { el, message, select } from "./dom.js";
+import { el } from "./dom.js";
 import { FilterCard } from "./filter_card.js";
-import * as health from "./health.js";
+import { listenKeys } from "./keys.js";
+import { headerControls, loadFailed, loading, noData, page } from "./layout.js";
+import { panel } from "./panel.js";
+import { Runs } from "./runs.js";
+import { DrawOrder, perFrame } from "./schedule.js";
 import { Store, nearest } from "./state.js";
 import { StepControl } from "./step_control.js";
-import * as activations from "./view_activations.js";
-import * as evolution from "./view_evolution.js";
-import * as filters from "./view_filters.js";
-import * as gradcam from "./view_gradcam.js";
-import * as layers from "./view_layers.js";
-import * as trust from "./view_trust.js";
-
-const VIEWS = { gradcam, activations, filters, evolution, layers, trust };
-const REFRESH_MS = 30000;  // new steps of a run still training appear without a reload
-const SNIPPET = `from tb_cnnviz import CNNViz
-cb = CNNViz("logs/run1", samples=x_val[:8], labels=y_val[:8])
-model.fit(x, y, epochs=10, callbacks=[cb])`;
-
-function followTheme() {
-  const apply = () => {
-    let dark = window.matchMedia("(prefers-color-scheme: dark)").matches;
-    try {
-      dark = window.parent.document.body.classList.contains("dark-mode") || dark;
-    } catch { /* not inside TensorBoard */ }
-    document.documentElement.classList.toggle("dark", dark);
-  };
-  apply();
-  try {
-    new MutationObserver(apply).observe(window.parent.document.body, { attributes: true, attributeFilter: ["class"] });
-  } catch { /* not inside TensorBoard */ }
-}
+import { followTheme } from "./theme.js";
+import { METHODS } from "./view_gradcam.js";
+import { VIEWS } from "./views.js";
 
 class App {
   constructor(root) {
     this.root = root;
     this.store = new Store();
-    this.generation = 0;  // of the newest update started
-    this.drawnGeneration = 0;  // of the update on screen
-    this.pending = false;
+    this.runs = new Runs();
+    this.draws = new DrawOrder();
+    this.schedule = perFrame(() => this.update());
     this.stepControl = new StepControl((step, dragging) => this.store.update({ step }, { dragging }));
     this.card = new FilterCard(this.store);
   }
 
   async start() {
-    this.root.replaceChildren(message("loading", "Loading cnnviz data…"));
-    let runs;
+    this.root.replaceChildren(loading());
     try {
-      runs = (await getJSON("runs", {}, { fresh: true })).runs;
+      await this.runs.load();
     } catch (error) {
-      this.root.replaceChildren(message("error", `Could not load cnnviz data: ${error.message}`));
+      this.root.replaceChildren(loadFailed(error));
       return;
     }
-    this.broken = el("div", { class: "broken" });
-    this.setRuns(runs);
-    if (!this.runs.length && !this.brokenRuns.length) {
-      this.root.replaceChildren(message("empty", "No cnnviz data yet. Log some with the CNNViz Keras callback, then reload:", el("pre", { text: SNIPPET })));
+    if (!this.runs.list.length) {  // nothing to show: the unreadable runs, or how to log one
+      this.root.replaceChildren(this.runs.failed.length ? this.runs.element : noData());
       return;
     }
-    if (!this.runs.length) {
-      this.root.replaceChildren(this.broken);
-      return;
-    }
-    this.header = el("header", { class: "bar" });
-    this.toolbar = el("div", { class: "bar toolbar" });
-    this.content = el("main", { class: "content" });
-    this.root.replaceChildren(this.broken, this.header, this.toolbar, this.stepControl.element, this.content, this.card.element);
+    ({ header: this.header, toolbar: this.toolbar, content: this.content } = page(this.root,
+      { broken: this.runs.element, stepBar: this.stepControl.element, card: this.card.element }));
     this.store.subscribe(() => this.schedule());
-    for (const target of [document, window.parent.document]) {
-      try {
-        target.addEventListener("keydown", (event) => this.onKey(event));
-      } catch { /* cross-origin parent */ }
-    }
+    listenKeys({
+      onEscape: () => {
+        if (this.store.state.cardlayer !== "") this.card.close();
+      },
+      onStep: (delta) => this.stepControl.move(delta),
+    });
     this.layoutKey = this.shownKey = "";
     this.schedule();
-    setInterval(() => this.refreshRuns(), REFRESH_MS);
-  }
-
-  // Runs the backend could not read come with an error instead of data: listed, not shown.
-  setRuns(runs) {
-    this.allRuns = runs;
-    this.runs = runs.filter((run) => !run.error);
-    this.brokenRuns = runs.filter((run) => run.error);
-    this.byName = new Map(this.runs.map((run) => [run.run, run]));
-    this.broken.replaceChildren(...this.brokenRuns.map((run) => message("error", `Run ${run.run}: ${run.error}`)));
-  }
-
-  async refreshRuns() {
-    try {
-      const runs = (await getJSON("runs", {}, { fresh: true })).runs;
-      if (runs.some((run) => !run.error) && JSON.stringify(runs) !== JSON.stringify(this.allRuns)) {
-        this.setRuns(runs);
-        this.layoutKey = this.shownKey = "";
-        this.schedule();
-      }
-    } catch { /* keep showing what we have; the next refresh tries again */ }
-  }
-
-  onKey(event) {
-    if (event.key === "Escape" && this.store.state.cardlayer !== "") {  // wherever the focus is
-      this.card.close();
-      return;
-    }
-    // Form controls (the step slider, opacity, TensorBoard's own inputs) handle their own keys.
-    if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName)) return;
-    if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
-      event.preventDefault();
-      this.stepControl.move(event.key === "ArrowLeft" ? -1 : 1);
-    }
+    this.runs.watch(() => {
+      this.layoutKey = this.shownKey = "";
+      this.schedule();
+    });
   }
 
   // Makes the state valid for the data: a known run, a mode with steps, a logged step.
   normalised(state) {
-    const run = this.byName.get(state.run) || this.runs[0];
+    const run = this.runs.byName.get(state.run) || this.runs.list[0];
     // the wanted mode if it has steps, else the first that has (an evaluate-only run: eval)
     const mode = [state.mode, "train", "eval"].find((m) => run.steps[m]?.length) || "train";
     const steps = run.steps[mode];
@@ -123,8 +68,8 @@ class App {
     const step = steps.includes(wanted) ? wanted : nearest(steps, wanted);
     const view = Object.hasOwn(VIEWS, state.view) ? state.view : "gradcam";
     // links made before the method was named gradcam_pp say gradcam++
-    const method = state.method === "gradcam++" ? "gradcam_pp" : Object.hasOwn(gradcam.METHODS, state.method) ? state.method : "gradcam";
-    const cmp = this.byName.has(state.cmp) && state.cmp !== run.run ? state.cmp : "";
+    const method = state.method === "gradcam++" ? "gradcam_pp" : Object.hasOwn(METHODS, state.method) ? state.method : "gradcam";
+    const cmp = this.runs.byName.has(state.cmp) && state.cmp !== run.run ? state.cmp : "";
     // the card's filter: one of a conv layer of this run, else no card
     const filterCount = Object.hasOwn(run.conv_layers, state.cardlayer) ? run.conv_layers[state.cardlayer].output_shape.at(-1) : 0;
     const card = /^\d+$/.test(state.cardchannel) && Number(state.cardchannel) < filterCount
@@ -132,30 +77,18 @@ class App {
     return { ...state, run: run.run, mode, step: step === undefined ? "" : String(step), view, method, cmp, ...card };
   }
 
-  schedule() {
-    if (this.pending) return;
-    this.pending = true;
-    requestAnimationFrame(() => {
-      this.pending = false;
-      this.update();
-    });
-  }
-
-  buildHeader(state) {
-    const runNames = this.runs.map((run) => run.run);
-    const tabs = el("nav", { class: "tabs" }, ...Object.entries(VIEWS).map(([key, view]) => el("button", {
-      class: key === state.view ? "tab active" : "tab", text: view.label, dataset: { view: key },
-      onclick: () => this.store.update({ view: key }),
-    })));
-    const modes = el("div", { class: "modes" }, ...["train", "eval"].map((mode) => el("button", {
-      class: mode === state.mode ? "mode active" : "mode", text: mode, dataset: { mode },
-      disabled: !this.byName.get(state.run).steps[mode].length,
-      onclick: () => this.store.update({ mode }),
-    })));
-    this.header.replaceChildren(tabs,
-      el("label", { class: "control" }, el("span", { text: "Run" }), select(runNames, state.run, (run) => this.store.update({ run }), { name: "run" })),
-      el("label", { class: "control" }, el("span", { text: "Compare with" }), select([["", "—"], ...runNames.filter((name) => name !== state.run)], state.cmp, (cmp) => this.store.update({ cmp }), { name: "cmp" })),
-      modes);
+  // The header and the view's toolbar, made again only when what they show has changed (not
+  // at every step: a control is not replaced while in use); returns what they were made for.
+  relayout(ctx) {
+    const { state } = ctx;
+    const layoutKey = JSON.stringify([state.view, state.run, state.cmp, state.mode, state.method, state.cmap, state.layer, state.norm, state.stat, state.evolayer, state.scale, state.cls, state.outline]);
+    if (layoutKey !== this.layoutKey) {
+      this.layoutKey = layoutKey;
+      this.header.replaceChildren(...headerControls(state, this.runs, this.store));
+      this.toolbar.replaceChildren(...VIEWS[state.view].toolbar(ctx));
+      this.toolbar.hidden = !this.toolbar.childElementCount;
+    }
+    return layoutKey;
   }
 
   async update() {
@@ -164,59 +97,37 @@ class App {
       this.store.update(state);  // schedules another update with the corrected state
       return;
     }
-    const run = this.byName.get(state.run);
+    const run = this.runs.byName.get(state.run);
     const step = state.step === "" ? undefined : Number(state.step);  // "": the run has no steps yet
     this.card.show(state, run, step);
     this.root.classList.toggle("with-card", !this.card.element.hidden);
     const shownKey = JSON.stringify({ ...state, cardlayer: "", cardchannel: "" });
     if (shownKey === this.shownKey) return;  // only the card changed: the view stays as it is
     this.shownKey = shownKey;
-    const generation = ++this.generation;
+    const draw = this.draws.start();
     const view = VIEWS[state.view];
-    const runs = [run, ...(state.cmp ? [this.byName.get(state.cmp)] : [])];
-    const ctx = { state, store: this.store, runs, content: this.content };
-    const layoutKey = JSON.stringify([state.view, state.run, state.cmp, state.mode, state.method, state.cmap, state.layer, state.norm, state.stat, state.evolayer, state.scale, state.cls, state.outline]);
-    if (layoutKey !== this.layoutKey) {
-      this.layoutKey = layoutKey;
-      this.buildHeader(state);
-      this.toolbar.replaceChildren(...view.toolbar(ctx));
-      this.toolbar.hidden = !this.toolbar.childElementCount;
-    }
+    const runs = [run, ...(state.cmp ? [this.runs.byName.get(state.cmp)] : [])];
+    const ctx = { state, store: this.store, runs, content: this.content, deadAt: this.runs.deadAt };
+    const layoutKey = this.relayout(ctx);
     this.content.style.setProperty("--heat-opacity", state.opacity);
     this.stepControl.set(run.steps[state.mode], step);
-    const panels = await Promise.all(runs.map(async (one) => {
-      const steps = one.steps[state.mode];
-      const oneStep = one === run ? step : nearest(steps, step);
-      const title = el("h2", { class: "panel-title" }, el("span", { text: one.run }), el("span", { class: "note", text: ` · ${state.mode} step ${oneStep ?? "—"}` }));
-      if (oneStep === undefined) {
-        const text = one.steps.train.length || one.steps.eval.length ? `run ${one.run} has no ${state.mode} steps`
-          : `run ${one.run} has no steps logged yet: its first event is written when the callback first logs`;
-        return el("section", { class: "panel" }, title, message("error", text));
-      }
-      try {
-        const [warning, body] = await Promise.all([health.banner(one, state.mode, oneStep), view.render(ctx, one, oneStep)]);
-        return el("section", { class: "panel", dataset: { run: one.run, step: String(oneStep) } }, title, warning, body);
-      } catch (error) {
-        const text = error instanceof ApiError ? error.message : `${error.name}: ${error.message}`;
-        return el("section", { class: "panel" }, title, message("error", text));
-      }
-    }));
-    // An update that finishes after a newer one started is still drawn if nothing newer is on
-    // screen and the layout is the same: moving through steps faster than they load shows each
-    // step as it arrives, not nothing until the last one has loaded.
-    if (generation < this.drawnGeneration || layoutKey !== this.layoutKey) return;
-    this.drawnGeneration = generation;
+    // a compared run at its logged step nearest the selected one
+    const panels = await Promise.all(runs.map((one) => panel(view, ctx, one, one === run ? step : nearest(one.steps[state.mode], step))));
+    // drawn in the order schedule.js says, and only into the layout it was made for
+    if (layoutKey !== this.layoutKey || !this.draws.claim(draw)) return;
     this.content.replaceChildren(el("div", { class: runs.length > 1 ? "panels compare" : "panels" }, ...panels));
     this.content.dataset.ready = `${state.view}:${state.step}`;
     this.prefetch(ctx, run, step);
   }
 
+  // The next two steps and the previous one, which moving through steps shows next.
   prefetch(ctx, run, step) {
-    if (!VIEWS[ctx.state.view].prefetch) return;
+    const view = VIEWS[ctx.state.view];
+    if (!view.prefetch) return;
     const steps = run.steps[ctx.state.mode];
     const index = steps.indexOf(step);
     for (const neighbour of [steps[index + 1], steps[index - 1], steps[index + 2]]) {
-      if (neighbour !== undefined) VIEWS[ctx.state.view].prefetch(ctx, run, neighbour);
+      if (neighbour !== undefined) view.prefetch(ctx, run, neighbour);
     }
   }
 }

@@ -1,6 +1,8 @@
 // The selection shared by every view, kept in TensorBoard's URL hash for deep links:
 // TensorBoard's hash is "#cnnviz"; our keys follow it as "&cv-<key>=<value>".
 
+import { hostWindow } from "./host.js";
+
 const PREFIX = "cv-";
 export const DEFAULTS = {
   view: "gradcam", run: "", cmp: "", mode: "train", step: "", sample: "0", layer: "",
@@ -13,14 +15,6 @@ export const DEFAULTS = {
 export function nearest(steps, step) {
   if (!steps.length) return undefined;
   return steps.reduce((best, s) => (Math.abs(s - step) < Math.abs(best - step) ? s : best), steps[0]);
-}
-
-function hostWindow() {
-  try {
-    return window.parent.location.href ? window.parent : window;  // same origin in TensorBoard
-  } catch {
-    return window;
-  }
 }
 
 export function readState() {

@@ -1,5 +1,5 @@
 // Activations view: the feature maps of one layer for every probe; hover names the channel
-// and its value range, click opens that channel's filter card.
+// and its value range, click opens that channel's filter card. A view as views.js describes one.
 
 import { getJSON, loadImage, part, pixels } from "./api.js";
 import { canvasPoint, el, extent, fmt, labelled, select } from "./dom.js";

@@ -1,10 +1,13 @@
 // Evolution view: for one layer, a filter × step heat map of a filter statistic (heatmap.js),
 // its rows in filter order or by their value at the current step; the ten filters with the
 // largest value there; line charts of faithfulness and dead filters. A listed filter or a
-// cell opens that filter's card (filter_card.js; a cell at that cell's step).
+// cell opens that filter's card (filter_card.js; a cell at that cell's step). A view as
+// views.js describes one; also `load` and `draw`, the two halves of `render` (fetching and
+// drawing: bench/evolution_fps.py times the drawing alone).
 
 import { getJSON, overSteps } from "./api.js";
-import { lineChart } from "./chart.js";
+import { once } from "./cache.js";
+import { lineChart, moveMarker } from "./chart.js";
 import { COLORMAPS } from "./colormap.js";
 import { el, faithfulnessMeaning, fmt, labelled, message, select } from "./dom.js";
 import { isDead } from "./health.js";
@@ -44,11 +47,6 @@ export function toolbar({ state, store, runs }) {
 const colours = new WeakMap();
 const charts = new WeakMap();
 
-function once(cache, key, make) {
-  if (!cache.has(key)) cache.set(key, make(key));
-  return cache.get(key);
-}
-
 export async function load({ state }, run) {
   const common = { run: run.run, layer: layerOf(state, run), mode: state.mode };
   const [drift, dead, faithfulness] = await Promise.all([
@@ -65,8 +63,9 @@ function ranked(values, column) {
   return values.map((_, filter) => filter).sort((a, b) => value(b) - value(a) || a - b);
 }
 
-// Per step: the mean dead fraction of the filters, and the share of filters dead on every probe.
-function deadShares({ steps, values }) {
+// Per step: the mean dead fraction of the filters, and the share of filters dead on every probe
+// (isDead: from ctx.deadAt on).
+function deadShares({ steps, values }, deadAt) {
   const share = [];
   const dead = [];
   steps.forEach((_, s) => {
@@ -77,26 +76,12 @@ function deadShares({ steps, values }) {
       if (row[s] === null) continue;
       count += 1;
       sum += row[s];
-      if (isDead(row[s])) deadCount += 1;
+      if (isDead(row[s], deadAt)) deadCount += 1;
     }
     share.push(count ? sum / count : null);
     dead.push(count ? deadCount / count : null);
   });
   return { share, dead };
-}
-
-// Moves a line chart's step marker to `step`, hidden where the chart has no such step. It
-// stands where chart.js draws it: linear in step across the chart's hover area.
-function moveMarker(figure, steps, step) {
-  const line = figure.querySelector("line.marker");
-  const area = figure.querySelector("rect.hover");
-  if (!line || !area) return;
-  const [left, width] = ["x", "width"].map((name) => Number(area.getAttribute(name)));
-  const [first, last] = [steps[0], steps[steps.length - 1]];
-  const x = String(left + (last > first ? ((step - first) / (last - first)) * width : width / 2));
-  line.setAttribute("x1", x);
-  line.setAttribute("x2", x);
-  line.setAttribute("visibility", steps.includes(step) ? "visible" : "hidden");
 }
 
 function chartOf(answer, step, make) {
@@ -115,7 +100,7 @@ function topList(title, values, byValue, column, step, open) {
     el("p", { class: "note", text: "click a filter (or a cell) to open its card" }));
 }
 
-export function draw({ state, store }, run, step, { drift, dead, faithfulness }) {
+export function draw({ state, store, deadAt }, run, step, { drift, dead, faithfulness }) {
   const layer = layerOf(state, run);
   const [, what, top] = STATS.find(([key]) => key === drift.stat) || [drift.stat, drift.stat, "largest"];
   const column = drift.steps.indexOf(step);
@@ -138,7 +123,7 @@ export function draw({ state, store }, run, step, { drift, dead, faithfulness })
       chartOf(faithfulness, step, (marker) => lineChart({ title: `Faithfulness (${faithfulnessMeaning(run)})`, steps: faithfulness.steps,
         marker, yLabel: "probability drop", series: [{ name: "faithfulness", values: faithfulness.values }] })),
       chartOf(dead, step, (marker) => {
-        const { share, dead: deadFilters } = deadShares(dead);
+        const { share, dead: deadFilters } = deadShares(dead, deadAt);
         return lineChart({ title: `${layer}: dead filters`, steps: dead.steps, marker, yLabel: "share of filters", yRange: [0, 1],
           series: [{ name: "mean dead fraction (share of probes a filter is ≤ 0 on)", values: share },
             { name: "dead on every probe", values: deadFilters }] });

@@ -1,5 +1,6 @@
 // Filters view: the first layer's kernels as colour tiles, deeper layers' kernels averaged
-// over their input channels, at the selected step; click a kernel for its filter card.
+// over their input channels, at the selected step; click a kernel for its filter card. A view
+// as views.js describes one.
 
 import { getJSON, loadImage } from "./api.js";
 import { canvasPoint, el, message } from "./dom.js";

@@ -1,4 +1,5 @@
-// Grad-CAM view: each probe with its heat map drawn over it, the prediction and the label.
+// Grad-CAM view: each probe with its heat map drawn over it, the prediction and the label. A
+// view as views.js describes one; also METHODS, the methods state.method may name.
 
 import { getJSON, loadImage, part, pixels, url } from "./api.js";
 import { COLORMAPS, greyLevels } from "./colormap.js";
@@ -13,7 +14,7 @@ export const label = "Grad-CAM";
 // state.method names the event's summary and the `method` of the gradcam routes
 export const METHODS = { gradcam: "Grad-CAM", gradcam_pp: "Grad-CAM++" };
 
-export const SCALES = { map: "per map", shared: "shared over probes and steps" };
+const SCALES = { map: "per map", shared: "shared over probes and steps" };
 
 export function toolbar({ state, store, content, runs }) {
   const run = runs[0];

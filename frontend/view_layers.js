@@ -2,10 +2,12 @@
 // share of dead filters, how far its filters moved from the start and since the previous event,
 // its mean filter norm against the first event's, each with a sparkline over training. A layer
 // that dies, freezes or whose norm runs away is flagged in words, not only in colour. Rows are
-// plain text and one small SVG per value: DenseNet121 has 120 conv layers.
+// plain text and one small SVG per value: DenseNet121 has 120 conv layers. A view as views.js
+// describes one.
 
 import { overSteps } from "./api.js";
-import { svg } from "./chart.js";
+import { once } from "./cache.js";
+import { linePath, stepScale, svg } from "./chart.js";
 import { el, extent, fmt, message } from "./dom.js";
 
 export const label = "Layers";
@@ -26,25 +28,16 @@ export function toolbar() {
   return [];
 }
 
-function xOf(steps, step) {
-  const first = steps[0];
-  const last = steps[steps.length - 1];
-  return last > first ? SPARK.pad + ((step - first) / (last - first)) * (SPARK.width - 2 * SPARK.pad) : SPARK.width / 2;
+function xOf(steps) {
+  return stepScale(steps, SPARK.pad, SPARK.width - 2 * SPARK.pad);
 }
 
 // A sparkline's line: the values over the steps on their own range, gaps at null.
-function linePath(steps, values) {
+function sparkPath(steps, values) {
   const { height, pad } = SPARK;
   const [low, high] = extent(values);
   const y = (v) => (high > low ? height - pad - ((v - low) / (high - low)) * (height - 2 * pad) : height / 2);
-  let d = "";
-  let pen = false;
-  values.forEach((value, i) => {
-    const drawn = value !== null && Number.isFinite(value);
-    if (drawn) d += `${pen ? "L" : "M"}${xOf(steps, steps[i]).toFixed(1)},${y(value).toFixed(1)}`;
-    pen = drawn;
-  });
-  return d;
+  return linePath(steps, values, xOf(steps), y, { digits: 1 });
 }
 
 // The lines do not change with the step: made once per answer (moving through the steps of a
@@ -52,11 +45,8 @@ function linePath(steps, values) {
 const lines = new WeakMap();
 
 function linesOf(summary) {
-  if (!lines.has(summary)) {
-    lines.set(summary, summary.layers.map((layer) => (layer.error ? null
-      : Object.fromEntries(COLUMNS.map(([key]) => [key, linePath(summary.steps, layer[key])])))));
-  }
-  return lines.get(summary);
+  return once(lines, summary, () => summary.layers.map((layer) => (layer.error ? null
+    : Object.fromEntries(COLUMNS.map(([key]) => [key, sparkPath(summary.steps, layer[key])])))));
 }
 
 function sparkline(d, x) {
@@ -104,7 +94,7 @@ export async function render({ state, store }, run, step) {
   const index = summary.steps.indexOf(step);
   if (index < 0) return message("error", `no layer statistics at ${state.mode} step ${step}`);
   const paths = linesOf(summary);
-  const x = xOf(summary.steps, step);
+  const x = xOf(summary.steps)(step);
   const head = el("tr", {}, el("th", { text: "layer" }), el("th", { text: "filters" }),
     ...COLUMNS.map(([, name, meaning]) => el("th", { text: name, title: meaning })), el("th", { text: "flags" }));
   return el("div", { class: "layers-view" },

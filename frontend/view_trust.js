@@ -1,6 +1,6 @@
 // Trust view: can this run's heat maps be believed? The figures each event stores
 // (tb_cnnviz/trust.py), averaged over the probes, charted over training, each with a sentence
-// saying what good looks like.
+// saying what good looks like. A view as views.js describes one.
 
 import { getJSON, loadImage, pixels } from "./api.js";
 import { lineChart } from "./chart.js";
@@ -69,6 +69,57 @@ async function cascadeChart(run, step) {
   });
 }
 
+function missingChart(title, text) {
+  return el("figure", { class: "chart-card missing-chart" }, el("figcaption", { text: title }), el("p", { class: "note", text }));
+}
+
+// The figures of whether a map shows what the model rests on (deletion, insertion,
+// faithfulness, the sanity check), each as [the series that make it, its lineChart options,
+// what stands in its place where none of them was computed].
+function modelFigures(run, mode, series) {
+  const curve = (kind, better) => [[`${kind}_auc`], {
+    title: `${kind[0].toUpperCase()}${kind.slice(1)} AUC`,
+    yLabel: "AUC of the target's probability",
+    yRange: [0, 1],
+    series: [{ name: `${kind} AUC`, values: series[`${kind}_auc`] }, { name: "random order (chance)", values: series[`${kind}_auc_random`], dashed: true, pair: `${kind} AUC` }],
+    caption: kind === "deletion"
+      ? `The target's probability as the map's most salient pixels are blurred first, area under the curve (${when(run, mode)}). Good: ${better} the dashed random order's — removing what the map points at hurts the prediction fastest.`
+      : `The target's probability as the map's most salient pixels are put back into a blurred image first, area under the curve (${when(run, mode)}). Good: ${better} the dashed random order's — what the map points at is enough to bring the prediction back.`,
+  }, `Not computed at any ${mode} step: ${when(run, mode)}.`];
+  return [curve("deletion", "below"), curve("insertion", "above"), [["faithfulness"], {
+    title: "Faithfulness",
+    yLabel: "probability drop",
+    series: [{ name: "faithfulness", values: series.faithfulness }],
+    caption: `The ${faithfulnessMeaning(run)}. Good: high — the map covers what the prediction rests on.`,
+  }, "Not stored in this run."], [["sanity_rank_corr"], {
+    title: "Sanity check (model randomisation)",
+    yLabel: "rank correlation",
+    yRange: [0, 1],
+    series: [{ name: "rank correlation with the first event's map", values: series.sanity_rank_corr }],
+    caption: "Spearman correlation of each probe's map with its map of the same class at the run's first event (the untrained model, when the run logs as training begins). Good: falling away from 1 as the model learns — a map that stays the same does not depend on what the model learned (an edge detector would pass).",
+  }, "Not computed in this run."]];
+}
+
+// The figures of whether a map lands on the probes' objects (the pointing game, the energy in
+// the object), as modelFigures gives them, with their chance levels (objectShare's) when known.
+function objectFigures(steps, series, chance) {
+  const noTruth = "Needs the probes' objects: log with CNNViz(masks=…) or CNNViz(boxes=…).";
+  const chanceSeries = (name, level, text) => (chance === null ? [] : [{ name: text, values: steps.map(() => chance[level]), dashed: true, pair: name }]);
+  return [[["pointing_game"], {
+    title: "Pointing game",
+    yLabel: "share of probes",
+    yRange: [0, 1],
+    series: [{ name: "pointing game", values: series.pointing_game }, ...chanceSeries("pointing game", "pointing", "share within 1 pixel of the object (chance)")],
+    caption: "The share of probes whose map peaks on the object. Good: high, well above the dashed chance level (about where a peak placed at random would land).",
+  }, noTruth], [["energy_in_mask"], {
+    title: "Energy in the object",
+    yLabel: "share of the map",
+    yRange: [0, 1],
+    series: [{ name: "energy in object", values: series.energy_in_mask }, ...chanceSeries("energy in object", "energy", "object's share of the image (chance)")],
+    caption: "The share of the map's mass that falls on the object. Good: high, well above the dashed chance level (a map spread evenly).",
+  }, noTruth]];
+}
+
 export async function render({ state }, run, step) {
   const [metrics, chance, cascade] = await Promise.all([
     getJSON("metrics", { run: run.run, mode: state.mode }, { fresh: true }),
@@ -79,57 +130,12 @@ export async function render({ state }, run, step) {
   if (!steps.length) {
     return message("error", `No trust figures in run ${run.run} (${state.mode}): it was logged before tb_cnnviz stored them, or no event of this mode has them yet.`);
   }
-  const common = { steps, marker: step, connectNulls: true };
-  const charts = [];
-  const add = (names, chart, missing) => {
-    charts.push(names.some((name) => computed(series[name])) ? lineChart({ ...common, ...chart })
-      : el("figure", { class: "chart-card missing-chart" }, el("figcaption", { text: chart.title }), el("p", { class: "note", text: missing })));
-  };
-  const curve = (kind, better) => add([`${kind}_auc`], {
-    title: `${kind[0].toUpperCase()}${kind.slice(1)} AUC`,
-    yLabel: "AUC of the target's probability",
-    yRange: [0, 1],
-    series: [{ name: `${kind} AUC`, values: series[`${kind}_auc`] }, { name: "random order (chance)", values: series[`${kind}_auc_random`], dashed: true, pair: `${kind} AUC` }],
-    caption: kind === "deletion"
-      ? `The target's probability as the map's most salient pixels are blurred first, area under the curve (${when(run, state.mode)}). Good: ${better} the dashed random order's — removing what the map points at hurts the prediction fastest.`
-      : `The target's probability as the map's most salient pixels are put back into a blurred image first, area under the curve (${when(run, state.mode)}). Good: ${better} the dashed random order's — what the map points at is enough to bring the prediction back.`,
-  }, `Not computed at any ${state.mode} step: ${when(run, state.mode)}.`);
-  curve("deletion", "below");
-  curve("insertion", "above");
-  add(["faithfulness"], {
-    title: "Faithfulness",
-    yLabel: "probability drop",
-    series: [{ name: "faithfulness", values: series.faithfulness }],
-    caption: `The ${faithfulnessMeaning(run)}. Good: high — the map covers what the prediction rests on.`,
-  }, "Not stored in this run.");
-  add(["sanity_rank_corr"], {
-    title: "Sanity check (model randomisation)",
-    yLabel: "rank correlation",
-    yRange: [0, 1],
-    series: [{ name: "rank correlation with the first event's map", values: series.sanity_rank_corr }],
-    caption: "Spearman correlation of each probe's map with its map of the same class at the run's first event (the untrained model, when the run logs as training begins). Good: falling away from 1 as the model learns — a map that stays the same does not depend on what the model learned (an edge detector would pass).",
-  }, "Not computed in this run.");
-  if (state.mode === "eval") {
-    charts.push(cascade ?? el("figure", { class: "chart-card missing-chart" }, el("figcaption", { text: "Cascading randomisation" }),
-      el("p", { class: "note", text: "Not run at this eval step: log with CNNViz(sanity_check=True) to run it at every eval event." })));
-  }
-  const noTruth = "Needs the probes' objects: log with CNNViz(masks=…) or CNNViz(boxes=…).";
-  const chanceSeries = (name, level, text) => (chance === null ? [] : [{ name: text, values: steps.map(() => chance[level]), dashed: true, pair: name }]);
-  add(["pointing_game"], {
-    title: "Pointing game",
-    yLabel: "share of probes",
-    yRange: [0, 1],
-    series: [{ name: "pointing game", values: series.pointing_game }, ...chanceSeries("pointing game", "pointing", "share within 1 pixel of the object (chance)")],
-    caption: "The share of probes whose map peaks on the object. Good: high, well above the dashed chance level (about where a peak placed at random would land).",
-  }, noTruth);
-  add(["energy_in_mask"], {
-    title: "Energy in the object",
-    yLabel: "share of the map",
-    yRange: [0, 1],
-    series: [{ name: "energy in object", values: series.energy_in_mask }, ...chanceSeries("energy in object", "energy", "object's share of the image (chance)")],
-    caption: "The share of the map's mass that falls on the object. Good: high, well above the dashed chance level (a map spread evenly).",
-  }, noTruth);
+  const chart = ([names, options, missing]) => (names.some((name) => computed(series[name]))
+    ? lineChart({ steps, marker: step, connectNulls: true, ...options }) : missingChart(options.title, missing));
+  const cascadeCard = state.mode !== "eval" ? []
+    : [cascade ?? missingChart("Cascading randomisation", "Not run at this eval step: log with CNNViz(sanity_check=True) to run it at every eval event.")];
   return el("div", {},
     el("p", { class: "note", text: `Can the heat maps be believed? Each figure is the mean over the ${run.samples} probes of the target class's Grad-CAM, at each ${state.mode} step that computed it. Hover a chart for values.` }),
-    el("div", { class: "charts trust" }, ...charts));
+    el("div", { class: "charts trust" }, ...modelFigures(run, state.mode, series).map(chart), ...cascadeCard,
+      ...objectFigures(steps, series, chance).map(chart)));
 }
