@@ -1,5 +1,5 @@
 // A segmentation head's predicted masks: one class index per output pixel, stored as 8-bit
-// levels over the probe's own [lo, hi] class range (tb_cnnviz/format.py, MASKS), drawn in
+// levels over the probe's own [lo, hi] class range (tb_cnnviz/storage/maps.py, MASKS), drawn in
 // a fixed colour per class.
 
 import { loadImage, pixels } from "./api.js";

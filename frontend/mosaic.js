@@ -1,5 +1,5 @@
 // Feature maps and filters arrive as one PNG per item: n maps tiled on a near-square grid
-// (see tb_cnnviz/codec.py). These helpers find a tile and redraw tiles in colour.
+// (see tb_cnnviz/storage/codec.py). These helpers find a tile and redraw tiles in colour.
 
 import { COLORMAPS, paint } from "./colormap.js";
 

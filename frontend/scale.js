@@ -1,8 +1,8 @@
 // Honest colour scales for 8-bit maps. Each stored map is quantised over its own range
-// [lo, hi] (tb_cnnviz/codec.py), so drawing its levels as they are stretches any range to the
-// full colormap: a map of float noise (a model that has not learned, a layer of dead filters)
-// would show a bright spot that means nothing. A map whose range is negligible is drawn flat;
-// a shared scale draws every map on one range.
+// [lo, hi] (tb_cnnviz/storage/codec.py), so drawing its levels as they are stretches any range
+// to the full colormap: a map of float noise (a model that has not learned, a layer of dead
+// filters) would show a bright spot that means nothing. A map whose range is negligible is
+// drawn flat; a shared scale draws every map on one range.
 
 import { extent } from "./dom.js";
 

@@ -1,6 +1,6 @@
 // Trust view: can this run's heat maps be believed? The figures each event stores
-// (tb_cnnviz/trust.py), averaged over the probes, charted over training, each with a sentence
-// saying what good looks like. A view as views.js describes one.
+// (tb_cnnviz/explanations/trust.py), averaged over the probes, charted over training, each with
+// a sentence saying what good looks like. A view as views.js describes one.
 
 import { getJSON, loadImage, pixels } from "./api.js";
 import { lineChart } from "./chart.js";
