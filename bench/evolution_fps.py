@@ -47,9 +47,10 @@ DRAW_JS = """async ({ run: name, repeats }) => {
   const evolution = await import("./view_evolution.js");
   const { getJSON } = await import("./api.js");
   const { readState } = await import("./state.js");
-  const run = (await getJSON("runs", {}, { fresh: true })).runs.find((one) => one.run === name);
+  const answer = await getJSON("runs", {}, { fresh: true });
+  const run = answer.runs.find((one) => one.run === name);
   const steps = run.steps.train;
-  const ctx = { state: readState(), store: { update() {} } };
+  const ctx = { state: readState(), store: { update() {} }, deadAt: answer.dead_at };
   const answers = await evolution.load(ctx, run);
   const host = document.createElement("div");
   document.body.append(host);

@@ -119,6 +119,10 @@ class Store:
             found.update(read)
         return found
 
+    def listing(self, ctx, experiment, run, tag) -> dict:
+        """{step: Blobs} of one blob summary of a run (a listing of the last LISTING_SECONDS)."""
+        return self._listing(ctx, experiment, run, [tag])[tag]
+
     def blob(self, ctx, reference):
         return self._provider.read_blob(ctx, blob_key=reference.blob_key)
 
@@ -216,6 +220,9 @@ class RunSource:
 
     def steps(self, mode: str) -> list:
         return self._info.steps[mode]
+
+    def stored_steps(self, tag: str) -> list:
+        return sorted(self._store.listing(self._ctx, self._experiment, self._name, tag))
 
     def blobs(self, tag: str, step: int) -> Blobs:
         return self._store.step_blobs(self._ctx, self._experiment, self._name, [tag], step)[tag]

@@ -37,6 +37,9 @@ class Source(Protocol):
     def steps(self, mode: str) -> list:
         """Steps of complete events of `mode`, ascending."""
 
+    def stored_steps(self, tag: str) -> list:
+        """The steps at which a summary is stored (complete events or not)."""
+
     def blobs(self, tag: str, step: int) -> list:
         """The references of a blob summary at `step`; NotFound if it has none there."""
 
@@ -154,7 +157,8 @@ def top_examples(source: Source, mode: str, step: int, path: str) -> TopExamples
 def steps_holding(source: Source, mode: str, path: str, channel: int) -> list:
     """The steps whose top examples of `path` hold filter `channel` of the current reference images."""
     held = []
-    for step in source.steps(mode):
+    stored = set(source.stored_steps(tag(TOP_EXAMPLES, mode, path)))
+    for step in (step for step in source.steps(mode) if step in stored):
         try:
             header = summary(source, TOP_EXAMPLES, mode, step, path)[1]
             first, filters = int(header.get("first", 0)), int(header["filters"])

@@ -198,6 +198,9 @@ class Run:
                 from None
 
     # -- lookups.Source ---------------------------------------------------------------------------
+    def stored_steps(self, tag: str) -> list:
+        return sorted(self._series.get(tag, {}))
+
     def blobs(self, tag: str, step: int) -> list:
         """The stored blobs of a blob summary at `step`."""
         return list(tensor_util.make_ndarray(self._proto(tag, step)))
