@@ -41,7 +41,7 @@ class GradCAM(CAMMethod):
         return ops.mean(gradients, axis=(1, 2))
 
 
-class GradCAMPlusPlus(CAMMethod):
+class GradCAMPP(CAMMethod):
     """Grad-CAM++ (Chattopadhyay et al., "Grad-CAM++: Generalized Gradient-Based Visual
     Explanations for Deep Convolutional Networks", WACV 2018): a weighted average of the positive
     gradients, so that several instances of a class each count. With the paper's exponential
@@ -58,7 +58,7 @@ class GradCAMPlusPlus(CAMMethod):
         return ops.sum(ops.relu(gradients) * alpha, axis=(1, 2))
 
 
-METHODS = {method.name: method for method in (GradCAM(), GradCAMPlusPlus())}
+METHODS = {method.name: method for method in (GradCAM(), GradCAMPP())}
 
 
 class ClassExplainer:
