@@ -21,7 +21,8 @@ def test_wheel_in_a_fresh_virtualenv_serves_the_plugin(tmp_path):
                    check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("tb_cnnviz-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for name in ("tb_cnnviz/frontend/index.js", "tb_cnnviz/frontend/style.css", "tb_cnnviz/plugin/loader.py", "tb_cnnviz/reading/lookups.py"):
+    for name in ("tb_cnnviz/frontend/index.js", "tb_cnnviz/frontend/style.css", "tb_cnnviz/plugin/loader.py",
+                 "tb_cnnviz/reading/lookups.py"):
         assert name in names
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
