@@ -3,9 +3,13 @@
 For every data route of the plugin, plus its static files and random paths under
 /data/plugin/cnnviz/, sends --per-route seeded random requests: values of the served runs
 mixed with boundary numbers, empty and 10k-character values, unicode, malformed
-percent-encoding, path traversal, markup, and repeated, unknown and missing parameters. They go
-out over raw sockets, so malformed bytes reach the server exactly as generated. Every answer must
-  - be 200, 400 or 404 (never 500) and come in time; a request made only of valid values, 200;
+percent-encoding, path traversal, markup, values valid at another step of the run, and repeated,
+unknown and missing parameters. They go out over raw sockets, so malformed bytes reach the server
+exactly as generated. The runs are test_plugin's two, a segmentation run and one whose model
+changed between events (a layer narrowed, one added, more probes: tests/changed_models.py).
+Every answer must
+  - be 200, 400 or 404 (never 500) and come in time; a request made only of valid values (those
+    the step asked of holds), 200;
   - on error, be JSON with an "error" field (TensorBoard's own text/plain "Not found" is
     accepted only for paths that are no plugin route);
   - be a whole answer of the promised kind: JSON without a raw <, > or & (the plugin escapes
@@ -38,6 +42,7 @@ import numpy as np  # noqa: E402
 
 from bench._common import arguments  # noqa: E402
 from tests.http_api import PREFIX, wait_for_runs  # noqa: E402
+from tests.changed_models import FUZZED, write_changed_run  # noqa: E402
 from tests.plugin_helpers import logged_steps, write_logs, write_segmentation_run  # noqa: E402
 from tests.tensorboard_process import tensorboard  # noqa: E402
 
@@ -139,13 +144,20 @@ def _kind(route):
     return "npy" if route.endswith(".npy") else "png" if route in PNG_ROUTES else "json"
 
 
-class Requests:
-    """Seeded request targets over the runs a server lists."""
+def _step_layers(event, kind):
+    """{layer: header} of the summaries of `kind` that a step's `event` answer holds (not the
+    layers of the run header that it lacks: a run whose model changed between events)."""
+    return {layer: header for layer, header in event.get(kind, {}).items() if "error" not in header}
 
-    def __init__(self, seed, runs, static):
+
+class Requests:
+    """Seeded request targets over the runs a server lists; `events` holds each step's `event`
+    answer {(run, mode, step): answer}, which says what a valid request may ask of that step."""
+
+    def __init__(self, seed, runs, static, events):
         self.rng = random.Random(seed)
         self.runs = {r["run"]: r for r in runs if "error" not in r}
-        self.static = static
+        self.static, self.events = static, events
         pool = {"train", "eval", *METHODS, *static}
         for run, info in self.runs.items():
             pool.update([run, *info["layers"], *info["stat_names"], *map(str, range(info["samples"]))])
@@ -165,24 +177,39 @@ class Requests:
             return _every_byte(data)
         return _raw(data)
 
-    def valid(self, route):
-        """{name: value} a correct client could send for `route`."""
-        rng = self.rng
-        run = rng.choice(sorted(run for run, info in self.runs.items()  # masks: a segmentation run's
-                                if (not route.startswith("mask") or info.get("head") == "segmentation")
-                                and (route != "object" or info.get("truth"))  # objects: a run given them
-                                and (not route.startswith("feature_vis") or info.get("feature_vis"))))
-        info = self.runs[run]
-        mode = rng.choice([m for m, steps in info["steps"].items() if steps])
-        layer = rng.choice(list(info[LAYER_LISTS.get(route.split(".")[0], "layers")]))
-        # a layer with statistics only (not logged) has no channels: any channel is then valid
-        lists = {"filters": "filter_channels", "feature_vis": "feature_vis"}
-        channels = info[lists.get(route.split(".")[0], "channels")].get(layer, [0])
-        # feature visualisations are made at every filters_every-th event, counting the first
-        steps = info["steps"][mode][:1] if route.startswith("feature_vis") else info["steps"][mode]
-        return {"run": run, "mode": mode, "step": str(rng.choice(steps)),
-                "sample": str(rng.randrange(info["samples"])), "layer": layer,
-                "channel": str(rng.choice(channels)), "method": rng.choice(METHODS),
+    def _at_step(self, base, run, mode, step):
+        """{layer: its channels} that a valid request of route `base` may name at a step: those
+        the step holds (a run's model may have changed since), for a route over steps the run's."""
+        info, event = self.runs[run], self.events[(run, mode, step)]
+        if base in ("activations", "filters", "feature_vis"):
+            return {layer: header["channels"] for layer, header in _step_layers(event, base).items()}
+        if base == "top_examples":  # those of the run's current probes or reference images
+            return {layer: list(range(header["first"], header["first"] + header["filters"]))
+                    for layer, header in _step_layers(event, base).items()
+                    if header.get("digest") == info["top_examples"]["digest"]}
+        if base == "stats":  # a conv layer the step's model had: not one it lacks, but one only it had
+            lacking = {layer for kind in ("activations", "filters") for layer, header in event[kind].items()
+                       if "error" in header}
+            return {layer: [0] for layer in [*info["conv_layers"], *_step_layers(event, "filters")]
+                    if layer not in lacking}
+        # a layer with statistics only (not logged) has no channels: any filter of it is valid
+        return {layer: info["channels"].get(layer, [0]) for layer in info[LAYER_LISTS.get(base, "layers")]}
+
+    def valid(self, route, of_run=None):
+        """{name: value} a correct client could send for `route` (to run `of_run`, if it can)."""
+        rng, base = self.rng, route.split(".")[0]
+        candidates = [(run, mode, step) for run, info in sorted(self.runs.items())  # masks: a segmentation run's
+                      if (not route.startswith("mask") or info.get("head") == "segmentation")
+                      and (route != "object" or info.get("truth"))  # objects: a run given them
+                      for mode, steps in info["steps"].items() for step in steps
+                      if self._at_step(base, run, mode, step)]  # feature vis: at every filters_every-th event
+        run, mode, step = rng.choice([c for c in candidates if c[0] == of_run] or candidates)
+        info, layers = self.runs[run], self._at_step(base, run, mode, step)
+        layer = rng.choice(sorted(layers))
+        probes = self.events[(run, mode, step)].get("gradcam", {}).get("shape", [info["samples"]])[0]  # the step's
+        samples = info["samples"] if route in ("probe", "probes.npy", "object") else probes
+        return {"run": run, "mode": mode, "step": str(step), "sample": str(rng.randrange(samples)), "layer": layer,
+                "channel": str(rng.choice(layers[layer])), "method": rng.choice(METHODS),
                 "stat": rng.choice(info["stat_names"]), "name": rng.choice(info["metric_names"])}
 
     def mutate(self, value):
@@ -218,6 +245,8 @@ class Requests:
     def query(self, route):
         """(raw query, whether it holds only valid values, each once)."""
         rng, names, good = self.rng, ROUTES[route], self.valid(route)
+        # values valid at another step of the run: its model may have had other layers, filters, probes
+        elsewhere = self.valid(route, good["run"])
         roll = rng.random()  # fuzz no parameter, one, or each with probability 1/2
         fuzzed = (set() if roll < 0.25 else {rng.choice(names)} if roll < 0.6 and names
                   else {n for n in names if rng.random() < 0.5})
@@ -225,7 +254,9 @@ class Requests:
         for name in names:
             value = good[name].encode()
             value = urllib.parse.quote(value, safe="").encode() if rng.random() < 0.9 else _every_byte(value)
-            pairs.append([name.encode(), self.fuzz(good[name]) if name in fuzzed else value])
+            if name in fuzzed:
+                value = self.encode(elsewhere[name]) if rng.random() < 0.2 else self.fuzz(good[name])
+            pairs.append([name.encode(), value])
         valid = not fuzzed
         if pairs and rng.random() < 0.1:  # missing
             del pairs[rng.randrange(len(pairs))]
@@ -352,13 +383,25 @@ def _outcome(job, port, static):
 
 
 
+def _events(port, runs):
+    """{(run, mode, step): its `event` answer} of every step: what a valid request may ask of it
+    (a run whose model changed between events holds other layers, channels and probes at each)."""
+    events = {}
+    for run in (r for r in runs if "error" not in r):
+        for mode, steps in run["steps"].items():
+            for step in steps:
+                query = urllib.parse.urlencode({"run": run["run"], "mode": mode, "step": step})
+                events[(run["run"], mode, step)] = json.loads(send(port, f"{PREFIX}/event?{query}".encode())[2])
+    return events
+
+
 def fuzz_server(base, per_route=1000, seed=0, threads=4):
     """Fuzzes the server at `base`; returns a report dict (see `table`)."""
     port = int(base.rsplit(":", 1)[1])
     runs = json.loads(send(port, f"{PREFIX}/runs".encode())[2])["runs"]
     names = sorted(n for n in os.listdir(os.path.join(ROOT, "frontend")) if n.endswith((".js", ".css")))
     static = {name: send(port, f"{PREFIX}/{name}".encode())[2] for name in names}
-    requests = Requests(seed, runs, names)
+    requests = Requests(seed, runs, names, _events(port, runs))
     run = next(r for r in runs if r.get("steps", {}).get("train"))
     query = urllib.parse.urlencode({"run": run["run"], "step": run["steps"]["train"][-1]})
     known = [f"{PREFIX}/runs", f"{PREFIX}/event?{query}", f"{PREFIX}/gradcam.npy?{query}"]
@@ -414,6 +457,7 @@ def main():
         logdir = os.path.join(root, "logs")
         write_logs(logdir)
         write_segmentation_run(os.path.join(logdir, "gamma"))
+        write_changed_run(os.path.join(logdir, "delta"), FUZZED)  # a model changed between events
         for load_fast in modes:
             with tensorboard(logdir, load_fast, reload_interval=1) as server:
                 wait_for_runs(server.api, logged_steps(logdir))
@@ -423,7 +467,7 @@ def main():
     fewest = min(min(sum(c.values()) for c in r["counts"].values()) for r in reports)
     errors = sum(r["counts"][g]["500"] for r in reports for g in r["counts"])
     failures = sum(len(r["failures"]) for r in reports)
-    healthy = all(not r["unhealthy"] and r["runs"] == ["alpha", "beta", "gamma"] for r in reports)
+    healthy = all(not r["unhealthy"] and r["runs"] == ["alpha", "beta", "delta", "gamma"] for r in reports)
     figures = [
         {"name": "fuzz requests", "value": sum(r["requests"] for r in reports),
          "target": f">= {args.per_route} per route", "pass": fewest >= args.per_route},

@@ -55,10 +55,20 @@ function notLogged(run, layer, filters) {
   return `kernel not logged: log_weights logs ${logged.length} of this layer's ${filters} filters${logged.length ? ` (${logged.join(", ")})` : ""}; ${how}.`;
 }
 
+// The step's header of a layer's summary of `kind` (filters, feature_vis, ...), from its `event`
+// answer; undefined if the step has none. A model changed since the step (a layer widened,
+// added) logged other filters then than the run's latest header says.
+async function atStep(at, kind) {
+  const event = await getJSON("event", { run: at.run, step: at.step, mode: at.mode });
+  return part(own(event[kind], at.layer));
+}
+
 async function kernel(run, at, filters) {
   if (!(own(run.filter_channels, at.layer) ?? []).includes(at.channel)) return note(notLogged(run, at.layer, filters));
-  const [event, image] = await Promise.all([getJSON("event", { run: at.run, step: at.step, mode: at.mode }), loadImage("filters", at)]);
-  const header = part(event.filters[at.layer]);
+  const header = await atStep(at, "filters");
+  if (!header) return note(`no kernels of this layer at step ${at.step}`);
+  if (!header.channels.includes(at.channel)) return note(`not logged at step ${at.step}, which logged filters ${header.channels.join(", ")} of this layer`);
+  const image = await loadImage("filters", at);
   const [, , kh, kw, depth] = header.shape;
   const what = header.view === "kernel" ? `in colour (its ${depth} input channels)` : "averaged over its input channels";
   return el("figure", { class: "card-figure" }, drawn(image, "kernel"), el("figcaption", { class: "note", text: `${kh}×${kw}, ${what}, scaled to its own range` }));
@@ -98,6 +108,8 @@ async function featureVis(run, at, store) {
     return note(Object.keys(run.feature_vis ?? {}).length ? `not logged for this filter (logged for ${channels.length ? `filters ${channels.join(", ")} of this layer` : "other layers"})`
       : "not logged: CNNViz(feature_vis=N) makes an image that excites each of the first N logged filters of each logged layer");
   }
+  const visualised = await atStep(at, "feature_vis");  // undefined: none at this step (the 404 lists the steps with some)
+  if (visualised && !visualised.channels.includes(at.channel)) return note(`not logged for this filter at step ${at.step} (logged then for filters ${visualised.channels.join(", ")})`);
   try {
     const image = await loadImage("feature_vis", at);
     return el("figure", { class: "card-figure" }, drawn(image, "feature-vis"), el("figcaption", { class: "note", text: "an input optimised to excite this filter most" }));

@@ -47,7 +47,8 @@ export async function render({ state, store }, run, step) {
   const rule = negligibleRule(header.lo.flat(), header.hi.flat());
   const why = header.hi.map((his, sample) => his.map((hi, tile) => (hi > header.lo[sample][tile] ? rule.test(header.lo[sample][tile], hi) : "")));
   const jobs = [];
-  for (let sample = 0; sample < run.samples; sample += 1) {
+  // the probes of this step: a run given other samples since holds another number at other steps
+  for (let sample = 0; sample < header.shape[0]; sample += 1) {
     const canvas = el("canvas", { class: "mosaic", dataset: { sample: String(sample) } });
     const wrap = el("div", { class: "mosaic-wrap" }, canvas);
     const describe = (event_) => tileAt(...canvasPoint(canvas, event_), header);
@@ -91,8 +92,10 @@ export async function render({ state, store }, run, step) {
 
 export function prefetch({ state }, run, step) {
   const layer = layerOf(state, run);
-  getJSON("event", { run: run.run, step, mode: state.mode }).catch(() => {});
-  for (let sample = 0; sample < run.samples; sample += 1) {
-    loadImage("activations", { ...params(state, run, step, layer), sample }).catch(() => {});
-  }
+  getJSON("event", { run: run.run, step, mode: state.mode }).then((event) => {
+    const [count] = part(event.activations[layer]).shape;  // this step's probes
+    for (let sample = 0; sample < count; sample += 1) {
+      loadImage("activations", { ...params(state, run, step, layer), sample }).catch(() => {});
+    }
+  }).catch(() => {});
 }

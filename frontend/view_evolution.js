@@ -115,10 +115,12 @@ export function draw({ state, store, deadAt }, run, step, { drift, dead, faithfu
         rowName: "filter", columnName: "step", onPick: (filter, s) => open(filter, { step: drift.steps[s] }) }),
       byValue ? topList(top, drift.values, byValue, column, step, open) : null)
     : message("empty", `no filter statistics of ${layer} logged yet`);
+  // a layer added to the model (or removed from it) since: no column at a step of the other model
+  const absent = drift.steps.length && column < 0 ? message("empty", `${layer} has no statistics at step ${step}: the model logged then had no such layer`) : null;
   return el("div", { class: "evolution" },
     el("div", { class: "evo-head" }, el("h3", { text: `${layer} — ${what}` }), sort,
       el("span", { class: "note", text: sorted ? `rows: filters by ${what} at step ${step}, largest first` : "rows: filters in order" })),
-    map,
+    absent, map,
     el("div", { class: "charts" },
       chartOf(faithfulness, step, (marker) => lineChart({ title: `Faithfulness (${faithfulnessMeaning(run)})`, steps: faithfulness.steps,
         marker, yLabel: "probability drop", series: [{ name: "faithfulness", values: faithfulness.values }] })),

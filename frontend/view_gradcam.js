@@ -108,9 +108,20 @@ function scaleNote(scale) {
   return `on one scale shared by every probe and step: ${short(scale.low)} … ${short(scale.high)} (the largest value over ${scale.maps} maps at ${over})`;
 }
 
+// How many probes a step's cards show: those it probed that the run's probe images (its latest
+// run header) still hold; and what a step that probed another number says about it (a new
+// CNNViz with other samples was run into the logdir since).
+function probeCount(run, event, step) {
+  const probed = event.predictions.predicted.length;
+  const count = Math.min(probed, run.samples);
+  const note = probed === run.samples ? null : el("p", { class: "note probe-count", text: `Step ${step} probed ${probed} images; the run's probe images are now ${run.samples} (its latest callback's): showing the first ${count}.` });
+  return { count, note };
+}
+
 export async function render({ state, store }, run, step) {
   const event = await getJSON("event", { run: run.run, step, mode: state.mode });
   const predictions = event.predictions;
+  const probes = probeCount(run, event, step);
   const header = part(event[state.method]);
   const choice = hasClasses(run) ? state.cls : "";
   const shown = maps(event, state.method, choice);
@@ -121,7 +132,7 @@ export async function render({ state, store }, run, step) {
   const outline = state.outline === "1" && run.truth;
   const cards = el("div", { class: "cards" });
   const draws = [];
-  for (let sample = 0; sample < run.samples; sample += 1) {
+  for (let sample = 0; sample < probes.count; sample += 1) {
     const map = shown[sample];
     const canvas = el("canvas", { class: "heat", dataset: { sample: String(sample) } });
     const probe = el("img", { class: "probe", alt: `probe ${sample}`, src: url("probe", { run: run.run, sample }) });
@@ -148,7 +159,7 @@ export async function render({ state, store }, run, step) {
     if (mask) draws.push(drawMask(mask, { run: run.run, step, mode: state.mode, sample }, part(event.masks)));
   }
   await Promise.all(draws);
-  return el("div", {}, el("p", { class: "note", text: `${METHODS[state.method]} at ${header.layer}, ${scaleNote(scale)}. Faithfulness (${faithfulnessMeaning(run)}): ${fmt(event.faithfulness)}` }), cards);
+  return el("div", {}, el("p", { class: "note", text: `${METHODS[state.method]} at ${header.layer}, ${scaleNote(scale)}. Faithfulness (${faithfulnessMeaning(run)}): ${fmt(event.faithfulness)}` }), probes.note, cards);
 }
 
 // The classes of a predicted mask, each in its colour.
@@ -167,15 +178,10 @@ async function drawHeat(canvas, params, lut, table) {
 
 export function prefetch({ state }, run, step) {
   const choice = hasClasses(run) ? state.cls : "";
-  const event = getJSON("event", { run: run.run, step, mode: state.mode });
-  event.catch(() => {});
-  if (!choice) {
-    for (let sample = 0; sample < run.samples; sample += 1) {
-      loadImage("gradcam", { ...heatParams(state, run, step), sample }).catch(() => {});
-    }
-    return;
-  }
-  event.then((answer) => maps(answer, state.method, choice).forEach((map, sample) => {
-    if (map.lo !== undefined) loadImage("gradcam", imageParams(state, run, step, map, sample)).catch(() => {});
-  })).catch(() => {});
+  getJSON("event", { run: run.run, step, mode: state.mode }).then((answer) => {
+    const { count } = probeCount(run, answer, step);
+    maps(answer, state.method, choice).slice(0, count).forEach((map, sample) => {
+      if (map.lo !== undefined) loadImage("gradcam", imageParams(state, run, step, map, sample)).catch(() => {});
+    });
+  }).catch(() => {});
 }

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from bench import fuzz_routes
+from tests.changed_models import FUZZED, write_changed_run
 from tests.plugin_helpers import logged_steps, write_logs, write_segmentation_run
 
 JSON = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
@@ -16,11 +17,12 @@ def test_fuzzed_requests_get_200_400_or_404_and_leave_the_server_healthy(tmp_pat
     logdir = str(tmp_path / "logs")
     write_logs(logdir, epochs=1)
     write_segmentation_run(os.path.join(logdir, "gamma"))  # the mask routes answer it alone
+    write_changed_run(os.path.join(logdir, "delta"), FUZZED)  # a model changed between events
     # the Rust data server: it rejects some experiment ids that the Python loader ignores
     with tensorboard_server(logdir, load_fast=True, runs=logged_steps(logdir)) as server:
         report = fuzz_routes.fuzz_server(server.base, per_route=60, seed=8)
     assert not report["failures"], report["failures"][:5]
-    assert not report["unhealthy"] and report["runs"] == ["alpha", "beta", "gamma"]
+    assert not report["unhealthy"] and report["runs"] == ["alpha", "beta", "delta", "gamma"]
     counts = report["counts"]
     assert sorted(counts) == sorted([*fuzz_routes.ROUTES, fuzz_routes.STATIC, fuzz_routes.PATHS])
     assert all(sum(c.values()) == 60 for c in counts.values())

@@ -43,19 +43,24 @@ class Query:
         return web.int_param(self.request, "step", self.run().steps[self.mode()])
 
     def sample(self, required: bool = True) -> int | None:
+        """The requested probe, one of the run header's (the probe images)."""
         return web.int_param(self.request, "sample", range(self.run().samples), required=required)
 
-    def layer(self, paths) -> str:
-        """The requested layer, one of `paths` by path or unambiguous short name."""
+    def index(self, name: str, required: bool = True) -> int | None:
+        """A non-negative integer parameter (`sample` at a step, `channel` of a filter, `class`),
+        which the lookup that reads it checks against the data (404 naming what is there)."""
+        return web.int_param(self.request, name, None, required=required)
+
+    def layer(self, paths, extra=None) -> str:
+        """The requested layer, one of `paths` by path or unambiguous short name, or a name
+        `extra(name)` says the data holds too (a layer the run header no longer names)."""
         name = web.param(self.request, "layer")
         try:
             return resolve_layer(name, paths)
-        except UnknownLayer:
+        except UnknownLayer as unknown:
+            if not unknown.ambiguous and extra is not None and extra(name):
+                return name
             raise NotFound(f"layer {web.shown(name)!r} is not logged", paths) from None
-
-    def filter(self, layer: str) -> int:
-        """The requested `channel`: one of the conv layer's filters."""
-        return web.int_param(self.request, "channel", range(self.run().header.filters(layer)))
 
     def channel(self, header: dict) -> int | None:
         """Where the requested channel, one of those `header` lists, sits among an item's maps

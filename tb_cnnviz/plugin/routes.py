@@ -12,7 +12,7 @@ from tb_cnnviz.reading import lookups, series
 from tb_cnnviz.reading.lookups import NotFound
 from tb_cnnviz.storage import codec, maps, run_header
 from tb_cnnviz.storage.metadata import (ACTIVATIONS, CLASS_MAPS, FEATURE_VIS, FILTERS, MASKS, RUN_HEADER,
-                                        SEGMENTATION, FormatError)
+                                        SEGMENTATION, TOP_EXAMPLES, FormatError)
 from tb_cnnviz.storage.tensors import METRIC_NAMES, STAT_NAMES, stats_by_name
 
 # A logged step's data only changes if training is resumed from an older checkpoint into the
@@ -69,11 +69,27 @@ def serve_object(q: Query):
 
 
 # -- one step ---------------------------------------------------------------------------------
-def _summary(q: Query, kind: str, layers=None) -> tuple:
-    """(blobs, header) of a blob summary at the requested step; `layers` lists the layer paths
-    the kind may be asked for."""
+def _step_layer(q: Query, kind: str, layers: list, none: str | None = None) -> str:
+    """The requested layer at the requested step: one of `layers` (the run header's for `kind`)
+    or, by its path, one the step's index lists (a model changed since logged others then); `none`
+    is the 404 message for a run with neither."""
     source, mode, step = q.source(), q.mode(), q.step()
-    return lookups.summary(source, kind, mode, step, q.layer(layers) if layers is not None else None)
+    if none is not None and not layers and not lookups.step_layers(source, kind, mode, step):
+        raise NotFound(none)
+    return q.layer(layers, extra=lambda name: name in lookups.step_layers(source, kind, mode, step))
+
+
+def _summary(q: Query, kind: str, layers=None) -> tuple:
+    """(blobs, header) of a blob summary at the requested step; `layers` lists the run header's
+    layer paths the kind may be asked for."""
+    path = _step_layer(q, kind, layers) if layers is not None else None
+    return lookups.summary(q.source(), kind, q.mode(), q.step(), path)
+
+
+def _sample_at(q: Query, header: dict, required: bool = True) -> int | None:
+    """The requested `sample`, one of the probes a step's summary (its `header`) holds maps of."""
+    sample = q.index("sample", required)
+    return None if sample is None else lookups.probe_at(header, sample, q.step())
 
 
 def serve_event(q: Query):
@@ -89,9 +105,7 @@ def _class_map(q: Query):
     for: the target's map is the method's own summary."""
     if web.param(q.request, "class", required=False) is None:
         return None
-    kind, sample, step = q.method(), q.sample(), q.step()  # their own 400s and 404s first
-    classes = lookups.class_maps(q.source(), q.mode(), step)[1]["classes"][sample]
-    class_index = web.int_param(q.request, "class", classes)
+    kind, step, sample, class_index = q.method(), q.step(), q.index("sample"), q.index("class")  # 400s first
     blobs, position = lookups.class_map(q.source(), q.mode(), step, sample, class_index, kind)
     return blobs, sample, position
 
@@ -101,8 +115,8 @@ def serve_gradcam(q: Query):
     if found is not None:
         blobs, sample, position = found
         return _png(maps.map_png(q.source().decoded(blobs), lookups.png_of(q.source(), blobs, sample), position))
-    blobs, _ = _summary(q, q.method())
-    return _png(lookups.png_of(q.source(), blobs, q.sample()))
+    blobs, header = _summary(q, q.method())
+    return _png(lookups.png_of(q.source(), blobs, _sample_at(q, header)))
 
 
 def serve_gradcam_npy(q: Query):
@@ -111,59 +125,73 @@ def serve_gradcam_npy(q: Query):
         blobs, sample, position = found
         return _npy(maps.channel(CLASS_MAPS, lookups.maps_of(q.source(), CLASS_MAPS, blobs, sample), position))
     kind = q.method()
-    blobs, _ = _summary(q, kind)
-    return _npy(lookups.maps_of(q.source(), kind, blobs, q.sample(required=False)))
+    blobs, header = _summary(q, kind)
+    return _npy(lookups.maps_of(q.source(), kind, blobs, _sample_at(q, header, required=False)))
 
 
-def _masks(q: Query):
+def _masks(q: Query) -> tuple:
     if q.run().header.head != SEGMENTATION:
         raise NotFound(f"run {web.shown(q.run_name)!r} has no masks: its head is {q.run().header.head!r}")
-    return _summary(q, MASKS)[0]
+    return _summary(q, MASKS)
 
 
 def serve_mask(q: Query):
-    return _png(lookups.png_of(q.source(), _masks(q), q.sample()))
+    blobs, header = _masks(q)
+    return _png(lookups.png_of(q.source(), blobs, _sample_at(q, header)))
 
 
 def serve_mask_npy(q: Query):
-    return _npy(lookups.maps_of(q.source(), MASKS, _masks(q), q.sample(required=False)))
+    blobs, header = _masks(q)
+    return _npy(lookups.maps_of(q.source(), MASKS, blobs, _sample_at(q, header, required=False)))
 
 
-def _map_png(q: Query, kind: str, layers: list, item: int):
+def _item(q: Query, kind: str, header: dict, required: bool):
+    """The item of a layer's maps asked for: the requested sample's, or a step's filters (one item)."""
+    return maps.FILTERS_ITEM if kind == FILTERS else _sample_at(q, header, required)
+
+
+def _map_png(q: Query, kind: str, layers: list):
     """The stored PNG mosaic of one item of a layer's maps, or the requested channel's map alone."""
     blobs, header = _summary(q, kind, layers)
     position = q.channel(header)
-    png = lookups.png_of(q.source(), blobs, item)
+    png = lookups.png_of(q.source(), blobs, _item(q, kind, header, required=True))
     return _png(png if position is None else maps.map_png(header, png, position))
 
 
-def _map_npy(q: Query, kind: str, layers: list, item: int | None):
+def _map_npy(q: Query, kind: str, layers: list):
     """A layer's maps (or one item's part), or the requested channel's maps alone."""
     blobs, header = _summary(q, kind, layers)
     position = q.channel(header)
-    found = lookups.maps_of(q.source(), kind, blobs, item)
+    found = lookups.maps_of(q.source(), kind, blobs, _item(q, kind, header, required=False))
     return _npy(found if position is None else maps.channel(kind, found, position))
 
 
 def serve_activations(q: Query):
-    return _map_png(q, ACTIVATIONS, q.run().header.layers, q.sample())
+    return _map_png(q, ACTIVATIONS, q.run().header.layers)
 
 
 def serve_activations_npy(q: Query):
-    return _map_npy(q, ACTIVATIONS, q.run().header.layers, q.sample(required=False))
+    return _map_npy(q, ACTIVATIONS, q.run().header.layers)
 
 
 def serve_filters(q: Query):
-    return _map_png(q, FILTERS, list(q.run().header.filter_channels), maps.FILTERS_ITEM)
+    return _map_png(q, FILTERS, list(q.run().header.filter_channels))
 
 
 def serve_filters_npy(q: Query):
-    return _map_npy(q, FILTERS, list(q.run().header.filter_channels), maps.FILTERS_ITEM)
+    return _map_npy(q, FILTERS, list(q.run().header.filter_channels))
+
+
+def _conv_layer(q: Query) -> str:
+    """The requested conv layer: one of the run header's, or by its path one with statistics at
+    some step of the mode (a layer the model had at earlier events)."""
+    source, mode = q.source(), q.mode()
+    return q.layer(list(q.run().header.conv_layers), extra=lambda name: lookups.has_stats(source, mode, name))
 
 
 def _stats(q: Query):
     step = q.step()
-    return lookups.stats(q.source(), q.mode(), step, q.layer(list(q.run().header.conv_layers)))
+    return lookups.stats(q.source(), q.mode(), step, _conv_layer(q))
 
 
 def serve_stats(q: Query):
@@ -177,13 +205,10 @@ def serve_stats_npy(q: Query):
 # -- what filters learned ---------------------------------------------------------------------
 def _filter_examples(q: Query):
     """(layer, channel, its top examples, their patches (k, h, w, C), boxes) at the requested step."""
-    layers = list((q.run().header.top_examples or {}).get("layers", []))
-    if not layers:
-        raise NotFound(f"run {web.shown(q.run_name)!r} has no top examples (written before tb_cnnviz logged them)")
-    layer = q.layer(layers)
-    step = q.step()
-    channel = q.filter(layer)
-    top, patches, boxes = lookups.filter_examples(q.source(), q.mode(), step, layer, channel)
+    layer = _step_layer(q, TOP_EXAMPLES, list((q.run().header.top_examples or {}).get("layers", [])),
+                        f"run {web.shown(q.run_name)!r} has no top examples (written before tb_cnnviz logged them)")
+    channel = q.index("channel")
+    top, patches, boxes = lookups.filter_examples(q.source(), q.mode(), q.step(), layer, channel)
     return layer, channel, top, patches, boxes
 
 
@@ -206,11 +231,9 @@ def serve_top_examples_png(q: Query):
 
 def _feature_vis(q: Query):
     """(blobs, the requested channel's item) of a feature visualisation at the requested step."""
-    layers = list(q.run().header.feature_vis)
-    if not layers:
-        raise NotFound(f"run {web.shown(q.run_name)!r} has no feature visualisations (CNNViz(feature_vis=N) makes "
-                       f"them)")
-    layer = q.layer(layers)
+    layer = _step_layer(q, FEATURE_VIS, list(q.run().header.feature_vis),
+                        f"run {web.shown(q.run_name)!r} has no feature visualisations (CNNViz(feature_vis=N) "
+                        f"makes them)")
     blobs, header = lookups.indexed(q.source(), FEATURE_VIS, q.mode(), q.step(), layer)
     channel = web.int_param(q.request, "channel", header["channels"])
     return blobs, maps.channel_position(header, channel)
@@ -239,8 +262,8 @@ def serve_layer_summary(q: Query):
 
 
 def _filter_stats(q: Query):
-    layer = q.layer(list(q.run().header.conv_layers))
-    channel = q.filter(layer)
+    layer = _conv_layer(q)
+    channel = q.index("channel")
     steps, matrix = lookups.filter_stats(q.source(), q.mode(), layer, channel)
     return layer, channel, steps, matrix
 
@@ -256,7 +279,7 @@ def serve_filter_stats_npy(q: Query):
 
 
 def _drift(q: Query):
-    layer = q.layer(list(q.run().header.conv_layers))
+    layer = _conv_layer(q)
     stat = web.choice(q.request, "stat", STAT_NAMES)
     steps, matrix = lookups.filter_drift(q.source(), q.mode(), layer, stat)
     return {"layer": layer, "stat": stat, "steps": steps, "filters": matrix.shape[0], "values": matrix}

@@ -70,14 +70,15 @@ def param(request, name, default=None, required=True):
 
 
 def int_param(request, name, valid, required=True):
-    """An index that must be one of `valid` (NotFound when well-formed but not there)."""
+    """An index that must be one of `valid` (NotFound when well-formed but not there; None:
+    any, the caller checks it)."""
     value = param(request, name, required=required)
     if value is None:
         return None
     if not _INT.fullmatch(value):
         raise BadRequest(f"{name} must be a non-negative integer, got {shown(value)!r}")
     number = int(value)
-    if number not in valid:
+    if valid is not None and number not in valid:
         raise NotFound(f"{name} {number} is not logged", valid)
     return number
 

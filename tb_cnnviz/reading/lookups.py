@@ -67,17 +67,39 @@ def summary(source: Source, kind: str, mode: str, step: int, path: str | None = 
     return blobs, source.decoded(blobs)
 
 
+def _item_blob(source: Source, blobs: list, item: int) -> bytes:
+    """The PNG of one item of a blob summary: NotFound for an item it does not hold, FormatError
+    if its header promises items that are not stored."""
+    count = source.decoded(blobs)["shape"][0]
+    if not 0 <= item < count:
+        raise NotFound(f"item {item} is not stored: the summary holds {count}", range(count))
+    if len(blobs) != 1 + count:
+        raise FormatError(f"cnnviz blob sequence has {len(blobs) - 1} images, header says {count}")
+    return source.blob(blobs[1 + item])
+
+
 def maps_of(source: Source, kind: str, blobs: list, item: int | None = None) -> np.ndarray:
     """A map kind's array from its blobs, or one item's part of it."""
     header = source.decoded(blobs)
     if item is not None:
-        return maps.unpack_item(kind, header, source.blob(blobs[1 + item]), item)
+        return maps.unpack_item(kind, header, _item_blob(source, blobs, item), item)
     return maps.unpack_maps(kind, header, [source.blob(reference) for reference in blobs[1:]])
 
 
 def png_of(source: Source, blobs: list, item: int) -> bytes:
     """The stored PNG of one item, checked against its header but not decoded."""
-    return codec.check_png(source.decoded(blobs), source.blob(blobs[1 + item]))
+    return codec.check_png(source.decoded(blobs), _item_blob(source, blobs, item))
+
+
+def probe_at(header: dict, sample: int, step: int) -> int:
+    """`sample`, one of the probes whose maps a step's summary (its decoded `header`) holds: a
+    run whose probes changed between events (a new CNNViz with other samples in its logdir)
+    holds as many at each step as were probed then. NotFound naming those otherwise."""
+    count = header["shape"][0]
+    if not 0 <= sample < count:
+        raise NotFound(f"sample {sample} is not logged at step {step}: that event probed {count} images "
+                       f"(samples 0 to {count - 1})", range(count))
+    return sample
 
 
 def predictions(source: Source, mode: str, step: int) -> tuple:
@@ -97,6 +119,28 @@ def overview(source: Source, mode: str, step: int) -> tuple:
         faithfulness = {}  # faithfulness() says why
     value = float(faithfulness[step]) if step in faithfulness else None
     return found, step_index.read_step_index(source.header, mode, lambda name: source.decoded(references[name]), value)
+
+
+def step_layers(source: Source, kind: str, mode: str, step: int) -> list:
+    """The layers whose `kind` (ACTIVATIONS, FILTERS, TOP_EXAMPLES, FEATURE_VIS) a step's index
+    lists: a run whose model changed since (a layer added or removed, a new CNNViz in its logdir)
+    logged other layers at that step than its run header, the latest, names. [] for a step
+    written without an index, or a damaged one (its own requests say why)."""
+    try:
+        index = predictions(source, mode, step)[1]
+    except (KeyError, FormatError):
+        return []
+    found = index.get(kind) if isinstance(index, dict) else None
+    return [path for path in found if isinstance(path, str)] if isinstance(found, dict) else []
+
+
+def has_stats(source: Source, mode: str, path: str) -> bool:
+    """Whether conv layer `path` has statistics at some `mode` step (a layer the run header no
+    longer names, which the model had at earlier events, may)."""
+    try:
+        return bool(_tensors(source, tag(STATS, mode, path)))
+    except FormatError:
+        return True  # stored, if damaged: its requests say so
 
 
 def indexed(source: Source, kind: str, mode: str, step: int, path: str) -> tuple:
@@ -120,11 +164,23 @@ def class_maps(source: Source, mode: str, step: int) -> tuple:
                        f"tb_cnnviz stored them)") from None
 
 
+def stored_classes(header: dict, sample: int, step: int) -> list:
+    """The classes whose maps a step's CLASS_MAPS summary (its decoded `header`) holds for probe
+    `sample` (NotFound for a probe the step did not probe); FormatError if damaged."""
+    classes = header.get("classes")
+    if not isinstance(classes, list) or len(classes) != header["shape"][0]:
+        raise FormatError(f"damaged cnnviz class maps at step {step}: their header lists no classes per probe")
+    found = classes[probe_at(header, sample, step)]
+    if not isinstance(found, list):
+        raise FormatError(f"damaged cnnviz class maps at step {step}: bad classes of probe {sample}")
+    return found
+
+
 def class_map(source: Source, mode: str, step: int, sample: int, class_index: int, method: str) -> tuple:
     """(the step's CLASS_MAPS blobs, where probe `sample`'s map of a stored class by `method` sits
     among its maps); NotFound listing the stored classes for another."""
     blobs, header = class_maps(source, mode, step)
-    classes = header["classes"][sample]
+    classes = stored_classes(header, sample, step)
     if class_index not in classes:
         raise NotFound(f"class {class_index} of probe {sample} is not stored; stored classes: {classes}", classes)
     return blobs, maps.class_map_position(header, sample, class_index, method)
@@ -136,6 +192,28 @@ def stats(source: Source, mode: str, step: int, path: str) -> np.ndarray:
     if step not in by_step:
         raise NotFound(f"no statistics for {path!r} at step {step}", sorted(by_step))
     return by_step[step]
+
+
+def filters_at(source: Source, mode: str, step: int, path: str) -> int | None:
+    """How many filters conv layer `path` had at a step: its statistics' count there (a model
+    widened or narrowed between events), else the run header's; None if neither says."""
+    try:
+        found = stats(source, mode, step, path)
+        if found.ndim == 2:
+            return found.shape[1]
+    except (KeyError, FormatError):
+        pass
+    return source.header.filters(path) if path in source.header.conv_layers else None
+
+
+def check_filter(channel: int, path: str, count: int | None, step: int | None = None) -> int:
+    """`channel`, one of the `count` filters of conv layer `path` (None: not known, any) at `step`
+    (None: at its widest step); NotFound naming them otherwise."""
+    if count is not None and not 0 <= channel < count:
+        when = f" at step {step}: it had {count} filters then" if step is not None else \
+            f": it has {count} filters (at its widest step)"
+        raise NotFound(f"channel {channel} is not a filter of {path!r}{when}", range(count))
+    return channel
 
 
 # -- what filters learned ---------------------------------------------------------------------
@@ -169,16 +247,30 @@ def steps_holding(source: Source, mode: str, path: str, channel: int) -> list:
     return held
 
 
+def _no_examples(source: Source, mode: str, step: int, path: str, channel: int, why: str) -> NotFound:
+    """The NotFound of a step without filter `channel`'s top examples (`why`), listing the steps
+    that hold them; for a channel beyond every step's filters, naming the layer's filters."""
+    held = steps_holding(source, mode, path, channel)
+    count = filters_at(source, mode, step, path)
+    if count is not None and channel >= count:  # a model widened or narrowed between events
+        if not held:
+            check_filter(channel, path, series.widest(source.header, path,
+                                                      _tensors(source, tag(STATS, mode, path)).values()))
+        why = f"filter {channel} of {path!r} has no top examples at step {step}, when the layer had {count} filters"
+    return NotFound(why, held)
+
+
 def filter_examples(source: Source, mode: str, step: int, path: str, channel: int) -> tuple:
     """(one filter's top examples, their receptive-field patches (k, h, w, C), their boxes);
-    NotFound, listing the steps that hold that filter, where the step does not."""
+    NotFound listing the steps that hold that filter where the step does not (naming the layer's
+    filters instead for a channel beyond them at every step)."""
     try:
         top = top_examples(source, mode, step, path)
     except NotFound as missing:
-        raise NotFound(missing.message, steps_holding(source, mode, path, channel)) from None
+        raise _no_examples(source, mode, step, path, channel, missing.message) from None
     if not top.holds(channel):  # a wide layer's filters take turns
-        raise NotFound(f"filter {channel} of {path!r} has no top examples at step {step}: this layer's filters take "
-                       f"turns", steps_holding(source, mode, path, channel))
+        raise _no_examples(source, mode, step, path, channel, f"filter {channel} of {path!r} has no top examples at "
+                                                              f"step {step}: this layer's filters take turns")
     kind = RUN_HEADER if top.reference == PROBES_REFERENCE else REFERENCE
     stored = source.run_blobs(kind)
     wanted = set(top.images[:, top.column(channel)].tolist())
@@ -193,13 +285,17 @@ def filter_examples(source: Source, mode: str, step: int, path: str, channel: in
 
 # -- series over steps ------------------------------------------------------------------------
 def filter_drift(source: Source, mode: str, path: str, stat: str) -> tuple:
-    """(steps, (filters, steps) matrix) of one statistic of a conv layer's filters."""
+    """(steps, (filters, steps) matrix) of one statistic of a conv layer's filters: as many rows
+    as the layer had filters at its widest."""
     return series.filter_drift(source.header, path, source.steps(mode), _tensors(source, tag(STATS, mode, path)), stat)
 
 
 def filter_stats(source: Source, mode: str, path: str, channel: int) -> tuple:
-    """(steps, (len(STAT_NAMES), steps) matrix) of one filter's statistics."""
-    return series.filter_stats(source.steps(mode), _tensors(source, tag(STATS, mode, path)), channel)
+    """(steps, (len(STAT_NAMES), steps) matrix) of one filter's statistics, NaN where a step had
+    fewer filters; NotFound for a channel beyond the layer's widest step (and run header)."""
+    steps, by_step = source.steps(mode), _tensors(source, tag(STATS, mode, path))
+    check_filter(channel, path, series.widest(source.header, path, [by_step[s] for s in steps if s in by_step]))
+    return series.filter_stats(steps, by_step, channel)
 
 
 def layer_summaries(source: Source, mode: str) -> dict:

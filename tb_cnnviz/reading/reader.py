@@ -24,9 +24,9 @@ from tensorboard.util import tensor_util
 
 from tb_cnnviz.reading import lookups
 from tb_cnnviz.storage import codec, maps, metadata, run_header, tensors
-from tb_cnnviz.storage.layer_names import resolve_layer
+from tb_cnnviz.storage.layer_names import UnknownLayer, resolve_layer
 from tb_cnnviz.storage.metadata import (ACTIVATIONS, CLASS_MAPS, FEATURE_VIS, FILTERS, GRADCAM, GRADCAM_PP, MASKS, METRICS,
-                                        PREDICTIONS, REFERENCE, RUN_HEADER)
+                                        PREDICTIONS, REFERENCE, RUN_HEADER, TOP_EXAMPLES)
 from tb_cnnviz.storage.top_examples import OWN_REFERENCE, TopExamples
 
 
@@ -35,6 +35,16 @@ class Event:
 
     def __init__(self, run: "Run", mode: str, step: int):
         self._run, self.mode, self.step = run, mode, step
+
+    def _path(self, layer: str, kind: str) -> str:
+        """The path of a conv layer (`Run.layer_path`), or of a layer whose `kind` this event's
+        index lists that the run header no longer names (a model changed since this event)."""
+        try:
+            return self._run.layer_path(layer, self.mode)
+        except UnknownLayer as unknown:
+            if not unknown.ambiguous and layer in lookups.step_layers(self._run, kind, self.mode, self.step):
+                return layer
+            raise
 
     def _maps(self, kind, layer=None):
         """(the kind's array, its header) of one map summary of this event."""
@@ -54,7 +64,7 @@ class Event:
     def nonfinite(self, kind: str, layer: str | None = None) -> np.ndarray:
         """Per item and map, how many logged values were NaN or infinite (items, maps): a
         diverged run's maps are stored with those values at the low end of the map's range."""
-        layer = layer and self._run.layer_path(layer)
+        layer = layer and self._path(layer, kind)
         return maps.nonfinite(lookups.summary(self._run, kind, self.mode, self.step, layer)[1])
 
     @property
@@ -74,7 +84,7 @@ class Event:
 
     def gradcam_classes(self, sample: int) -> list:
         """The classes whose maps are stored for probe `sample`: the target first."""
-        return list(lookups.class_maps(self._run, self.mode, self.step)[1]["classes"][sample])
+        return list(lookups.stored_classes(lookups.class_maps(self._run, self.mode, self.step)[1], sample, self.step))
 
     def gradcam_for(self, sample: int, class_index: int, method: str = "gradcam") -> np.ndarray:
         """Probe `sample`'s map (H, W) float32 for a stored class (`gradcam_classes`) by
@@ -94,35 +104,35 @@ class Event:
         """(maps (N, channels, h, w), channel indices) of a logged layer.
 
         Raises KeyError (`storage.layer_names.UnknownLayer`) for a layer that is not logged."""
-        found, header = self._maps(ACTIVATIONS, self._run.layer_path(layer))
+        found, header = self._maps(ACTIVATIONS, self._path(layer, ACTIVATIONS))
         return found, header["channels"]
 
     def filters(self, layer: str) -> tuple:
         """(kernels (n, kh, kw, c), channel indices, view): c is 3 for colour tiles."""
-        kernels, header = self._maps(FILTERS, self._run.layer_path(layer))
+        kernels, header = self._maps(FILTERS, self._path(layer, FILTERS))
         return kernels, header["channels"], header["view"]
 
     def stats(self, layer: str) -> dict:
         """{stat name: (filters,) float32} for any conv layer of the model."""
-        return tensors.stats_by_name(lookups.stats(self._run, self.mode, self.step, self._run.layer_path(layer)))
+        return tensors.stats_by_name(lookups.stats(self._run, self.mode, self.step, self._run.layer_path(layer, self.mode)))
 
     def top_examples(self, layer: str) -> TopExamples:
         """Each filter's top-activating reference images of a logged layer at this event (`k` per
         filter, best first; `images` index `Run.reference_images`; `of(channel)` one filter's; a
         layer wider than max_example_filters holds some of its filters, from `first` on). KeyError
         if this event has none (a reference set of its own is searched every filters_every-th event)."""
-        return lookups.top_examples(self._run, self.mode, self.step, self._run.layer_path(layer))
+        return lookups.top_examples(self._run, self.mode, self.step, self._path(layer, TOP_EXAMPLES))
 
     def top_example_patches(self, layer: str, channel: int) -> tuple:
         """((k, h, w, C) receptive-field patches of one filter's top examples, zero where they
         extend past the image, and their (y0, x0, y1, x1) boxes in image pixels)."""
-        _, found, boxes = lookups.filter_examples(self._run, self.mode, self.step, self._run.layer_path(layer), channel)
+        _, found, boxes = lookups.filter_examples(self._run, self.mode, self.step, self._path(layer, TOP_EXAMPLES), channel)
         return found, boxes
 
     def feature_vis(self, layer: str) -> tuple:
         """(images (channels, H, W, C) that maximise each channel's mean activation, channel
         indices) of a layer visualised at this event (KeyError if it was not)."""
-        blobs, header = lookups.indexed(self._run, FEATURE_VIS, self.mode, self.step, self._run.layer_path(layer))
+        blobs, header = lookups.indexed(self._run, FEATURE_VIS, self.mode, self.step, self._path(layer, FEATURE_VIS))
         return lookups.maps_of(self._run, FEATURE_VIS, blobs), header["channels"]
 
     @property
@@ -176,9 +186,16 @@ class Run:
         """Layers with activations logged, in model order."""
         return list(self.header.layers)
 
-    def layer_path(self, layer: str) -> str:
-        """The path of a conv layer given by path or unambiguous short name (KeyError if none)."""
-        return resolve_layer(layer, self.header.conv_layers)
+    def layer_path(self, layer: str, mode: str | None = None) -> str:
+        """The path of a conv layer given by path or unambiguous short name, or by its path one
+        with statistics at some `mode` step that the run header no longer names (a model changed
+        since); KeyError (`storage.layer_names.UnknownLayer`) if none."""
+        try:
+            return resolve_layer(layer, self.header.conv_layers)
+        except UnknownLayer as unknown:
+            if not unknown.ambiguous and mode is not None and lookups.has_stats(self, mode, layer):
+                return layer
+            raise
 
     def steps(self, mode: str = "train") -> list:
         """Steps of complete events (whose predictions, written with the rest, are on disk)."""
@@ -230,7 +247,7 @@ class Run:
         """(steps, matrix (filters, steps)) of one filter statistic of one conv layer, NaN where
         a step had fewer filters; a mode without events gives no columns. KeyError for an
         unknown layer or statistic."""
-        return lookups.filter_drift(self, mode, self.layer_path(layer), stat)
+        return lookups.filter_drift(self, mode, self.layer_path(layer, mode), stat)
 
     def faithfulness(self, mode: str = "train") -> tuple:
         """(steps, values) of the faithfulness score of each event of `mode`."""
@@ -245,7 +262,7 @@ class Run:
 
     def filter_stats(self, layer: str, channel: int, mode: str = "train") -> tuple:
         """(steps, (len(STAT_NAMES), steps) matrix) of one filter's statistics."""
-        return lookups.filter_stats(self, mode, self.layer_path(layer), channel)
+        return lookups.filter_stats(self, mode, self.layer_path(layer, mode), channel)
 
     def layer_summary(self, mode: str = "train") -> tuple:
         """(steps, {layer: {"dead_fraction", "drift", "change", "norm_trend": (steps,)}}) of every

@@ -19,15 +19,23 @@ def filter_drift(run: RunHeader, path: str, steps: list, stats: dict, stat: str)
     over the `steps` of complete events; `stats` is {step: STATS tensor}. Steps without
     statistics are left out; with none the matrix has no columns. A layer whose filter count
     changed between events (a model widened and run again into the logdir) has as many rows as
-    its widest step, NaN where a step had fewer. Raises KeyError for an unknown statistic."""
+    its widest step, NaN where a step had fewer (a layer removed since: its widest step's, with
+    statistics at the steps it had). Raises KeyError for an unknown statistic."""
     if stat not in STAT_NAMES:
         raise KeyError(f"unknown stat {stat!r}; choose one of {STAT_NAMES}")
     steps = [step for step in steps if step in stats]
     rows = [_checked_stats(stats[step], step)[STAT_NAMES.index(stat)] for step in steps]
-    matrix = np.full((max([run.filters(path), *map(len, rows)]), len(steps)), np.nan, np.float32)
+    matrix = np.full((widest(run, path, [stats[step] for step in steps]), len(steps)), np.nan, np.float32)
     for column, row in enumerate(rows):
         matrix[:len(row), column] = row
     return np.asarray(steps, np.int64), matrix
+
+
+def widest(run: RunHeader, path: str, stats) -> int:
+    """How many filters conv layer `path` has at its widest: in the run header (if it names the
+    layer: a layer removed since has only statistics) or in any of its `stats` tensors."""
+    counts = [values.shape[1] for values in stats if np.ndim(values) == 2]
+    return max([run.filters(path) if path in run.conv_layers else 0, *counts])
 
 
 def metric_series(steps: list, metrics: dict) -> tuple:
