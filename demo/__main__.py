@@ -2,6 +2,7 @@
 
     python -m demo [--logdir logs] [--epochs 8] [--port 6006] [--no-serve] [--seed 0]
                    [--model vgg_style|vgg16] [--weights FILE] [--learning-rates RATE ...]
+                   [--feature-vis N]
 
 Two runs tell the shortcut-learning story: *clean* learns the shapes; *shortcut* trains on
 images whose corner mark gives the class away (its probes carry the mark too), and Grad-CAM
@@ -34,6 +35,9 @@ def parse(argv):
     parser.add_argument("--learning-rates", type=float, nargs="+",
                         help="train one clean run per learning rate instead of the clean and shortcut "
                              f"runs (both at {LEARNING_RATE:g})")
+    parser.add_argument("--feature-vis", type=int, default=4,
+                        help="channels of each logged layer given an image that excites them, every 5th event "
+                             "(default: 4; 0 for none: VGG16's take minutes on a CPU)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the initial weights and the batch order (default: 0)")
     args = parser.parse_args(argv)
     if args.weights and args.model != "vgg16":
@@ -73,8 +77,8 @@ def train_run(args, learning_rate, data, probes, run_name=None, probe_masks=None
     model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
     run_dir = os.path.join(args.logdir, run_name or f"{args.model}_lr{learning_rate:g}")
     shutil.rmtree(run_dir, ignore_errors=True)
-    callback = CNNViz(run_dir, probe_images, probe_labels, class_names=SHAPE_NAMES, masks=probe_masks, feature_vis=4,
-                      **options)
+    callback = CNNViz(run_dir, probe_images, probe_labels, class_names=SHAPE_NAMES, masks=probe_masks,
+                      feature_vis=args.feature_vis, **options)
     print(f"\n== {run_dir}: {args.model}, Adam learning rate {learning_rate:g}", flush=True)
     verbose = 1 if sys.stdout.isatty() else 2  # a progress bar in a terminal, a line per epoch in logs
     model.fit(images, labels, epochs=args.epochs, batch_size=32, verbose=verbose,

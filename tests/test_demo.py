@@ -30,7 +30,7 @@ def test_demo_trains_and_logs_without_serving(tmp_path):
 def test_demo_vgg16_backbone_uses_the_seed_layers(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "demo", "--no-serve", "--epochs", "1", "--samples", "32", "--logdir", str(tmp_path),
-         "--model", "vgg16", "--learning-rates", "0.0001"],
+         "--model", "vgg16", "--learning-rates", "0.0001", "--feature-vis", "0"],  # the layers' test: no ascent
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -64,7 +64,7 @@ def test_demo_loads_a_local_vgg16_weights_file(tmp_path):
     backbone.save_weights(str(weights))
     result = subprocess.run(
         [sys.executable, "-m", "demo", "--no-serve", "--epochs", "1", "--samples", "32", "--model", "vgg16",
-         "--weights", str(weights), "--learning-rates", "0.0001", "--logdir", str(tmp_path / "logs")],
+         "--feature-vis", "0", "--weights", str(weights), "--learning-rates", "0.0001", "--logdir", str(tmp_path / "logs")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
