@@ -4,21 +4,23 @@ carry VGG16's layer names (block1_conv1 … ), the ones the classic visualisatio
 import keras
 
 
-def vgg_style(size=40, classes=4, widths=(16, 32, 64)):
-    """block{b}_conv{1,2} (ReLU) for each width, pooling between blocks, GAP and a softmax head.
+def vgg_style(size=40, classes=4, widths=(16, 32, 64), convs=None):
+    """block{b}_conv{1,2} (ReLU) for each width, pooling between blocks, GAP and a softmax head;
+    `convs`, one count per block, gives blocks more convs (as VGG16's (2, 2, 3, 3, 3)).
 
     Batch normalisation after every conv but the last keeps it learning from any initialisation
     on any CPU (bench/demo_seeds.py trains it over seeds); its momentum of 0.9 lets the moving
     statistics, which the probes are judged with, keep up with the last epoch's weights. The
     last conv, Grad-CAM's layer, feeds the pooling directly.
     """
+    convs = convs or (2,) * len(widths)
     inputs = keras.Input((size, size, 3))
     x = inputs
-    for block, filters in enumerate(widths, start=1):
-        for conv in (1, 2):
+    for block, (filters, count) in enumerate(zip(widths, convs, strict=True), start=1):
+        for conv in range(1, count + 1):
             x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
                                     name=f"block{block}_conv{conv}")(x)
-            if (block, conv) != (len(widths), 2):
+            if (block, conv) != (len(widths), count):
                 x = keras.layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn{conv}")(x)
         if block < len(widths):
             x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x)

@@ -215,6 +215,20 @@ def test_sanity_over_training_compares_with_the_first_events_maps_and_survives_a
     assert np.nanmean(got) < 0.9  # a trained model's maps moved away from the untrained one's
 
 
+def test_sanity_to_first_compares_each_probe_with_its_first_map_of_the_same_class():
+    rng = np.random.default_rng(7)
+    maps, first = rng.random((5, 3, 5, 5)), rng.random((5, 3, 5, 5))
+    first[2, 1] = 0.5  # constant: nothing to have moved away from
+    classes = np.array([[0, 1, 2], [1, 0, 2], [3, 0, 1], [2, 0, 1], [1, 2, 3]])
+    first_classes = np.array([[2, 0, 1], [1, 2, 1], [0, 3, 1], [0, 1, 3], [0, 2, 1]])
+    got = trust.sanity_to_first(classes, maps, first_classes, first)
+    expected = [stats.spearmanr(maps[0, 0].ravel(), first[0, 1].ravel()).statistic,
+                stats.spearmanr(maps[1, 0].ravel(), first[1, 0].ravel()).statistic,  # its first slot of the class
+                np.nan, np.nan,  # the class's first map constant; the class not explained at the first event
+                stats.spearmanr(maps[4, 0].ravel(), first[4, 2].ravel()).statistic]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
 @pytest.mark.parametrize("given, message", [
     ({"masks": np.ones((3, SIZE, SIZE), bool)}, "masks must be 4 boolean masks"),
     ({"masks": np.zeros((4, SIZE, SIZE), bool)}, "are empty"),

@@ -71,7 +71,7 @@ class CNNViz(keras.callbacks.Callback):
       masks, boxes: the probes' objects, where known: masks (N, H, W) of booleans at the
         input size, or boxes [y0, x0, y1, x1] (half-open, input pixels); each event then
         scores the maps with the pointing game and the energy on the object.
-      trust_every: deletion and insertion AUC (about 80 passes of the probes) on every k-th
+      trust_every: deletion and insertion AUC (38 passes of the probes) on every k-th
         train event, counting the first, and on every eval event; None: eval events only.
       sanity_check: run `tb_cnnviz.sanity_check` (the cascading randomisation test, on a copy
         of the model) at every eval event.

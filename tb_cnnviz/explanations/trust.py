@@ -19,7 +19,10 @@ from tb_cnnviz.explanations.similarity import rank_correlations
 from tb_cnnviz.storage.maps import upsample
 from tb_cnnviz.storage.tensors import METRIC_NAMES
 
-CURVE_STEPS = 20  # deletion and insertion: 21 points, 0 % ... 100 % of the pixels
+# Deletion and insertion: 11 points, 0 % ... 100 % of the pixels (38 passes of the probes; 78 at
+# 20 steps). Trained demo models' AUCs at 10 steps are within 0.008 of 20 steps' on average, their
+# margins over chance (0.18-0.41) within 0.006 (bench/README.md, session 10).
+CURVE_STEPS = 10
 RANDOM_SEED = 0  # of the random ranking, one fixed permutation per probe
 CURVE_METRICS = {"deletion": "deletion_auc", "deletion_random": "deletion_auc_random",
                  "insertion": "insertion_auc", "insertion_random": "insertion_auc_random"}
@@ -42,10 +45,11 @@ def sanity_to_first(classes, maps, first_classes, first_maps) -> np.ndarray:
     with its map of the same class at the first event; NaN where the first event did not
     explain that class, or its map was constant (nothing to have moved away from)."""
     result = np.full(len(classes), np.nan, np.float32)
-    for probe, (target, stored) in enumerate(zip(np.asarray(classes)[:, 0], np.asarray(first_classes))):
-        slot = np.flatnonzero(stored == target)
-        if slot.size and np.ptp(first_maps[probe, slot[0]]) > 0:
-            result[probe] = rank_correlations(maps[probe, :1], first_maps[probe, slot[:1]])[0]
+    stored = np.asarray(first_classes) == np.asarray(classes)[:, :1]  # (N, first slots)
+    first = np.asarray(first_maps)[np.arange(len(result)), stored.argmax(axis=1)]  # its first slot of the target
+    compared = stored.any(axis=1) & (np.ptp(first.reshape(len(first), -1), axis=1) > 0)
+    if compared.any():  # one call ranks every probe's maps
+        result[compared] = rank_correlations(np.asarray(maps)[compared, 0], first[compared])
     return result
 
 
