@@ -25,6 +25,7 @@ setup(
     # scikit-image: photographs shipped in the package (skimage.data) as real probe images;
     # jax: a Keras backend other than TensorFlow, which tb_cnnviz must refuse clearly;
     # import-linter: the import contracts between tb_cnnviz's packages (.importlinter).
-    extras_require={"test": ["pytest", "playwright", "scikit-image", "jax", "scipy", "import-linter"]},
+    extras_require={"test": ["pytest", "playwright", "scikit-image", "jax", "scipy", "import-linter",
+                             "tree-sitter", "tree-sitter-javascript"]},
     license="Apache-2.0",
 )

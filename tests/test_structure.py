@@ -1,5 +1,6 @@
 """The shape of the code, checked so that it cannot silently break again: sizes of modules,
-classes and functions in tb_cnnviz/, and what loading the plugin and the reader imports.
+classes and functions in tb_cnnviz/ and frontend/, and what loading the plugin and the reader
+imports.
 The import contracts between packages are `lint-imports`' (.importlinter, run by .ci/run)."""
 
 import ast
@@ -11,6 +12,7 @@ import sys
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "tb_cnnviz"
+FRONTEND = PACKAGE.parent / "frontend"
 MAX_MODULE_LINES = 400
 MAX_CLASS_LINES = 250  # of code: docstrings, comments and blank lines not counted
 MAX_FUNCTION_LINES = 60
@@ -60,6 +62,60 @@ def _too_long(path):
 def test_no_module_class_or_function_is_over_its_size():
     over = [part for path in _modules() for part in _too_long(path)]
     assert not over, "over their size (what, lines, limit): " + "; ".join(map(str, over))
+
+
+# tree-sitter's JavaScript grammar: a real parser, so that braces in strings, template
+# literals and regular expressions cannot fool the count.
+JS_FUNCTIONS = {"function_declaration", "function_expression", "arrow_function", "method_definition",
+                "generator_function_declaration", "generator_function"}
+JS_CLASSES = {"class_declaration", "class"}
+
+
+def _js_too_long(path):
+    """[(what, lines, limit)] of a tab module's parts over the limits of tb_cnnviz's; lines of
+    code: blank lines and lines that hold only a comment not counted."""
+    import tree_sitter
+    import tree_sitter_javascript
+
+    source = path.read_bytes()
+    lines = source.decode().splitlines()
+    tree = tree_sitter.Parser(tree_sitter.Language(tree_sitter_javascript.language())).parse(source)
+    assert not tree.root_node.has_error, f"{path.name} does not parse"
+    found = [(path.name, len(lines), MAX_MODULE_LINES)] if len(lines) > MAX_MODULE_LINES else []
+    nodes, comment_lines, parts = [tree.root_node], set(), []
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.children)
+        (start, start_column), (end, end_column) = node.start_point, node.end_point
+        if node.type == "comment" and not lines[start][:start_column].strip() and not lines[end][end_column:].strip():
+            comment_lines.update(range(start, end + 1))
+        limit = MAX_FUNCTION_LINES if node.type in JS_FUNCTIONS else MAX_CLASS_LINES if node.type in JS_CLASSES else None
+        if limit is not None:
+            parts.append((node, limit))
+    for node, limit in parts:
+        count = sum(1 for number in range(node.start_point[0], node.end_point[0] + 1)
+                    if lines[number].strip() and number not in comment_lines)
+        if count > limit:
+            found.append((f"{path.name}:{node.start_point[0] + 1} {node.type}", count, limit))
+    return found
+
+
+def test_no_tab_module_class_or_function_is_over_its_size():
+    modules = sorted(FRONTEND.glob("*.js"))
+    assert len(modules) > 20
+    over = [part for path in modules for part in _js_too_long(path)]
+    assert not over, "over their size (what, lines, limit): " + "; ".join(map(str, over))
+
+
+def test_the_tab_size_check_counts_code_lines_only(tmp_path):
+    body = "\n".join(f"  total += {number}; // a note" for number in range(MAX_FUNCTION_LINES - 4))
+    source = (f"/** Doc\n * comment. */\nexport function sum() {{\n  // why\n\n  let total = `${{1}}}}`;\n{body}\n"
+              "  return total;\n}\n")
+    (tmp_path / "fits.js").write_text(source)
+    assert _js_too_long(tmp_path / "fits.js") == []
+    (tmp_path / "long.js").write_text(source.replace("return total;", "total += 1;\n  return total;"))
+    assert _js_too_long(tmp_path / "long.js") == [("long.js:3 function_declaration", MAX_FUNCTION_LINES + 1,
+                                                   MAX_FUNCTION_LINES)]
 
 
 def test_the_size_check_counts_code_lines_only():
