@@ -3,8 +3,7 @@
 Prints, measured in one run on the demo model with the default options:
   - event time / time of the floor (target: <= 3x): the event's required model work in one
     tf.function, the fused forward+backward of Grad-CAM and the faithfulness check's second
-    forward pass, on the same probes (since session 10 with the filter statistics, which every
-    probe computes: about 0.6 ms here, session 9's breakdown). The two are timed alternately (A B A B) and the figure is
+    forward pass, on the same probes, with the filter statistics that every probe computes. The two are timed alternately (A B A B) and the figure is
     the median of the pair ratios, so load drifting on a shared machine cancels out; the same
     for CPU time (all cores), which no scheduling of the event's work can bring below its own
     ratio;

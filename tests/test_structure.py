@@ -22,14 +22,16 @@ def _modules():
     return sorted(PACKAGE.rglob("*.py"))
 
 
+def _lines_of_code(first, last, source_lines, skipped) -> int:
+    """Lines first..last (1-based) that are not blank and not in `skipped` (comments, docstrings)."""
+    return sum(1 for number in range(first, last + 1) if source_lines[number - 1].strip() and number not in skipped)
+
+
 def _code_lines(node, source_lines, docstring_lines) -> int:
     """Lines of `node` that hold code: not blank, not only a comment, not a docstring."""
-    count = 0
-    for number in range(node.lineno, node.end_lineno + 1):
-        text = source_lines[number - 1].strip()
-        if text and not text.startswith("#") and number not in docstring_lines:
-            count += 1
-    return count
+    comments = {number for number in range(node.lineno, node.end_lineno + 1)
+                if source_lines[number - 1].strip().startswith("#")}
+    return _lines_of_code(node.lineno, node.end_lineno, source_lines, docstring_lines | comments)
 
 
 def _docstring_lines(tree) -> set:
@@ -88,13 +90,12 @@ def _js_too_long(path):
         nodes.extend(node.children)
         (start, start_column), (end, end_column) = node.start_point, node.end_point
         if node.type == "comment" and not lines[start][:start_column].strip() and not lines[end][end_column:].strip():
-            comment_lines.update(range(start, end + 1))
+            comment_lines.update(range(start + 1, end + 2))  # 1-based, as _lines_of_code counts
         limit = MAX_FUNCTION_LINES if node.type in JS_FUNCTIONS else MAX_CLASS_LINES if node.type in JS_CLASSES else None
         if limit is not None:
             parts.append((node, limit))
     for node, limit in parts:
-        count = sum(1 for number in range(node.start_point[0], node.end_point[0] + 1)
-                    if lines[number].strip() and number not in comment_lines)
+        count = _lines_of_code(node.start_point[0] + 1, node.end_point[0] + 1, lines, comment_lines)
         if count > limit:
             found.append((f"{path.name}:{node.start_point[0] + 1} {node.type}", count, limit))
     return found

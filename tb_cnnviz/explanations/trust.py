@@ -19,9 +19,8 @@ from tb_cnnviz.explanations.similarity import rank_correlations
 from tb_cnnviz.storage.maps import upsample
 from tb_cnnviz.storage.tensors import METRIC_NAMES
 
-# Deletion and insertion: 11 points, 0 % ... 100 % of the pixels (38 passes of the probes; 78 at
-# 20 steps). Trained demo models' AUCs at 10 steps are within 0.008 of 20 steps' on average, their
-# margins over chance (0.18-0.41) within 0.006 (bench/README.md, session 10).
+# Deletion and insertion: 11 points, 0 % ... 100 % of the pixels, 38 passes of the probes; AUCs
+# close to 20 steps' at half the passes (bench/curve_steps.py checks how close).
 CURVE_STEPS = 10
 RANDOM_SEED = 0  # of the random ranking, one fixed permutation per probe
 CURVE_METRICS = {"deletion": "deletion_auc", "deletion_random": "deletion_auc_random",
