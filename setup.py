@@ -11,9 +11,12 @@ setup(
     package_data={"tb_cnnviz.frontend": ["*.js", "*.css"]},
     entry_points={"tensorboard_plugins": ["cnnviz = tb_cnnviz.plugin.loader:CNNVizLoader"]},
     python_requires=">=3.10",
+    # A Keras backend comes as an extra: [tensorflow], [jax] or [torch] (README, "Keras backends").
     install_requires=[
-        "tensorflow>=2.16",
+        "keras>=3.6",
         "tensorboard>=2.16",
+        # CRC-32C of the event files' records in C (backend/files.py): TensorBoard's own is pure Python
+        "google-crc32c",
         "numpy",
         "pillow",
         "werkzeug",
@@ -23,9 +26,14 @@ setup(
         " or platform_machine == 'AMD64' or platform_machine == 'aarch64' or platform_machine == 'arm64')",
     ],
     # scikit-image: photographs shipped in the package (skimage.data) as real probe images;
-    # jax: a Keras backend other than TensorFlow, which tb_cnnviz must refuse clearly;
+    # the three backends: the suite runs on each (.ci/run);
     # import-linter: the import contracts between tb_cnnviz's packages (.importlinter).
-    extras_require={"test": ["pytest", "playwright", "scikit-image", "jax", "scipy", "import-linter",
-                             "tree-sitter", "tree-sitter-javascript"]},
+    extras_require={
+        "tensorflow": ["tensorflow>=2.16"],
+        "jax": ["jax>=0.4.30"],
+        "torch": ["torch>=2.1"],
+        "test": ["pytest", "playwright", "scikit-image", "scipy", "import-linter", "tree-sitter",
+                 "tree-sitter-javascript", "tensorflow>=2.16", "jax>=0.4.30", "torch>=2.1"],
+    },
     license="Apache-2.0",
 )

@@ -7,7 +7,6 @@ import types
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tests.helpers import small_cnn
 from tb_cnnviz.anatomy import conv_layers as layer_utils
@@ -24,9 +23,9 @@ def map_summaries(model, images, channels, batch=250) -> dict:
     summaries = {path: ([], []) for path in channels}
     for start in range(0, len(images), batch):
         for path, maps in sub(images[start:start + batch], training=False).items():
-            maps = tf.gather(tf.cast(maps, tf.float32), channels[path], axis=-1)
-            summaries[path][0].append(tf.reduce_mean(maps, axis=(1, 2)).numpy())
-            summaries[path][1].append(tf.reduce_max(maps, axis=(1, 2)).numpy())
+            maps = keras.ops.convert_to_numpy(maps).astype(np.float32)[..., channels[path]]
+            summaries[path][0].append(maps.mean(axis=(1, 2)))
+            summaries[path][1].append(maps.max(axis=(1, 2)))
     return {path: (np.concatenate(means), np.concatenate(peaks)) for path, (means, peaks) in summaries.items()}
 
 

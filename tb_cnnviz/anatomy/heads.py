@@ -117,7 +117,7 @@ class Head:
         """Whether outputs of a head whose activation cannot be seen are pre-activation: not
         probabilities (rows summing to 1 for softmax, values in [0, 1] otherwise). Warns if
         they are probabilities, whose gradients vanish on confident predictions."""
-        outputs = np.asarray(outputs, np.float64)
+        outputs = ops.convert_to_numpy(outputs).astype(np.float64)
         if self.kind in _EXCLUSIVE:
             probabilities = outputs.min() >= 0 and np.allclose(outputs.sum(axis=-1), 1, atol=1e-2)
         else:

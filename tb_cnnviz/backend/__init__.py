@@ -1,26 +1,28 @@
 """The backend seam: the one place that knows which framework Keras runs on. `current()` gives
-the implementation of `base.Backend` for `keras.backend.backend()`; TensorFlow's is the only one
-so far, and every other backend is refused with a message that says what to do."""
+the implementation of `base.Backend` for `keras.backend.backend()`: TensorFlow's, JAX's or
+PyTorch's; any other is refused with a message that names them. `files` is the logdir's file
+system, the same on every backend."""
 
 import functools
+import importlib
 
 import keras
 
-from tb_cnnviz.backend.base import Backend, RecordFile
+from tb_cnnviz.backend.base import Backend
 
-__all__ = ["Backend", "RecordFile", "current"]
+__all__ = ["Backend", "SUPPORTED", "current"]
+
+SUPPORTED = {"tensorflow": "TensorFlowBackend", "jax": "JaxBackend", "torch": "TorchBackend"}
 
 
 @functools.lru_cache(maxsize=None)
 def _backend(name: str) -> Backend:
-    if name == "tensorflow":
-        from tb_cnnviz.backend.tensorflow import TensorFlowBackend
-
-        return TensorFlowBackend()
-    raise RuntimeError(
-        f"tb_cnnviz needs Keras' TensorFlow backend; this process runs Keras on {name!r}. Set the environment "
-        f"variable KERAS_BACKEND=tensorflow before Keras is imported (or \"backend\": \"tensorflow\" in "
-        f"~/.keras/keras.json)")
+    if name not in SUPPORTED:
+        raise RuntimeError(
+            f"tb_cnnviz works on Keras' TensorFlow, JAX and PyTorch backends; this process runs Keras on "
+            f"{name!r}, which cannot train or take gradients. Set the environment variable KERAS_BACKEND to "
+            f"tensorflow, jax or torch before Keras is imported (or \"backend\" in ~/.keras/keras.json)")
+    return getattr(importlib.import_module(f"tb_cnnviz.backend.{name}"), SUPPORTED[name])()
 
 
 def current() -> Backend:

@@ -1,9 +1,9 @@
-"""The TensorFlow backend: tf.function, GradientTape, tf.image, tf.distribute and TensorFlow's
-record writer and file system (any path tf.io.gfile opens: gs://, s3://, ram://, ...)."""
+"""The TensorFlow backend: tf.function (which reads variables when it runs), GradientTape,
+tf.image and tf.distribute."""
 
 import tensorflow as tf
 
-from tb_cnnviz.backend.base import Backend, RecordFile
+from tb_cnnviz.backend.base import Backend
 
 
 def _signature(value):
@@ -32,24 +32,10 @@ def _as_tensor(value):
     return tf.convert_to_tensor(value) if hasattr(value, "__array__") and not isinstance(value, tf.Tensor) else value
 
 
-class _TFRecordFile(RecordFile):
-    def __init__(self, path):
-        self._writer = tf.io.TFRecordWriter(path)
-
-    def write(self, record):
-        self._writer.write(record)
-
-    def flush(self):
-        self._writer.flush()
-
-    def close(self):
-        self._writer.close()
-
-
 class TensorFlowBackend(Backend):
     name = "tensorflow"
 
-    def compile(self, function):
+    def compile(self, function, model):
         return _Compiled(function)
 
     def layer_gradients(self, forward):
@@ -81,23 +67,3 @@ class TensorFlowBackend(Backend):
         if not cluster or resolver.task_type == "chief":
             return True
         return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
-
-    def record_file(self, path):
-        return _TFRecordFile(path)
-
-    def makedirs(self, path):
-        tf.io.gfile.makedirs(path)
-
-    def exists(self, path):
-        return tf.io.gfile.exists(path)
-
-    def read_file(self, path):
-        try:
-            with tf.io.gfile.GFile(path, "rb") as file:
-                return file.read()
-        except tf.errors.NotFoundError:
-            raise FileNotFoundError(path) from None
-
-    def write_file(self, path, data):
-        with tf.io.gfile.GFile(path, "wb") as file:
-            file.write(data)

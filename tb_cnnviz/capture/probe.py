@@ -97,7 +97,7 @@ def _mask_top(images, maps, fraction):
     """Images whose top `fraction` of map pixels are replaced by a blurred copy."""
     n, h, w = maps.shape
     k = max(1, math.ceil(fraction * h * w))
-    top = ops.top_k(ops.reshape(maps, (n, h * w)), k=k)[1]
+    top = backend.current().top_k(ops.reshape(maps, (n, h * w)), k)[1]
     index = ops.stack([ops.repeat(ops.arange(n), k), ops.reshape(ops.cast(top, "int32"), (-1,))], axis=1)
     mask = ops.reshape(ops.scatter(index, ops.ones((n * k,)), (n, h * w)), (n, h, w, 1))
     return images * (1.0 - mask) + blur(images) * mask
@@ -128,7 +128,7 @@ class Probe:
         self._previous = {}
         self._kernel_shapes = {  # (kh, kw, inputs) of each filter, to unflatten filter rows
             path: tuple(conv_layers.effective_kernel(self.convs[path]).shape[:3]) for path in spec.filter_channels}
-        self._event = backend.current().compile(self._event_graph)
+        self._event = backend.current().compile(self._event_graph, model)
         self._curves = DeletionInsertion(self._explainer, spec.image_input)
         self._examples_pass = None  # (peaks of a batch, best over all), compiled at the first search
 
@@ -219,10 +219,10 @@ class Probe:
         spec's top-example layers over reference `inputs` (as the model takes them): the peaks
         of each batch in one compiled pass (no gradients), the best k over all of them in another."""
         if self._examples_pass is None:
-            seam = backend.current()
-            self._examples_pass = (seam.compile(self._batch_peaks),
-                                    seam.compile(lambda peak, position: ranking.best_examples(peak, position,
-                                                                                              self.spec.top_k)))
+            seam, model = backend.current(), self._explainer.model
+            self._examples_pass = (seam.compile(self._batch_peaks, model),
+                                   seam.compile(lambda peak, position: ranking.best_examples(peak, position,
+                                                                                             self.spec.top_k), model))
         batch_peaks, best = self._examples_pass
         samples = Samples(inputs, self.spec.image_input)
         found = [_numpy(batch_peaks(self._inputs(samples.map(lambda array, s=start: array[s:s + batch]))))

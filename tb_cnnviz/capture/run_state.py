@@ -2,7 +2,7 @@
 first event (what filter drift is measured from, `FIRST_FILTERS_FILE`), its Grad-CAM maps (what
 sanity_rank_corr compares with, `FIRST_MAPS_FILE`) and the step of its latest event of each
 mode (`STATE_FILE`). Read
-and written through the backend's file system, so remote logdirs work."""
+and written through `backend.files`, so remote logdirs work."""
 
 import io
 import json
@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from tb_cnnviz import backend
+from tb_cnnviz.backend import files
 
 FIRST_FILTERS_FILE = "cnnviz_reference.npz"  # the name existing logdirs hold it under
 FIRST_MAPS_FILE = "cnnviz_first_maps.npz"  # the class maps of the run's first event (sanity over training)
@@ -32,7 +32,7 @@ class RunState:
 
     def _read_state(self):
         try:
-            state = json.loads(backend.current().read_file(os.path.join(self.logdir, STATE_FILE)))
+            state = json.loads(files.read_file(os.path.join(self.logdir, STATE_FILE)))
         except (FileNotFoundError, ValueError):  # none yet, or cut short by a crash
             return {}
         return state if isinstance(state, dict) else {}
@@ -42,7 +42,7 @@ class RunState:
         if self._latest is None:
             self._latest = self._read_state()
         self._latest[mode] = step
-        backend.current().write_file(os.path.join(self.logdir, STATE_FILE), json.dumps(self._latest).encode())
+        files.write_file(os.path.join(self.logdir, STATE_FILE), json.dumps(self._latest).encode())
 
     def first_filters(self, mode: str, step: int, current_filters) -> dict | None:
         """Before this process's first event of `mode`: the filters {path: rows} to measure
@@ -57,7 +57,7 @@ class RunState:
         if self._first_filters_from == "self" or (self._first_filters_from == "logdir" and not restarts):
             return None
         path = os.path.join(self.logdir, FIRST_FILTERS_FILE)
-        exists = backend.current().exists(path)
+        exists = files.exists(path)
         if exists and step == 0:
             warnings.warn(
                 f"tb_cnnviz: {self.logdir} already holds a cnnviz run and this process counts steps "
@@ -67,13 +67,13 @@ class RunState:
                 f"keras.models.load_model(), or a checkpoint of model and optimizer) so its step count "
                 f"goes on; for a new run, use a new logdir or run_name=.", stacklevel=4)
         if exists and not restarts:
-            saved = np.load(io.BytesIO(backend.current().read_file(path)))
+            saved = np.load(io.BytesIO(files.read_file(path)))
             first = {key: saved[key] for key in saved.files}
             self._first_filters_from = "logdir"
             return first
         first = current_filters()
         self._first_maps = None  # a run started again: its next event's maps are the first
-        backend.current().makedirs(self.logdir)
+        files.makedirs(self.logdir)
         _save(path, **first)
         self._first_filters_from = "self"
         return first
@@ -85,11 +85,11 @@ class RunState:
         None if the kept maps are of another source (other probes, another layer)."""
         if self._first_maps is None:
             path = os.path.join(self.logdir, FIRST_MAPS_FILE)
-            if self._first_filters_from == "self" or not backend.current().exists(path):
+            if self._first_filters_from == "self" or not files.exists(path):
                 _save(path, classes=classes, maps=maps, source=source)
                 self._first_maps = (classes, maps, source)
             else:
-                saved = np.load(io.BytesIO(backend.current().read_file(path)))
+                saved = np.load(io.BytesIO(files.read_file(path)))
                 self._first_maps = (saved["classes"], saved["maps"], str(saved["source"]))
         first_classes, first_maps, first_source = self._first_maps
         return (first_classes, first_maps) if first_source == source else None
@@ -98,4 +98,4 @@ class RunState:
 def _save(path: str, **arrays) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    backend.current().write_file(path, buffer.getvalue())
+    files.write_file(path, buffer.getvalue())

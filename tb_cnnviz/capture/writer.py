@@ -2,7 +2,7 @@
 
 An event's summaries come packed by `storage.event.pack_event` as {tag: (kind, value)}; each
 gets the summary metadata TensorBoard needs (`metadata.create_summary_metadata`), and the whole
-event is one record, written by the backend's record writer.
+event is one record of a TFRecord file (`backend.files.RecordFile`).
 """
 
 import functools
@@ -17,7 +17,7 @@ import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 
-from tb_cnnviz import backend
+from tb_cnnviz.backend import files
 from tb_cnnviz.storage import metadata
 
 _file_numbers = itertools.count()  # two writers of one process never share a file name
@@ -54,13 +54,12 @@ class EventWriter:
     """
 
     def __init__(self, logdir: str):
-        seam = backend.current()
-        seam.makedirs(logdir)
+        files.makedirs(logdir)
         # Time first and a padded counter: readers take files in name order. The random part
         # keeps a restarted container (same host name, same pid) from truncating an old file.
         name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
                 f"{os.getpid()}.{next(_file_numbers):04d}.{uuid.uuid4().hex[:8]}.cnnviz.v2")
-        self._file = seam.record_file(os.path.join(logdir, name))
+        self._file = files.RecordFile(os.path.join(logdir, name))
         self._lock = threading.Lock()  # records from log() calls on two threads must not interleave
         self._append(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
 

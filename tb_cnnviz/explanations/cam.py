@@ -97,9 +97,8 @@ class ClassExplainer:
         """(out, recorded): out holds the head's `explain` fields (predicted, target, probabilities,
         a segmentation head's masks, pixel_share, target_pixels and region), `classes` (N, slots)
         and each method's maps (N, slots, h, w); recorded {path: output} of the watched layers."""
-        recorded = {}
-
-        def forward(watch):
+        def forward(watch):  # run once per backend pass (JAX runs it twice): each run records its own
+            recorded = {}
             with conv_layers.recording(self.watched, recorded, {self.layer: watch}):
                 scores, probabilities = self.forward(inputs)
             out = self.head.explain(scores, probabilities, target, self.background_class)
@@ -110,10 +109,10 @@ class ClassExplainer:
             missing = set(self.watched) - set(recorded)
             if missing:
                 raise ValueError(f"layers {sorted(missing)} are not used by the model's forward pass")
-            return out, slot_scores
+            return (out, recorded), slot_scores
 
         with self.linear():
-            out, gradients = backend.current().layer_gradients(forward)
+            (out, recorded), gradients = backend.current().layer_gradients(forward)
         activations = ops.cast(recorded[self.layer], "float32")
         for name, method in METHODS.items():
             out[name] = ops.stack([method(activations, ops.cast(g, "float32")) for g in gradients], axis=1)
@@ -124,7 +123,7 @@ class ClassExplainer:
         the others from the most probable (a segmentation head's: the most predicted pixels),
         each once."""
         ranked = out["probabilities"] if "pixel_share" not in out else out["pixel_share"]
-        order = ops.top_k(ranked, k=min(ranked.shape[1], self.slots))[1]  # ties: lower first
+        order = backend.current().top_k(ranked, min(ranked.shape[1], self.slots))[1]  # ties: lower first
         target = out["target"]
         candidates = ops.concatenate([target[:, None], ops.where(true < 0, target, true)[:, None],
                                       ops.cast(order, target.dtype)], axis=1)

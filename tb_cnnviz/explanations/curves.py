@@ -44,7 +44,8 @@ class DeletionInsertion:
     def __init__(self, explainer: ClassExplainer, image_input=None):
         self._explainer, self._image_input = explainer, image_input
         seam = backend.current()
-        self._prepare, self._points = seam.compile(self._prepare_graph), seam.compile(self._points_graph)
+        model = explainer.model
+        self._prepare, self._points = seam.compile(self._prepare_graph, model), seam.compile(self._points_graph, model)
 
     def __call__(self, inputs, maps, target, random_ranks, steps: int) -> dict:
         """{"deletion", "insertion", "deletion_random", "insertion_random": (N, steps + 1)} of
@@ -73,7 +74,7 @@ class DeletionInsertion:
         explainer, images = self._explainer, Samples(inputs, self._image_input).images
         n, height, width = images.shape[0], images.shape[1], images.shape[2]
         flat = ops.reshape(upsample(maps, (height, width)), (n, -1))
-        order = ops.top_k(flat, k=height * width)[1]  # the lower pixel index first on ties
+        order = backend.current().top_k(flat, height * width)[1]  # the lower pixel index first on ties
         ranks = ops.reshape(ops.stack([ops.cast(ops.argsort(order, axis=1), "int32"), random_ranks]),
                             (2, n, height, width, 1))
         with explainer.linear():

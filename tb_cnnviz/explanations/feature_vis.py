@@ -54,6 +54,7 @@ def irfft2(real, imaginary, height: int, width: int):
     weight[0] = 1.0
     if width % 2 == 0:
         weight[-1] = 1.0
+    weight = ops.convert_to_tensor(weight)  # numpy * a torch tensor would turn the tensor into numpy
     rows_real = (ops.einsum("yk,...kf->...yf", cos_y, real) - ops.einsum("yk,...kf->...yf", sin_y, imaginary)) / height
     rows_imaginary = (ops.einsum("yk,...kf->...yf", sin_y, real)
                       + ops.einsum("yk,...kf->...yf", cos_y, imaginary)) / height
@@ -127,7 +128,7 @@ class FeatureVisualiser:
         # One start spectrum for every item: an item's image depends on its own channel alone.
         self._start = rng.normal(0.0, START_SPREAD, (1, depth, height, width // 2 + 1, 2)).astype(np.float32)
         self._shifts = rng.integers(-JITTER, JITTER + 1, (self._steps, 2)).astype(np.int32)  # of each step's roll
-        self._ascent = backend.current().compile(self._ascend)
+        self._ascent = backend.current().compile(self._ascend, model)
 
     def __call__(self, other_inputs: model_inputs.Samples | None = None) -> dict:
         """{path: float32 (len(channels[path]), H, W, C)} images within value_range.
@@ -148,7 +149,8 @@ class FeatureVisualiser:
         """(B, H, W, C) images of a (B, C, H, W // 2 + 1, 2) spectrum, squashed into value_range
         (clipped too: lo + (hi - lo) can round past hi in float32)."""
         height, width, _ = self.image_shape
-        planes = irfft2(spectrum[..., 0] * self._scale, spectrum[..., 1] * self._scale, height, width) / 4.0  # Lucid's
+        scale = ops.convert_to_tensor(self._scale)
+        planes = irfft2(spectrum[..., 0] * scale, spectrum[..., 1] * scale, height, width) / 4.0  # Lucid's
         squashed = self._low + (self._high - self._low) * ops.sigmoid(ops.transpose(planes, (0, 2, 3, 1)))
         return ops.clip(squashed, self._low, self._high)
 
@@ -192,7 +194,7 @@ class FeatureVisualiser:
             shift = ops.take(self._shifts, index, axis=0)
 
             def objective(x):
-                return ops.sum(self._objectives(ops.roll(self._images(x), shift, axis=(1, 2)), others))
+                return ops.sum(self._objectives(_rolled(self._images(x), shift), others))
 
             _, gradient = seam.input_gradient(objective, spectrum)
             mean = beta1 * mean + (1 - beta1) * gradient
@@ -205,6 +207,15 @@ class FeatureVisualiser:
         zeros = ops.zeros_like(spectrum)
         spectrum, _, _ = ops.fori_loop(0, self._steps, step, (spectrum, zeros, zeros))
         return self._images(spectrum)
+
+
+def _rolled(images, shift):
+    """(B, H, W, C) images rolled by `shift` (2,) pixels down and right, as ops.roll would; with
+    gathers, as a shift that is a tensor (a loop's) must be a Python int to PyTorch's roll."""
+    height, width = images.shape[1:3]
+    rows = ops.mod(ops.arange(height) - shift[0], height)
+    columns = ops.mod(ops.arange(width) - shift[1], width)
+    return ops.take(ops.take(images, rows, axis=1), columns, axis=2)
 
 
 def _checked_channels(convs: dict, path, indices) -> list:

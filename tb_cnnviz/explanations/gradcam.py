@@ -52,7 +52,7 @@ class TargetMaps:
         watched = {layer: conv_layers.conv_layers(model)[layer]}
         self._explainer = ClassExplainer(model, head, layer, watched, background_class=background_class)
         self._image_input = image_input
-        self._compiled = backend.current().compile(self._graph)
+        self._compiled = backend.current().compile(self._graph, model)
 
     def __call__(self, inputs, target) -> tuple:
         """(the classes explained (N,), {method: (N, H, W) float32}) of `inputs` (as the model

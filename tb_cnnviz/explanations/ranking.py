@@ -5,6 +5,8 @@ In graph, so that an event hands only k examples per filter back to the host."""
 import numpy as np
 from keras import ops
 
+from tb_cnnviz import backend
+
 
 def peaks(activations):
     """(N, C) peak of each image's map of each channel, and its row-major position (the first
@@ -18,10 +20,10 @@ def peaks(activations):
 
 def best_examples(peak, position, k: int):
     """(images, positions, values), each (k, C): the k images with the highest peaks per
-    channel, best first; ties go to the lower image index (top_k keeps the earlier of equals)
-    and NaN peaks rank last. Positions are row-major in the layer's map."""
+    channel, best first; ties go to the lower image index and NaN peaks rank last. Positions
+    are row-major in the layer's map."""
     rank = ops.where(ops.isnan(peak), -np.inf, peak)
-    order = ops.top_k(ops.transpose(rank), k=k)[1]  # (C, k) image indices
+    order = backend.current().top_k(ops.transpose(rank), k)[1]  # (C, k) image indices
 
     def take(per_image):
         return ops.transpose(ops.take_along_axis(ops.transpose(per_image), order, axis=1))

@@ -98,8 +98,9 @@ def _reinitialisations(steps: list, seed: int) -> list:
 
 
 def _outputs_agree(first, second) -> bool:
-    return all(np.allclose(a, b, rtol=1e-4, atol=1e-5 * max(1.0, float(np.max(np.abs(a)))))
-               for a, b in zip(keras.tree.flatten(first), keras.tree.flatten(second)))
+    pairs = ((keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+             for a, b in zip(keras.tree.flatten(first), keras.tree.flatten(second)))
+    return all(np.allclose(a, b, rtol=1e-4, atol=1e-5 * max(1.0, float(np.max(np.abs(a))))) for a, b in pairs)
 
 
 def _copy(model, inputs) -> tuple:

@@ -1,0 +1,43 @@
+"""The test's own gradients, with each Keras backend's own tools (tf.GradientTape, jax.grad,
+torch.autograd): the independent computation that tb_cnnviz's gradients are checked against,
+under whichever backend the suite runs on (KERAS_BACKEND)."""
+
+import keras
+import numpy as np
+
+
+def gradient(function, x) -> tuple:
+    """(value, d sum(value) / d x) as numpy arrays, `function` taking and returning tensors."""
+    name = keras.backend.backend()
+    x = np.asarray(x, np.float32)
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = function(x)
+            total = tf.reduce_sum(value)
+        return value.numpy(), tape.gradient(total, x).numpy()
+    if name == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        value, pullback = jax.vjp(function, jnp.asarray(x))
+        return np.asarray(value), np.asarray(pullback(jnp.ones_like(value))[0])
+    if name == "torch":
+        import torch
+
+        x = torch.tensor(x, requires_grad=True)
+        value = function(x)
+        (found,) = torch.autograd.grad(value.sum(), x)
+        return value.detach().cpu().numpy(), found.cpu().numpy()
+    raise RuntimeError(f"no gradient for Keras' {name!r} backend")
+
+
+def layer_gradient(model, layer, images, score):
+    """(the layer's output on `images`, d score / d that output): the model cut in two at the
+    layer (functional models), `score` taking the rest of the model's output."""
+    head = keras.Model(layer.output, model.output)
+    activations = keras.ops.convert_to_numpy(keras.Model(model.inputs, layer.output)(images, training=False))
+    return activations, gradient(lambda a: score(head(a, training=False)), activations)[1]
