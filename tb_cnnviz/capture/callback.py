@@ -31,7 +31,7 @@ class CNNViz(keras.callbacks.Callback):
 
     Args:
       logdir: directory of this run's event files (`run_name` adds a subdirectory); any path
-        tf.io.gfile opens.
+        tf.io.gfile opens where TensorFlow is installed.
       samples: probe images (N, H, W, C), 1 <= N <= 256, shaped like the model input; for a
         model with several inputs, a dict or list of arrays as the model takes them (image
         and metadata, say).
@@ -92,7 +92,7 @@ class CNNViz(keras.callbacks.Callback):
     Raises:
       ValueError, TypeError: an option it cannot use, or (with `model`, else at set_model) a
         model it cannot explain; the message says what to give instead.
-      RuntimeError: Keras runs on another backend than TensorFlow.
+      RuntimeError: Keras runs on a backend other than TensorFlow, JAX and PyTorch.
     """
 
     def __init__(self, logdir, samples, labels=None, layers=None, gradcam_layer=None, every_n_epochs=None,

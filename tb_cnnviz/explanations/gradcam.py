@@ -101,7 +101,7 @@ def gradcam(model, images, layer: str | None = None, class_index=None, *, head: 
     Raises:
       ValueError, TypeError: a model, images, layer or class index it cannot use; the message
         says what to give instead.
-      RuntimeError: Keras runs on another backend than TensorFlow.
+      RuntimeError: Keras runs on a backend other than TensorFlow, JAX and PyTorch.
     """
     return _maps(model, images, layer, class_index, "gradcam", head, output, image_input)
 

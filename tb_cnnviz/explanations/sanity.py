@@ -164,7 +164,7 @@ def sanity_check(model, images, layer: str | None = None, class_index=None, *, h
       ValueError, TypeError: what `gradcam` raises; a max_steps that is not a positive int or a
         seed that is not an int; a model keras.models.clone_model cannot copy faithfully, or a
         weight with no initialiser of its layer's (the message says what to do).
-      RuntimeError: Keras runs on another backend than TensorFlow.
+      RuntimeError: Keras runs on a backend other than TensorFlow, JAX and PyTorch.
     """
     if not isinstance(max_steps, (int, np.integer)) or isinstance(max_steps, bool) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
