@@ -41,3 +41,20 @@ def layer_gradient(model, layer, images, score):
     head = keras.Model(layer.output, model.output)
     activations = keras.ops.convert_to_numpy(keras.Model(model.inputs, layer.output)(images, training=False))
     return activations, gradient(lambda a: score(head(a, training=False)), activations)[1]
+
+
+def class_scores(scores, classes):
+    """(N,) each row's score of its class in `classes` (N,), as tensors of the backend."""
+    indices = keras.ops.convert_to_tensor(np.asarray(classes, np.int32)[:, None])
+    return keras.ops.take_along_axis(scores, indices, axis=1)[:, 0]
+
+
+def numpy(tensor) -> np.ndarray:
+    return keras.ops.convert_to_numpy(tensor)
+
+
+MIXED_POLICY = {"jax": "mixed_bfloat16"}  # what each backend trains in mixed precision with: float16 elsewhere
+
+
+def mixed_policy() -> str:
+    return MIXED_POLICY.get(keras.backend.backend(), "mixed_float16")

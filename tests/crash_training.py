@@ -17,11 +17,11 @@ import threading
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from tensorboard.compat.proto import event_pb2  # noqa: E402
 from tensorboard.summary.writer.record_writer import RecordWriter  # noqa: E402
 
 import tb_cnnviz  # noqa: E402
+from tb_cnnviz.backend import files  # noqa: E402
 from tb_cnnviz.datasets import shapes  # noqa: E402
 from tests.helpers import small_cnn  # noqa: E402
 
@@ -40,52 +40,53 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
 
 def signal_records(signals, stop_step):
-    """Makes TensorFlow's record writer, which tb_cnnviz's event files are written with, say in file
-    `signals` when each record starts and ends, and stop in the middle of the event at `stop_step`."""
-    real = tf.io.TFRecordWriter
+    """Makes tb_cnnviz's record file, which its event files are written with on every backend, say
+    in file `signals` when each record starts and ends, and stop in the middle of the event at
+    `stop_step`."""
+    real = files.RecordFile
 
     def say(line):
         with open(signals, "a") as f:
             f.write(line + "\n")
 
-    class SignallingRecordWriter:
-        def __init__(self, path, options=None):
-            self._path, self._writer = path, real(path, options)
+    class SignallingRecordFile:
+        def __init__(self, path):
+            self._path, self._file = path, real(path)
 
         def write(self, record):
             step = event_pb2.Event.FromString(record).step
             say(f"write {step}")
             if step == stop_step:
-                self._writer.flush()
+                self._file.flush()
                 framed = io.BytesIO()
-                RecordWriter(framed).write(record)  # the record as TensorFlow frames it: length, CRCs
+                RecordWriter(framed).write(record)  # the record as TensorBoard frames it: length, CRCs
                 offset, length = os.path.getsize(self._path), len(framed.getvalue())
                 with open(self._path, "ab") as f:
                     f.write(framed.getvalue()[: length // 2])
                 say(f"stopped {step} {offset} {length}")
                 threading.Event().wait()  # until the test kills this process
-            self._writer.write(record)
-            self._writer.flush()  # on disk before it says so (EventWriter flushes each record anyway)
+            self._file.write(record)
+            self._file.flush()  # on disk before it says so
             say(f"wrote {step}")
 
         def flush(self):
-            self._writer.flush()
+            self._file.flush()
 
         def close(self):
-            self._writer.close()
+            self._file.close()
 
-    tf.io.TFRecordWriter = SignallingRecordWriter
+    files.RecordFile = SignallingRecordFile
 
 
 def main(logdir, checkpoint, max_steps):
     images, labels, _ = shapes(64, size=32, seed=7)
     model = keras.models.load_model(checkpoint) if os.path.exists(checkpoint) else small_cnn()
-    start = int(model.optimizer.iterations.numpy())
+    start = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     epochs = max(1, (max_steps - start) // 2)  # 2 batches per epoch
     callbacks = [tb_cnnviz.CNNViz(logdir, images[:4], labels[:4], every_n_steps=1, strict=True),
                  AtomicCheckpoint(checkpoint)]
     model.fit(images, labels, batch_size=32, epochs=epochs, verbose=0, callbacks=callbacks)
-    print("finished at step", int(model.optimizer.iterations.numpy()), flush=True)
+    print("finished at step", int(keras.ops.convert_to_numpy(model.optimizer.iterations)), flush=True)
 
 
 if __name__ == "__main__":

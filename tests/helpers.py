@@ -112,18 +112,18 @@ def reference_cam(activations, grads, method, size):
 
 
 def reference_gradients(model, images, conv_output, score_fn, targets):
-    """Activations of `conv_output` and d score / d activations, with a plain GradientTape.
+    """Activations of `conv_output` and d score / d activations, with the backend's own
+    gradients (tests/backend_tools.py) through the model cut in two at `conv_output`.
 
-    conv_output: a KerasTensor of the model graph; score_fn maps the sub-model's second
-    output to the class scores Grad-CAM differentiates (logits).
+    conv_output: a KerasTensor of the model graph; score_fn maps the output of the model's
+    last-but-one layer to the class scores Grad-CAM differentiates (logits).
     """
-    sub = keras.Model(model.inputs, [conv_output, model.layers[-2].output])
-    x = tf.constant(images)
-    with tf.GradientTape() as tape:
-        acts, features = sub(x, training=False)
-        scores = score_fn(features)
-        score = tf.reduce_sum(tf.gather(scores, targets, batch_dims=1))
-    return acts.numpy(), tape.gradient(score, acts).numpy()
+    from tests.backend_tools import class_scores, gradient, numpy
+
+    rest = keras.Model(conv_output, model.layers[-2].output)
+    acts = numpy(keras.Model(model.inputs, conv_output)(images, training=False))
+    _, grads = gradient(lambda a: class_scores(score_fn(rest(a, training=False)), targets), acts)
+    return acts, grads
 
 
 def quantisation_ok(decoded, true, per_map_axes):
@@ -171,3 +171,13 @@ def train_shapes_model(seed=0):
     model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(images, labels, epochs=8, batch_size=32, verbose=0)
     return types.SimpleNamespace(model=model, probes=probes, labels=probe_labels, masks=probe_masks)
+
+
+def assert_maps_agree(expected, found, map_axes, what):
+    """Within one quantisation step of each map's range, plus 1e-5 of its largest value."""
+    expected, found = np.asarray(expected, np.float64), np.asarray(found, np.float64)
+    assert found.shape == expected.shape, what
+    step = np.ptp(expected, axis=map_axes, keepdims=True) / 255
+    scale = np.max(np.abs(expected), axis=map_axes, keepdims=True)
+    excess = np.abs(found - expected) - (step * (1 + 1e-6) + 1e-5 * scale)
+    assert np.all(excess <= 0), f"{what}: off by up to {excess.max():.3g} beyond the bound"

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from tb_cnnviz import read_run
+from tests.helpers import assert_maps_agree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OTHERS = ("jax", "torch")
@@ -57,16 +58,6 @@ def runs(request, tmp_path_factory):
 def events(runs, backend):
     """[(TensorFlow's event, the backend's)] of both modes."""
     return [(runs["tensorflow"].event(0, mode), runs[backend].event(0, mode)) for mode in ("train", "eval")]
-
-
-def assert_maps_agree(expected, found, map_axes, what):
-    """Within one quantisation step of each map's range, plus 1e-5 of its largest value."""
-    expected, found = np.asarray(expected, np.float64), np.asarray(found, np.float64)
-    assert found.shape == expected.shape, what
-    step = np.ptp(expected, axis=map_axes, keepdims=True) / 255
-    scale = np.max(np.abs(expected), axis=map_axes, keepdims=True)
-    excess = np.abs(found - expected) - (step * (1 + 1e-6) + 1e-5 * scale)
-    assert np.all(excess <= 0), f"{what}: off by up to {excess.max():.3g} beyond the bound"
 
 
 @pytest.mark.parametrize("backend", OTHERS)
