@@ -58,3 +58,25 @@ MIXED_POLICY = {"jax": "mixed_bfloat16"}  # what each backend trains in mixed pr
 
 def mixed_policy() -> str:
     return MIXED_POLICY.get(keras.backend.backend(), "mixed_float16")
+
+
+@keras.saving.register_keras_serializable(package="tests")  # sanity_check clones the model
+def through_numpy(x):
+    """tanh(x) computed in NumPy inside a layer, each backend's way (tf.numpy_function,
+    jax.pure_callback, a detached PyTorch tensor): a forward pass works, no gradient passes."""
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        found = tf.numpy_function(np.tanh, [x], tf.float32)
+        found.set_shape(x.shape)
+        return found
+    if name == "jax":
+        import jax
+
+        return jax.pure_callback(lambda a: np.tanh(a).astype(np.float32), jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+    if name == "torch":
+        import torch
+
+        return torch.from_numpy(np.tanh(x.detach().cpu().numpy()))
+    raise RuntimeError(f"no NumPy layer for Keras' {name!r} backend")

@@ -210,3 +210,34 @@ def test_another_keras_backend_is_refused_at_construction(tmp_path, backend):
                f"tensorflow, jax or torch")
     assert done.stdout.count(message) == 2, done.stdout
     assert not os.path.exists(tmp_path / "logs")
+
+
+def _numpy_layer_model(numpy_first):
+    """A conv net with a layer computed in NumPy after its conv layer 'conv', or before it."""
+    from tests.backend_tools import through_numpy
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Lambda(through_numpy, name="numpy_tanh")(inputs) if numpy_first else inputs
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(x)
+    if not numpy_first:
+        x = keras.layers.Lambda(through_numpy, name="numpy_tanh")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+
+
+def test_a_layer_the_backend_cannot_differentiate_gets_an_error_naming_the_layer_and_the_backend(tmp_path):
+    images = np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32)
+    backend_name = keras.backend.backend()
+    said = rf"gradient of the class scores with respect to the output of layer 'conv' on Keras' {backend_name} backend"
+    with pytest.raises(ValueError, match=said + r".*NumPy"):
+        tb_cnnviz.gradcam(_numpy_layer_model(numpy_first=False), images, layer="conv")
+    with pytest.raises(ValueError, match=said):
+        tb_cnnviz.sanity_check(_numpy_layer_model(numpy_first=False), images, layer="conv")
+    # before the conv layer: Grad-CAM needs no gradient there, feature visualisation does
+    model = _numpy_layer_model(numpy_first=True)
+    assert tb_cnnviz.gradcam(model, images, layer="conv").shape == (2, 16, 16)
+    callback = tb_cnnviz.CNNViz(str(tmp_path), images, feature_vis=1, strict=True)
+    callback.set_model(model)
+    with pytest.raises(ValueError, match=rf"activations of layers \['conv'\] with respect to the input image on "
+                                         rf"Keras' {backend_name} backend"):
+        callback.log(0)

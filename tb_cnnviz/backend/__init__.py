@@ -8,9 +8,9 @@ import importlib
 
 import keras
 
-from tb_cnnviz.backend.base import Backend
+from tb_cnnviz.backend.base import Backend, NotDifferentiable
 
-__all__ = ["Backend", "SUPPORTED", "current"]
+__all__ = ["Backend", "NotDifferentiable", "SUPPORTED", "current", "not_differentiable"]
 
 SUPPORTED = {"tensorflow": "TensorFlowBackend", "jax": "JaxBackend", "torch": "TorchBackend"}
 
@@ -28,3 +28,13 @@ def _backend(name: str) -> Backend:
 def current() -> Backend:
     """The backend Keras runs on. Raises RuntimeError for one tb_cnnviz does not support."""
     return _backend(keras.backend.backend())
+
+
+def not_differentiable(error: NotDifferentiable, what: str) -> NotDifferentiable:
+    """`error` told the user: `what` could not be differentiated (a phrase that names the layers),
+    on which backend, and what to do."""
+    name = keras.backend.backend()
+    return NotDifferentiable(
+        f"tb_cnnviz cannot take the gradient of {what} on Keras' {name} backend: {str(error).rstrip('.')}. Every layer on "
+        f"that path must be made of operations {name} can differentiate (keras.ops or {name}'s own; no "
+        f"NumPy inside a layer)")

@@ -3,9 +3,38 @@ Keras runs on, and nothing else (the rest of tb_cnnviz uses NumPy and `keras.ops
 `backend.files`, the same on every backend)."""
 
 import abc
+import contextlib
+import re
 from collections.abc import Callable
 
 from keras import ops
+
+
+class NotDifferentiable(ValueError):
+    """Raised by `layer_gradients` and `input_gradient` when the backend cannot take the gradient
+    asked for; the message says why, in the framework's words or `UNCONNECTED`'s."""
+
+    @classmethod
+    def because(cls, error: Exception) -> "NotDifferentiable":
+        """The framework's `error` on one line (Keras' layer-call notes and terminal colours out)."""
+        said = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split("Arguments received by")[0]
+        said = " ".join(said.replace("Exception encountered when calling", "in").split())
+        return cls(f"{type(error).__name__}: {said[:600]}")
+
+
+@contextlib.contextmanager
+def differentiating(*errors):
+    """Turns the `errors` (default: any Exception) raised inside into NotDifferentiable."""
+    try:
+        yield
+    except NotDifferentiable:
+        raise
+    except errors or Exception as error:
+        raise NotDifferentiable.because(error) from error
+
+
+UNCONNECTED = ("no gradient reaches it: an operation after it has none (a value taken out of the "
+               "framework, e.g. into NumPy, or cast to integers)")
 
 
 class Backend(abc.ABC):
@@ -27,11 +56,13 @@ class Backend(abc.ABC):
         layer's output, as `anatomy.conv_layers.recording` records it) through `watch`, goes on
         with what `watch` returns (every consumer of the layer's output takes it), and returns
         (outputs, scores): a list of scalar tensors. `gradients` are d score / d watched tensor,
-        one per score. `forward` may be run more than once (JAX traces it for the shape)."""
+        one per score. `forward` may be run more than once (JAX traces it for the shape).
+        Raises NotDifferentiable when a score's gradient cannot be taken or does not reach the
+        watched tensor."""
 
     @abc.abstractmethod
     def input_gradient(self, function: Callable, x) -> tuple:
-        """(value, d value / d x) of a scalar `function(x)`."""
+        """(value, d value / d x) of a scalar `function(x)`; NotDifferentiable as `layer_gradients`."""
 
     @abc.abstractmethod
     def resize(self, images, size, method: str):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import keras
 
 from tb_cnnviz.backend import resizing
-from tb_cnnviz.backend.base import Backend
+from tb_cnnviz.backend.base import Backend, differentiating
 
 
 def _is_array(value) -> bool:
@@ -66,15 +66,19 @@ class JaxBackend(Backend):
             return scores, outputs
 
         offset = jnp.zeros(shapes[0].shape, shapes[0].dtype)
-        scores, pullback, outputs = jax.vjp(scores_of, offset, has_aux=True)
-        gradients = []
-        for index in range(len(scores)):
-            cotangent = [jnp.ones_like(score) if i == index else jnp.zeros_like(score) for i, score in enumerate(scores)]
-            gradients.append(pullback(cotangent)[0])
+        with differentiating():  # the forward pass ran in eval_shape: what fails here is the gradient
+            scores, pullback, outputs = jax.vjp(scores_of, offset, has_aux=True)
+            gradients = []
+            for index in range(len(scores)):
+                cotangent = [jnp.ones_like(score) if i == index else jnp.zeros_like(score) for i, score in enumerate(scores)]
+                gradients.append(pullback(cotangent)[0])
         return outputs, gradients
 
     def input_gradient(self, function, x):
-        return jax.value_and_grad(function)(jnp.asarray(x))
+        x = jnp.asarray(x)
+        jax.eval_shape(function, x)  # errors of the function itself, as they are
+        with differentiating():
+            return jax.value_and_grad(function)(x)
 
     def resize(self, images, size, method):
         return resizing.resize(images, size, method)

@@ -3,7 +3,7 @@ tf.image and tf.distribute."""
 
 import tensorflow as tf
 
-from tb_cnnviz.backend.base import Backend
+from tb_cnnviz.backend.base import UNCONNECTED, Backend, NotDifferentiable, differentiating
 
 
 def _signature(value):
@@ -24,12 +24,25 @@ class _Compiled:
     def __call__(self, *args):
         key = repr(tf.nest.map_structure(_signature, args))
         if key not in self._concrete:
-            self._concrete[key] = self._function.get_concrete_function(*args)
+            try:
+                self._concrete[key] = self._function.get_concrete_function(*args)
+            except Exception as error:  # AutoGraph restates it, a StagingError for a ValueError's subclass
+                if hasattr(error, "ag_error_metadata") and isinstance(error.__context__, NotDifferentiable):
+                    raise error.__context__  # with its cause, the framework's error
+                raise
         return self._concrete[key](*tf.nest.map_structure(_as_tensor, args))
 
 
 def _as_tensor(value):
     return tf.convert_to_tensor(value) if hasattr(value, "__array__") and not isinstance(value, tf.Tensor) else value
+
+
+def _gradient(tape, value, tensor):
+    with differentiating(LookupError):  # "No gradient defined for operation ..."
+        found = tape.gradient(value, tensor)
+    if found is None:  # no differentiable path (tf.numpy_function, a cast to integers, ...)
+        raise NotDifferentiable(UNCONNECTED)
+    return found
 
 
 class TensorFlowBackend(Backend):
@@ -47,7 +60,7 @@ class TensorFlowBackend(Backend):
                 return tensor
 
             outputs, scores = forward(watch)
-        gradients = [tape.gradient(score, watched[0]) for score in scores]
+        gradients = [_gradient(tape, score, watched[0]) for score in scores]
         del tape
         return outputs, gradients
 
@@ -55,7 +68,7 @@ class TensorFlowBackend(Backend):
         with tf.GradientTape() as tape:
             tape.watch(x)
             value = function(x)
-        return value, tape.gradient(value, x)
+        return value, _gradient(tape, value, x)
 
     def resize(self, images, size, method):
         return tf.image.resize(images, size, method=method)

@@ -7,7 +7,7 @@ import torch
 from keras import ops, tree
 
 from tb_cnnviz.backend import resizing
-from tb_cnnviz.backend.base import Backend
+from tb_cnnviz.backend.base import UNCONNECTED, Backend, NotDifferentiable, differentiating
 
 
 def _detached(structure):
@@ -31,8 +31,13 @@ class _NoGrad:
 
 
 def _gradient(score, tensor):
-    found = torch.autograd.grad(score, tensor, retain_graph=True, allow_unused=True)[0]
-    return torch.zeros_like(tensor) if found is None else found  # a score that does not depend on it
+    if not score.requires_grad:  # nothing differentiable between: e.g. a value taken into NumPy
+        raise NotDifferentiable(UNCONNECTED)
+    with differentiating(RuntimeError):  # e.g. "the derivative for ... is not implemented"
+        found = torch.autograd.grad(score, tensor, retain_graph=True, allow_unused=True)[0]
+    if found is None:
+        raise NotDifferentiable(UNCONNECTED)
+    return found
 
 
 class TorchBackend(Backend):
@@ -52,7 +57,12 @@ class TorchBackend(Backend):
 
         grad_was_enabled = torch.is_grad_enabled()
         try:
-            outputs, scores = forward(watch)
+            try:
+                outputs, scores = forward(watch)
+            except RuntimeError as error:  # after the watched layer, where a graph is recorded: the gradient's
+                if watched:
+                    raise NotDifferentiable.because(error) from error
+                raise
             if not watched:
                 raise ValueError("the watched layer is not used by the model's forward pass")
             gradients = [_gradient(score, watched[0]) for score in scores]

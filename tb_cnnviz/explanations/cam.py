@@ -111,8 +111,12 @@ class ClassExplainer:
                 raise ValueError(f"layers {sorted(missing)} are not used by the model's forward pass")
             return (out, recorded), slot_scores
 
-        with self.linear():
-            (out, recorded), gradients = backend.current().layer_gradients(forward)
+        try:
+            with self.linear():
+                (out, recorded), gradients = backend.current().layer_gradients(forward)
+        except backend.NotDifferentiable as error:
+            raise backend.not_differentiable(
+                error, f"the class scores with respect to the output of layer {self.layer!r}") from error
         activations = ops.cast(recorded[self.layer], "float32")
         for name, method in METHODS.items():
             out[name] = ops.stack([method(activations, ops.cast(g, "float32")) for g in gradients], axis=1)

@@ -196,7 +196,11 @@ class FeatureVisualiser:
             def objective(x):
                 return ops.sum(self._objectives(_rolled(self._images(x), shift), others))
 
-            _, gradient = seam.input_gradient(objective, spectrum)
+            try:
+                _, gradient = seam.input_gradient(objective, spectrum)
+            except backend.NotDifferentiable as error:
+                raise backend.not_differentiable(
+                    error, f"the activations of layers {list(self.channels)} with respect to the input image") from error
             mean = beta1 * mean + (1 - beta1) * gradient
             square = beta2 * square + (1 - beta2) * gradient**2
             count = ops.cast(index + 1, "float32")
