@@ -1,7 +1,7 @@
 """Event cost and fit overhead on each Keras backend, side by side in one run.
 
-For each of TensorFlow, JAX and PyTorch (a subprocess each, KERAS_BACKEND set; `--backend`
-runs one in this process), on the demo model (40x40, 6 convs, 8 probes, default options):
+For each of TensorFlow, JAX and PyTorch (a subprocess each, KERAS_BACKEND set; `--backend NAME`
+measures in this process, whose KERAS_BACKEND must be NAME), on the demo model (40x40, 6 convs, 8 probes, default options):
   - event time / the backend's floor (target: <= 3x): the floor is written here with the
     backend's own tools, one compiled function where the backend compiles (tf.function,
     jax.jit; PyTorch eager): a forward pass to every conv layer's output and the logits, the
@@ -127,9 +127,15 @@ def main():
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=6, help="of the 4-second epoch, per setting and round")
-    parser.add_argument("--backend", help="measure the events of this process's backend and print them as JSON")
+    parser.add_argument("--backend", help="measure the events in this process, which runs Keras on this backend "
+                                          "(KERAS_BACKEND), and print them as JSON")
     args = parser.parse_args()
     if args.backend:
+        import keras
+
+        if keras.backend.backend() != args.backend:
+            parser.error(f"--backend {args.backend} in a process whose Keras runs on {keras.backend.backend()}: "
+                         f"set KERAS_BACKEND={args.backend}")
         print(json.dumps(event_figures(args.repeats)))
         return
     report = Report(args.json)

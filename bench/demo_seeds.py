@@ -13,6 +13,7 @@ where 0.9 of 8 probes means all 8); on the 32 probes, accuracy and both pointing
 and faithfulness > 0.2.
 
     python3 -m bench.demo_seeds [--seeds 0 1 2 3 4] [--json]
+    KERAS_BACKEND=jax python3 -m bench.demo_seeds --seeds 0 1 2   # on another Keras backend
 """
 
 import os
@@ -20,6 +21,7 @@ import tempfile
 
 from bench._common import seed_arguments
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from demo.__main__ import parse, report as demo_report, train_run  # noqa: E402
@@ -54,7 +56,8 @@ def main():
                 test = test_probes_figures(model, os.path.join(tmp, f"test_{seed}_{rate:g}"))
                 rows.append((seed, rate, demo, test))
     say = report.say
-    say(f"\n{'seed':>4s} {'rate':>6s} | demo, 8 probes: {'accuracy':>8s} {'pointing':>8s} | 32 probes: "
+    say(f"\nKeras backend: {keras.backend.backend()}")
+    say(f"{'seed':>4s} {'rate':>6s} | demo, 8 probes: {'accuracy':>8s} {'pointing':>8s} | 32 probes: "
         f"{'accuracy':>8s} {'pointing':>8s} {'(++)':>6s} {'faithfulness':>12s}")
     for seed, rate, demo, test in rows:
         say(f"{seed:4d} {rate:6g} | {'':15s} {demo['accuracy']:8.2f} {demo['pointing_game']:8.2f} | {'':10s} "

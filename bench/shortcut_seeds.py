@@ -2,7 +2,7 @@
 
 For each seed, trains the demo's two default runs exactly as `python -m demo --seed N` does
 (demo/__main__.py train_planned_run: 3,000 synthetic shapes 40x40, 8 epochs, batch 32, Adam
-2e-3, CNNViz logging, clean validation images): *clean*, and *shortcut*, whose training images
+at 2e-3 decaying to 0, CNNViz logging, clean validation images): *clean*, and *shortcut*, whose training images
 and probes carry the class-giving corner mark (`shapes(..., mark=True)`). Prints what the demo
 reports of each run's last train event on its 8 probes (probe accuracy, Grad-CAM pointing game,
 energy in the object), the same of `tb_cnnviz.gradcam` of the trained model on 32 probes drawn

@@ -18,6 +18,7 @@ import subprocess
 import sys
 
 LEARNING_RATE = 2e-3
+BATCH_SIZE = 32
 SEED_LAYERS = ["block1_conv1", "block1_conv2", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv3"]
 
 
@@ -34,7 +35,7 @@ def parse(argv):
     parser.add_argument("--weights", help="local VGG16 weights file (.h5) for --model vgg16")
     parser.add_argument("--learning-rates", type=float, nargs="+",
                         help="train one clean run per learning rate instead of the clean and shortcut "
-                             f"runs (both at {LEARNING_RATE:g})")
+                             f"runs (both at {LEARNING_RATE:g}; Adam, each rate decaying to 0 over the run)")
     parser.add_argument("--feature-vis", type=int, default=4,
                         help="channels of each logged layer given an image that excites them, every 5th event "
                              "(default: 4; 0 for none: VGG16's take minutes on a CPU)")
@@ -74,14 +75,16 @@ def train_run(args, learning_rate, data, probes, run_name=None, probe_masks=None
     else:
         model = vgg_style(size)
         options = {}
-    model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    steps = args.epochs * -(-len(images) // BATCH_SIZE)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)  # to 0: the last epochs settle
+    model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
     run_dir = os.path.join(args.logdir, run_name or f"{args.model}_lr{learning_rate:g}")
     shutil.rmtree(run_dir, ignore_errors=True)
     callback = CNNViz(run_dir, probe_images, probe_labels, class_names=SHAPE_NAMES, masks=probe_masks,
                       feature_vis=args.feature_vis, **options)
-    print(f"\n== {run_dir}: {args.model}, Adam learning rate {learning_rate:g}", flush=True)
+    print(f"\n== {run_dir}: {args.model}, Adam, learning rate {learning_rate:g} decaying to 0", flush=True)
     verbose = 1 if sys.stdout.isatty() else 2  # a progress bar in a terminal, a line per epoch in logs
-    model.fit(images, labels, epochs=args.epochs, batch_size=32, verbose=verbose,
+    model.fit(images, labels, epochs=args.epochs, batch_size=BATCH_SIZE, verbose=verbose,
               validation_data=(clean_images, clean_labels),
               callbacks=[callback, keras.callbacks.TensorBoard(log_dir=run_dir)])
     model.evaluate(probe_images, probe_labels, verbose=0, callbacks=[callback])

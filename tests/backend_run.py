@@ -8,7 +8,6 @@ them and logs a train and an eval event of every kind with CNNViz (`log`).
 import sys
 
 import keras
-import numpy as np
 
 PROBES = 8
 

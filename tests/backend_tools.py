@@ -35,21 +35,13 @@ def gradient(function, x) -> tuple:
     raise RuntimeError(f"no gradient for Keras' {name!r} backend")
 
 
-def layer_gradient(model, layer, images, score):
-    """(the layer's output on `images`, d score / d that output): the model cut in two at the
-    layer (functional models), `score` taking the rest of the model's output."""
-    head = keras.Model(layer.output, model.output)
-    activations = keras.ops.convert_to_numpy(keras.Model(model.inputs, layer.output)(images, training=False))
-    return activations, gradient(lambda a: score(head(a, training=False)), activations)[1]
-
-
 def class_scores(scores, classes):
     """(N,) each row's score of its class in `classes` (N,), as tensors of the backend."""
     indices = keras.ops.convert_to_tensor(np.asarray(classes, np.int32)[:, None])
     return keras.ops.take_along_axis(scores, indices, axis=1)[:, 0]
 
 
-def numpy(tensor) -> np.ndarray:
+def to_numpy(tensor) -> np.ndarray:
     return keras.ops.convert_to_numpy(tensor)
 
 

@@ -118,10 +118,10 @@ def reference_gradients(model, images, conv_output, score_fn, targets):
     conv_output: a KerasTensor of the model graph; score_fn maps the output of the model's
     last-but-one layer to the class scores Grad-CAM differentiates (logits).
     """
-    from tests.backend_tools import class_scores, gradient, numpy
+    from tests.backend_tools import class_scores, gradient, to_numpy
 
     rest = keras.Model(conv_output, model.layers[-2].output)
-    acts = numpy(keras.Model(model.inputs, conv_output)(images, training=False))
+    acts = to_numpy(keras.Model(model.inputs, conv_output)(images, training=False))
     _, grads = gradient(lambda a: class_scores(score_fn(rest(a, training=False)), targets), acts)
     return acts, grads
 

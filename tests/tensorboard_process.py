@@ -46,27 +46,32 @@ class Server:
 
 
 @contextlib.contextmanager
-def tensorboard(logdir, load_fast, *, samples=None, logdir_spec=None, reload_interval=None, require_plugin=True):
+def tensorboard(logdir, load_fast, *, samples=None, logdir_spec=None, reload_interval=None, require_plugin=True,
+                python=None):
     """Starts `tensorboard` and yields a Server once it lists the cnnviz plugin (the data may
     still be loading); stops it on exit. Its output goes to tensorboard_<port>.log beside logdir.
 
     samples: `--samples_per_plugin=cnnviz=N` (None: the plugin's default, every step);
     logdir_spec: serve `--logdir_spec NAME:logdir` instead of `--logdir logdir`;
     reload_interval: seconds between TensorBoard's reloads of the logdir;
-    require_plugin: wait until the plugin is active (False for a logdir without cnnviz data).
+    require_plugin: wait until the plugin is active (False for a logdir without cnnviz data);
+    python: another environment's interpreter (a virtual environment's): its tensorboard serves
+    the tb_cnnviz installed there, run outside this checkout and without its PYTHONPATH.
     """
     port = free_port()
     source = ["--logdir_spec", f"{logdir_spec}:{logdir}"] if logdir_spec else ["--logdir", logdir]
-    command = [sys.executable, "-m", "tensorboard.main", *source, "--host", "127.0.0.1", "--port", str(port),
+    command = [python or sys.executable, "-m", "tensorboard.main", *source, "--host", "127.0.0.1", "--port", str(port),
                f"--load_fast={'true' if load_fast else 'false'}"]
     if samples is not None:  # only cnnviz: the image plugin passes 0 on as `downsample`, which lists nothing
         command.append(f"--samples_per_plugin=cnnviz={samples}")
     if reload_interval is not None:
         command += ["--reload_interval", str(reload_interval)]
     log = open(os.path.join(os.path.dirname(logdir.rstrip("/")), f"tensorboard_{port}.log"), "wb")
-    # serve this checkout's code, whichever copy of tb_cnnviz is installed
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    if python:  # the other environment's installed code
+        env, cwd = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}, os.path.dirname(log.name)
+    else:  # this checkout's code, whichever copy of tb_cnnviz is installed
+        env, cwd = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}, ROOT
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     server = Server(f"http://127.0.0.1:{port}", process)
 
     def plugin_listed():

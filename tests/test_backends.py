@@ -22,8 +22,7 @@ import pytest
 
 from tb_cnnviz import read_run
 from tests.helpers import assert_maps_agree
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.tensorboard_process import ROOT
 OTHERS = ("jax", "torch")
 # the backend each model's weights are written under: every backend writes some
 SAVED_UNDER = {"demo": "jax", "nested": "tensorflow", "multi_output": "torch"}

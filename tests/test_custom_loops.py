@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from tests.backend_tools import numpy
+from tests.backend_tools import to_numpy
 from tests.helpers import stats_tolerance
 
 pytestmark = [pytest.mark.slow, pytest.mark.every_backend]
@@ -99,9 +99,9 @@ def test_each_event_holds_the_weights_of_its_step(tmp_path, data):
     def logged(step):
         if step % EVERY == 0:
             callback.log(step)
-            kernel = numpy(model.get_layer("c2").kernel)
+            kernel = to_numpy(model.get_layer("c2").kernel)
             expected[step] = (np.linalg.norm(kernel.reshape(-1, kernel.shape[-1]), axis=0),
-                              numpy(model(probes, training=False)).argmax(axis=1))
+                              to_numpy(model(probes, training=False)).argmax(axis=1))
 
     LOOPS[keras.backend.backend()](model, images, labels, logged)
     run = tb_cnnviz.read_run(str(tmp_path))

@@ -229,7 +229,8 @@ def test_a_layer_the_backend_cannot_differentiate_gets_an_error_naming_the_layer
     images = np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32)
     backend_name = keras.backend.backend()
     said = rf"gradient of the class scores with respect to the output of layer 'conv' on Keras' {backend_name} backend"
-    with pytest.raises(ValueError, match=said + r".*NumPy"):
+    reason = {"jax": "Pure callbacks do not support JVP"}.get(backend_name, "no gradient reaches it")  # the framework's
+    with pytest.raises(ValueError, match=said + ": .*" + reason):
         tb_cnnviz.gradcam(_numpy_layer_model(numpy_first=False), images, layer="conv")
     with pytest.raises(ValueError, match=said):
         tb_cnnviz.sanity_check(_numpy_layer_model(numpy_first=False), images, layer="conv")

@@ -2,6 +2,7 @@
 logs one event per due step, in one event file, with the maps one device logs from the same
 weights (tests/jax_distributed_run.py, in subprocesses)."""
 
+import collections
 import glob
 import os
 import subprocess
@@ -9,12 +10,13 @@ import sys
 
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 import tb_cnnviz
 from tests.helpers import assert_maps_agree
+from tests.tensorboard_process import ROOT
 
 pytestmark = pytest.mark.slow
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_jax(*arguments, devices):
@@ -29,7 +31,10 @@ def test_data_parallel_logs_each_step_once_with_one_devices_maps(tmp_path):
     weights = tmp_path / "model.weights.h5"
     run_jax("fit", tmp_path / "parallel", weights, devices=2)
     run_jax("log", tmp_path / "single", weights, devices=1)
-    assert len(glob.glob(str(tmp_path / "parallel" / "events.out.tfevents.*"))) == 1
+    (event_file,) = glob.glob(str(tmp_path / "parallel" / "events.out.tfevents.*"))
+    records = collections.Counter(event.step for event in EventFileLoader(event_file).Load()
+                                  if any(value.tag.startswith("train/") for value in event.summary.value))
+    assert records == {0: 1, 2: 1, 4: 1}  # each due step's event written once, not once per device
     parallel = tb_cnnviz.read_run(str(tmp_path / "parallel"))
     assert parallel.steps() == [0, 2, 4]
     expected, found = tb_cnnviz.read_run(str(tmp_path / "single")).event(4), parallel.event(4)

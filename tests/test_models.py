@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from tests.backend_tools import class_scores, gradient, mixed_policy, numpy
+from tests.backend_tools import class_scores, gradient, mixed_policy, to_numpy
 from tests.helpers import pearson, quantisation_ok, reference_cam, stats_tolerance
 
 pytestmark = pytest.mark.every_backend  # what the model computes, on each backend (.ci/run)
@@ -29,7 +29,7 @@ def test_nested_vgg16_backbone_with_path_names(tmp_path, data):
     event = run.event(run.steps()[-1])
     x = images[:4]
     for name in ("block1_conv1", "block3_conv1", "block5_conv3"):
-        true = numpy(keras.Model(backbone.inputs, backbone.get_layer(name).output)(x))
+        true = to_numpy(keras.Model(backbone.inputs, backbone.get_layer(name).output)(x))
         maps, channels = event.activations(name)
         assert quantisation_ok(maps, true[..., channels].transpose(0, 3, 1, 2), (2, 3)), name
     # Grad-CAM at a layer inside the backbone, against a tape over an explicit split model
@@ -40,7 +40,7 @@ def test_nested_vgg16_backbone_with_path_names(tmp_path, data):
         y = layer(y)
     rest = keras.Model(rest_input, model.get_layer("head")(model.layers[2](y)))
     targets = np.asarray(event.predictions["target"])
-    acts = numpy(conv(x))
+    acts = to_numpy(conv(x))
     _, grads = gradient(lambda a: class_scores(rest(a), targets), acts)
     expected = reference_cam(acts, grads, "gradcam", (32, 32))
     assert pearson(event.gradcam, expected) >= 0.999
@@ -62,7 +62,7 @@ def test_sequential_model(tmp_path, data):
     model.fit(images[:32], labels[:32], epochs=1, verbose=0, callbacks=[callback])
     run = tb_cnnviz.read_run(str(tmp_path))
     event = run.event(run.steps()[-1])
-    true = numpy(keras.Model(model.inputs, model.get_layer("c2").output)(images[:3]))
+    true = to_numpy(keras.Model(model.inputs, model.get_layer("c2").output)(images[:3]))
     maps, channels = event.activations("c2")
     assert channels == list(range(6))
     assert quantisation_ok(maps, true.transpose(0, 3, 1, 2), (2, 3))
@@ -93,7 +93,7 @@ def test_mixed_precision(tmp_path, data, mixed_precision):
     true = keras.Model(model.inputs, model.get_layer("c2").output)(images[:4])
     assert keras.backend.standardize_dtype(true.dtype) == mixed_policy().removeprefix("mixed_")
     maps, channels = event.activations("c2")
-    true = numpy(keras.ops.cast(true, "float32")).transpose(0, 3, 1, 2)
+    true = to_numpy(keras.ops.cast(true, "float32")).transpose(0, 3, 1, 2)
     # The probe's half-precision kernels are not the sub-model's: besides the 8-bit quantisation,
     # allow float16 rounding (a few units in the last place, 1 % of the map's largest value; 4 %
     # for bfloat16, with 3 fewer bits).
@@ -155,13 +155,13 @@ def test_softmax_layer_and_logit_heads(tmp_path, data):
                                     strict=True, head=head)
         callback.log(0)
         event = tb_cnnviz.read_run(str(tmp_path / name)).event(0)
-        probabilities = numpy(keras.ops.softmax(logits_model(x)))
+        probabilities = to_numpy(keras.ops.softmax(logits_model(x)))
         predicted = probabilities.argmax(axis=1)
         assert event.predictions["predicted"] == predicted.tolist(), name
         np.testing.assert_allclose(event.predictions["probability"], probabilities.max(axis=1), rtol=1e-5)
         # Grad-CAM of the pre-softmax score, against a tape written here
         conv = keras.Model(model.inputs, model.get_layer("c1").output)
-        acts = numpy(conv(x))
+        acts = to_numpy(conv(x))
 
         def rest(a, model=model):
             return (softmax_layer.get_layer("head")(keras.layers.GlobalAveragePooling2D()(a)) if model is softmax_layer
@@ -215,9 +215,9 @@ def test_sequential_without_input_and_subclassed_models(tmp_path, data):
     tb_cnnviz.CNNViz(str(tmp_path / "wrapped"), images[:3], labels[:3], model=wrapped, strict=True).log(0)
     event = tb_cnnviz.read_run(str(tmp_path / "wrapped")).event(0)
     x = images[:3]
-    probabilities = numpy(keras.ops.softmax(wrapped(x)))
+    probabilities = to_numpy(keras.ops.softmax(wrapped(x)))
     np.testing.assert_allclose(event.predictions["probability"], probabilities.max(axis=1), rtol=1e-5)
-    acts = numpy(classifier.conv(x))  # Grad-CAM of the logit, against gradients taken here
+    acts = to_numpy(classifier.conv(x))  # Grad-CAM of the logit, against gradients taken here
     _, grads = gradient(lambda a: class_scores(classifier.logits(classifier.pool(a)), probabilities.argmax(1)), acts)
     expected = reference_cam(acts, grads, "gradcam", (32, 32))
     assert expected.max() > 0 and quantisation_ok(event.gradcam, expected, (1, 2))

@@ -1,19 +1,14 @@
 """A built wheel carries the tab: installed in a fresh virtualenv, `tensorboard` lists it."""
 
-import json
 import subprocess
 import sys
 import zipfile
 
 import pytest
 
-from tests.http_api import Api, http_get
 from tests.plugin_helpers import write_logs
-from tests.polling import wait_for
-from tests.tensorboard_process import ROOT, free_port
+from tests.tensorboard_process import ROOT, tensorboard
 
-
-@pytest.mark.slow
 
 @pytest.mark.slow
 def test_wheel_in_a_fresh_virtualenv_serves_the_plugin(tmp_path):
@@ -33,28 +28,9 @@ def test_wheel_in_a_fresh_virtualenv_serves_the_plugin(tmp_path):
     subprocess.run([*pip, "tensorboard", "numpy", "pillow", "werkzeug"], check=True)
     logdir = str(tmp_path / "logs")
     write_logs(logdir, epochs=1)
-    port = free_port()
-    server = subprocess.Popen([str(venv / "bin" / "tensorboard"), "--logdir", logdir, "--host", "127.0.0.1",
-                               "--port", str(port), "--load_fast=false"],
-                              cwd=str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-
-        def active():
-            assert server.poll() is None, "tensorboard from the virtualenv exited"
-            try:
-                status, _, body = http_get(base + "/data/plugins_listing", timeout=5)
-            except OSError:
-                return False
-            return status == 200 and json.loads(body).get("cnnviz", {}).get("enabled")
-
-        wait_for(active, 120, "the installed wheel's plugin to become active")
-        api = Api(base)
-        status, headers, body = api.get("index.js")
+    with tensorboard(logdir, False, python=python) as server:  # waits for the plugin to be active
+        status, headers, body = server.api.get("index.js")
         assert status == 200 and b"export async function render" in body
-        assert [r["run"] for r in api.json("runs")["runs"]] == ["alpha", "beta"]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        assert [r["run"] for r in server.api.json("runs")["runs"]] == ["alpha", "beta"]
     # and it did so without TensorFlow in that environment
     assert subprocess.run([python, "-c", "import tensorflow"], capture_output=True).returncode != 0

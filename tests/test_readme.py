@@ -16,8 +16,10 @@ def python_blocks():
 
 
 @pytest.mark.slow
+@pytest.mark.every_backend
 def test_readme_python_examples_run(tmp_path, monkeypatch):
-    """The training examples; the HTTP example runs against a real server in test_server."""
+    """The training examples, on every Keras backend; the HTTP example runs against a real server
+    in test_server."""
     blocks = python_blocks()[:5]
     assert "CNNViz" in blocks[0] and "cb.log(step)" in blocks[1] and "gradcam(" in blocks[2]
     assert "BinaryCrossentropy(from_logits=True)" in blocks[3] and "MobileNetV2" in blocks[4]

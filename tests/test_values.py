@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf  # tf.image.resize: the independent resize the stored maps are checked against
 
 import tb_cnnviz
-from tests.backend_tools import numpy
+from tests.backend_tools import to_numpy
 from tests.helpers import (
     cosine_distance_np, filter_rows, pearson, quantisation_ok, reference_cam,
     reference_gradients, small_cnn, stats_tolerance,
@@ -72,7 +72,7 @@ def test_activations_equal_the_layers_true_outputs(logged):
     model, probes, _, run, _ = logged
     event = run.event(run.steps()[-1])
     for name in run.layers:
-        true = numpy(keras.Model(model.inputs, model.get_layer(name).output)(probes))
+        true = to_numpy(keras.Model(model.inputs, model.get_layer(name).output)(probes))
         maps, channels = event.activations(name)
         true = true[..., channels].transpose(0, 3, 1, 2)
         assert maps.shape == true.shape
@@ -134,7 +134,7 @@ def test_filter_statistics_equal_numpy_on_get_weights(logged):
     # activation statistics at the last step, where the model still has those weights
     event = run.event(steps[-1])
     for name in ("conv1", "sep2", "dw3", "conv4"):
-        true = numpy(keras.Model(model.inputs, model.get_layer(name).output)(probes))
+        true = to_numpy(keras.Model(model.inputs, model.get_layer(name).output)(probes))
         stats = event.stats(name)
         means, dead = true.mean(axis=(0, 1, 2)), (true.max(axis=(1, 2)) <= 0).mean(0)
         np.testing.assert_allclose(stats["mean_activation"], means, rtol=1e-4, atol=1e-6 + stats_tolerance(means))
@@ -189,7 +189,7 @@ def test_layers_with_large_maps_log_fewer_channels(tmp_path):
         assert run.info["filter_channels"]["conv4"] == list(range(16))  # filters are not limited
         for layer, factor in run.header.downsampled.items():  # stored area-downsampled by an integer factor
             maps, channels = event.activations(layer)
-            true = numpy(keras.Model(model.inputs, model.get_layer(layer).output)(probes))[..., channels]
+            true = to_numpy(keras.Model(model.inputs, model.get_layer(layer).output)(probes))[..., channels]
             size = maps.shape[-2:]
             assert size == (true.shape[1] // factor, true.shape[2] // factor)
             expected = tf.image.resize(true, size, method="area").numpy().transpose(0, 3, 1, 2)

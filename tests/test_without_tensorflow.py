@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
-from tests.http_api import Api, http_get, wait_for_runs
-from tests.polling import wait_for
-from tests.tensorboard_process import ROOT, free_port
+from tests.http_api import wait_for_runs
+from tests.tensorboard_process import ROOT, tensorboard
 
 pytestmark = pytest.mark.slow
 BACKENDS = ("jax", "torch")
@@ -36,27 +35,10 @@ def test_fit_and_serve_under_jax_and_torch_without_tensorflow(tmp_path):
                               text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
         assert f"{backend} ok" in done.stdout
-    port = free_port()
-    server = subprocess.Popen([str(venv / "bin" / "tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1",
-                               "--port", str(port), "--load_fast=false"],
-                              cwd=str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-
-        def listening():
-            assert server.poll() is None, "tensorboard from the virtual environment exited"
-            try:
-                return http_get(base + "/data/plugins_listing", timeout=5)[0] == 200
-            except OSError:
-                return False
-
-        wait_for(listening, 120, "the virtual environment's tensorboard to answer")
-        api = Api(base)
-        wait_for_runs(api, list(BACKENDS))
+    with tensorboard(str(logdir), False, python=python) as server:
+        wait_for_runs(server.api, list(BACKENDS))
         for backend in BACKENDS:
             run = tb_cnnviz.read_run(str(logdir / backend))
             step = run.steps()[-1]
-            np.testing.assert_array_equal(api.ok("gradcam.npy", run=backend, step=step).npy(), run.event(step).gradcam)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+            np.testing.assert_array_equal(server.api.ok("gradcam.npy", run=backend, step=step).npy(),
+                                          run.event(step).gradcam)

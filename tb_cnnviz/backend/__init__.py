@@ -10,7 +10,7 @@ import keras
 
 from tb_cnnviz.backend.base import Backend, NotDifferentiable
 
-__all__ = ["Backend", "NotDifferentiable", "SUPPORTED", "current", "not_differentiable"]
+__all__ = ["Backend", "NotDifferentiable", "SUPPORTED", "current", "cannot_differentiate"]
 
 SUPPORTED = {"tensorflow": "TensorFlowBackend", "jax": "JaxBackend", "torch": "TorchBackend"}
 
@@ -30,7 +30,7 @@ def current() -> Backend:
     return _backend(keras.backend.backend())
 
 
-def not_differentiable(error: NotDifferentiable, what: str) -> NotDifferentiable:
+def cannot_differentiate(error: NotDifferentiable, what: str) -> NotDifferentiable:
     """`error` told the user: `what` could not be differentiated (a phrase that names the layers),
     on which backend, and what to do."""
     name = keras.backend.backend()

@@ -45,7 +45,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def compile(self, function: Callable, model) -> Callable:
         """`function` compiled for the backend (traced once per input shapes and Python values):
-        it takes and returns nested structures of tensors, numpy arrays and Python values, and
+        it takes nested structures of tensors, numpy arrays and Python values, returns nested
+        structures of tensors, and
         reads `model`'s variables as they are when it runs, not when it was traced. Forward
         passes inside it build no gradient tape beyond what `layer_gradients` and
         `input_gradient` ask for."""
@@ -58,7 +59,7 @@ class Backend(abc.ABC):
         (outputs, scores): a list of scalar tensors. `gradients` are d score / d watched tensor,
         one per score. `forward` may be run more than once (JAX traces it for the shape).
         Raises NotDifferentiable when a score's gradient cannot be taken or does not reach the
-        watched tensor."""
+        watched tensor (JAX cannot tell the latter: it differentiates a cut path as zero)."""
 
     @abc.abstractmethod
     def input_gradient(self, function: Callable, x) -> tuple:

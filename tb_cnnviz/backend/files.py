@@ -9,6 +9,7 @@ TensorBoard's own `summary.writer.record_writer` frames them; the CRC is google-
 (C, where it has a wheel), as TensorBoard's pure-Python CRC takes ~50 ms on a 300 KB event.
 """
 
+import contextlib
 import os
 import re
 import struct
@@ -64,16 +65,22 @@ def read_file(path: str) -> bytes:
 
 
 def write_file(path: str, data: bytes) -> None:
-    """Replaces the file's content; a local file is written whole or not at all (renamed into place)."""
+    """Replaces the file's content; a local file is renamed into place once written, so that a
+    process that dies on the way leaves the old content (and a failed write no partial file)."""
     if _remote(path):
         with _gfile().GFile(path, "wb") as file:
             file.write(data)
         return
     local = _local(path)
     partial = f"{local}.{os.getpid()}.{threading.get_ident()}.partial"
-    with open(partial, "wb") as file:
-        file.write(data)
-    os.replace(partial, local)
+    try:
+        with open(partial, "wb") as file:
+            file.write(data)
+        os.replace(partial, local)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        raise
 
 
 def _masked_crc(data: bytes) -> bytes:
@@ -88,7 +95,8 @@ def framed(record: bytes) -> bytes:
 
 
 class RecordFile:
-    """A new event file being written: one TFRecord per `write`, on disk once `flush` returns."""
+    """A new event file being written: one TFRecord per `write`, handed to the operating system
+    (readable by TensorBoard) once `flush` returns."""
 
     def __init__(self, path: str):
         self._file = _gfile().GFile(path, "wb") if _remote(path) else open(_local(path), "wb")

@@ -66,7 +66,7 @@ class JaxBackend(Backend):
             return scores, outputs
 
         offset = jnp.zeros(shapes[0].shape, shapes[0].dtype)
-        with differentiating():  # the forward pass ran in eval_shape: what fails here is the gradient
+        with differentiating():  # traced, the forward pass already passed eval_shape: an error here is the gradient's
             scores, pullback, outputs = jax.vjp(scores_of, offset, has_aux=True)
             gradients = []
             for index in range(len(scores)):

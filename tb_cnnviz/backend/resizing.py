@@ -31,10 +31,8 @@ def weights(source: int, target: int, method: str) -> np.ndarray:
 
 
 def resize(images, size, method: str):
-    """(N, H, W, C) images resized to `size` (h, w) by `method`, in the images' float dtype."""
+    """(N, H, W, C) images resized to `size` (h, w) by `method`, in float32 (as tf.image.resize)."""
     height, width = images.shape[1:3]
-    dtype = ops.dtype(images) if "float" in str(ops.dtype(images)) else "float32"
-    images = ops.cast(images, dtype)
-    rows = ops.cast(weights(height, int(size[0]), method), dtype)
-    columns = ops.cast(weights(width, int(size[1]), method), dtype)
+    images = ops.cast(images, "float32")
+    rows, columns = weights(height, int(size[0]), method), weights(width, int(size[1]), method)
     return ops.einsum("xw,nywc->nyxc", columns, ops.einsum("yh,nhwc->nywc", rows, images))

@@ -3,6 +3,8 @@ no autograd graph; a layer's gradients record one from that layer's output on, a
 (`torch.autograd.grad`, no gradients of the weights); `backend.resizing` for TensorFlow's resize.
 Multi-process training (torch.distributed): the process of rank 0 writes."""
 
+import re
+
 import torch
 from keras import ops, tree
 
@@ -28,6 +30,10 @@ class _NoGrad:
     def __call__(self, *args):
         with torch.no_grad():
             return self._function(*tree.map_structure(_as_tensor, args))
+
+
+# what PyTorch says of a value that leaves the graph (`.numpy()`) or changes it in place
+_AUTOGRAD_SAYS = re.compile(r"requires grad|in-place operation")
 
 
 def _gradient(score, tensor):
@@ -59,8 +65,8 @@ class TorchBackend(Backend):
         try:
             try:
                 outputs, scores = forward(watch)
-            except RuntimeError as error:  # after the watched layer, where a graph is recorded: the gradient's
-                if watched:
+            except RuntimeError as error:  # autograd's, once a graph is recorded from the watched layer on
+                if watched and _AUTOGRAD_SAYS.search(str(error)):
                     raise NotDifferentiable.because(error) from error
                 raise
             if not watched:

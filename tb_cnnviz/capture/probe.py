@@ -97,9 +97,9 @@ def _mask_top(images, maps, fraction):
     """Images whose top `fraction` of map pixels are replaced by a blurred copy."""
     n, h, w = maps.shape
     k = max(1, math.ceil(fraction * h * w))
-    top = backend.current().top_k(ops.reshape(maps, (n, h * w)), k)[1]
-    index = ops.stack([ops.repeat(ops.arange(n), k), ops.reshape(ops.cast(top, "int32"), (-1,))], axis=1)
-    mask = ops.reshape(ops.scatter(index, ops.ones((n * k,)), (n, h * w)), (n, h, w, 1))
+    order = backend.current().top_k(ops.reshape(maps, (n, h * w)), h * w)[1]  # every pixel, most salient first
+    rank = ops.argsort(order, axis=1)  # each pixel's place in that order (no scatter: PyTorch's loops in Python)
+    mask = ops.reshape(ops.cast(rank < k, "float32"), (n, h, w, 1))
     return images * (1.0 - mask) + blur(images) * mask
 
 

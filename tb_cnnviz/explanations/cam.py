@@ -115,7 +115,7 @@ class ClassExplainer:
             with self.linear():
                 (out, recorded), gradients = backend.current().layer_gradients(forward)
         except backend.NotDifferentiable as error:
-            raise backend.not_differentiable(
+            raise backend.cannot_differentiate(
                 error, f"the class scores with respect to the output of layer {self.layer!r}") from error
         activations = ops.cast(recorded[self.layer], "float32")
         for name, method in METHODS.items():

@@ -199,7 +199,7 @@ class FeatureVisualiser:
             try:
                 _, gradient = seam.input_gradient(objective, spectrum)
             except backend.NotDifferentiable as error:
-                raise backend.not_differentiable(
+                raise backend.cannot_differentiate(
                     error, f"the activations of layers {list(self.channels)} with respect to the input image") from error
             mean = beta1 * mean + (1 - beta1) * gradient
             square = beta2 * square + (1 - beta2) * gradient**2
