@@ -123,6 +123,37 @@ def test_gradcam_on_any_image_size_and_without_keeping_the_model_alive():
     assert alive() is None
 
 
+def test_gradients_reach_a_layer_through_every_consumer_and_around_a_skip():
+    """The explained layer's output feeds a conv, an identity add and a sigmoid gate, and a
+    1x1 conv from the layer before it bypasses it (a ResNet shortcut): Grad-CAM equals the one
+    written here from the test's own gradients of the model's rest, called layer by layer."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((16, 16, 3))
+    stem = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="stem")(inputs)
+    explained = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="explained")(stem)
+    branch = keras.layers.Conv2D(6, 3, padding="same", name="branch")(explained)
+    bypass = keras.layers.Conv2D(6, 1, name="bypass")(stem)
+    merged = keras.layers.Add()([branch, bypass, explained])
+    gated = keras.layers.Multiply()([merged, keras.layers.Activation("sigmoid")(explained)])
+    logits = keras.layers.Dense(3, name="logits")(keras.layers.GlobalAveragePooling2D()(gated))
+    model = keras.Model(inputs, logits)
+    images = np.random.default_rng(5).random((4, 16, 16, 3), dtype=np.float32)
+    targets = np.array([0, 1, 2, 1])
+    stem_out = to_numpy(keras.Model(inputs, stem)(images))
+    acts = to_numpy(keras.Model(inputs, explained)(images))
+
+    def scores(a):
+        merged = model.get_layer("branch")(a) + model.get_layer("bypass")(keras.ops.convert_to_tensor(stem_out)) + a
+        pooled = keras.ops.mean(merged * keras.ops.sigmoid(a), axis=(1, 2))
+        return class_scores(model.get_layer("logits")(pooled), targets)
+
+    _, grads = gradient(scores, acts)
+    expected = reference_cam(acts, grads, "gradcam", (16, 16))
+    found = tb_cnnviz.gradcam(model, images, layer="explained", class_index=targets)
+    assert pearson(found, expected) >= 0.9999
+    np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-5 * expected.max())
+
+
 def _head_models():
     """Three heads on the same layers: Dense(softmax), Dense then a Softmax layer, and an
     all-convolutional net whose head is global pooling of class maps (logits)."""
