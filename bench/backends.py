@@ -10,11 +10,15 @@ measures in this process, whose KERAS_BACKEND must be NAME), on the demo model (
     figure is the median of the pair ratios;
   - the first event's time (tracing and compiling included), printed on its own;
 then `bench.fit_overhead --models 4s` under the backend: the time in CNNViz's hooks on the
-4-second epoch (TensorFlow's 4 s; target: <= 2 % of that backend's epoch).
+4-second epoch (TensorFlow's 4 s; target: <= 2 % of that backend's epoch), beside the floor of
+those hooks: on that epoch's model, the floor of an event as above plus, at its share of the
+events (1 / trust_every), the floor of deletion and insertion (the forward passes of their
+images in the backend's own compiled forward pass, in the curves' passes), over the same epoch.
 
     python3 -m bench.backends [--backends tensorflow,jax,torch] [--repeats 30] [--epochs 6] [--json]
 """
 
+import inspect
 import json
 import os
 import statistics
@@ -24,8 +28,10 @@ import tempfile
 import time
 
 from bench._common import Report, arguments
+from tb_cnnviz import CNNViz
 
 BACKENDS = ("tensorflow", "jax", "torch")
+TRUST_EVERY = inspect.signature(CNNViz).parameters["trust_every"].default
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -82,13 +88,81 @@ def floor_function(model, conv_names):
     return call
 
 
+def forward_function(model):
+    """images -> None: the model's forward pass, compiled with the backend's own tools."""
+    import keras
+    import numpy as np
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        run = tf.function(lambda x: model(x, training=False))
+        return lambda x: run(tf.constant(x)).numpy()
+    if backend == "jax":
+        import jax
+
+        run = jax.jit(lambda trainable, non_trainable, x: model.stateless_call(trainable, non_trainable, x,
+                                                                                training=False)[0])
+        return lambda x: np.asarray(run([v.value for v in model.trainable_variables],
+                                        [v.value for v in model.non_trainable_variables], x))
+    import torch
+
+    def call(x):
+        with torch.no_grad():
+            return model(torch.as_tensor(x), training=False).numpy()
+
+    return call
+
+
+def median_seconds(function, repeats):
+    function()  # tracing and compiling
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def hook_floor_figures(repeats):
+    """{name: seconds} on the 4-second epoch's model: the floor of a plain event and of the
+    curves' forward passes (`curves.DeletionInsertion`: the probes and their blurred copies,
+    then 4 variants of the probes per middle step, in passes of at most the backend's pass_pixels)."""
+    import keras
+    import numpy as np
+
+    from bench.fit_overhead import MODELS
+    from tb_cnnviz.datasets import shapes
+    from tb_cnnviz import backend
+    from tb_cnnviz.explanations import trust
+
+    make_model, size, *_ = MODELS["4s"]
+    keras.utils.set_random_seed(0)
+    model = make_model()
+    probes, _, _ = shapes(8, size=size, seed=2)
+    event = floor_function(model, [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)])
+    targets = np.zeros(len(probes), np.int32)
+    forward = forward_function(model)
+    per_pass = max(1, backend.current().pass_pixels // (4 * len(probes) * size * size))
+    passes = [np.tile(probes, (4 * len(steps), 1, 1, 1))
+              for steps in np.array_split(np.arange(1, trust.CURVE_STEPS), -(-(trust.CURVE_STEPS - 1) // per_pass))]
+    ends = np.concatenate([probes, probes])
+
+    def curves_floor():
+        for images in [ends, *passes]:
+            forward(images)
+
+    return {"event floor 4s": median_seconds(lambda: event(probes, targets), repeats),
+            "curves floor 4s": median_seconds(curves_floor, max(3, repeats // 3))}
+
+
 def event_figures(repeats):
     """{name: value} of this process's backend: event / floor, the first event, the medians."""
     import keras
     import numpy as np
 
     from demo.model import vgg_style
-    from tb_cnnviz import CNNViz
     from tb_cnnviz.datasets import SHAPE_NAMES, shapes
 
     keras.utils.set_random_seed(0)
@@ -136,7 +210,7 @@ def main():
         if keras.backend.backend() != args.backend:
             parser.error(f"--backend {args.backend} in a process whose Keras runs on {keras.backend.backend()}: "
                          f"set KERAS_BACKEND={args.backend}")
-        print(json.dumps(event_figures(args.repeats)))
+        print(json.dumps({**event_figures(args.repeats), **hook_floor_figures(args.repeats)}))
         return
     report = Report(args.json)
     for backend in args.backends.split(","):
@@ -149,10 +223,20 @@ def main():
         report.figure(f"first event s, {backend}", found["first"], None, f"{backend}: first event, seconds")
         overhead = in_subprocess(backend, "-m", "bench.fit_overhead", "--models", "4s", "--epochs", str(args.epochs),
                                  "--json")
+        epoch = None
         for line in overhead.splitlines():
             figure = json.loads(line)
+            if figure["name"].startswith("epoch s"):
+                epoch = figure["value"]
+                continue
             limit = None if figure["target"] == "-" else float(figure["target"].split()[-1])
             report.figure(f"{figure['name']}, {backend}", figure["value"], limit, f"{backend}: {figure['name']}")
+        floor = found["event floor 4s"] + found["curves floor 4s"] / TRUST_EVERY
+        report.say(f"{backend}: 4-second epoch's model: epoch {epoch:.2f} s; floor of a plain event "
+                   f"{found['event floor 4s'] * 1e3:.1f} ms, of the curves' forward passes "
+                   f"{found['curves floor 4s'] * 1e3:.1f} ms (every {TRUST_EVERY}th event)")
+        report.figure(f"hooks' floor %, {backend}", 100 * floor / epoch, None,
+                      f"{backend}: the floor of the hooks, % of an epoch")
 
 
 if __name__ == "__main__":

@@ -127,6 +127,7 @@ def measure(report, model, settings, targets, epochs, rounds, samples=None):
                    f"({median / floor - 1:+.1%} vs no callback), mean {mean:5.2f} s ({mean / floor_mean - 1:+.1%})")
         if name != "no callback":
             report.say(f"{'':56s} hooks of each epoch, ms: {' '.join(f'{hook * 1e3:.0f}' for hook in hooks)}")
+    report.figure(f"epoch s, {model}, no callback", floor, None, f"{model} model, no callback: epoch median, seconds")
     for name, limit in targets.items():
         report.figure(f"fit overhead %, {name}", 100 * overhead[name] / floor, limit, f"{name}, % of an epoch")
 

@@ -257,6 +257,33 @@ def test_hooks_driven_by_a_custom_loop_without_a_model_optimizer(tmp_path, data)
     assert run.steps("eval") == [5]
 
 
+def test_the_batch_hooks_leave_the_models_training_state_alone(tmp_path, data):
+    """Keras' `Callback.model` copies JAX's training state into the model's variables, which the
+    next step then reads back: the batch hooks of a once-per-epoch callback never read it."""
+    images, labels, _ = data
+
+    class Counting(tb_cnnviz.CNNViz):
+        reads = 0
+
+        @property
+        def model(self):
+            Counting.reads += 1
+            return super().model
+
+        def on_train_batch_begin(self, batch, logs=None):
+            before = Counting.reads
+            super().on_train_batch_begin(batch, logs)
+            batch_reads.append(Counting.reads - before)
+
+    batch_reads = []
+    model = small_cnn()
+    callback = Counting(str(tmp_path), images[:4], labels[:4], strict=True)
+    model.fit(images[:64], labels[:64], epochs=2, batch_size=16, verbose=0, callbacks=[callback])
+    assert batch_reads == [0] * 8
+    assert Counting.reads > 0  # the events read it, so that they see the trained weights
+    assert tb_cnnviz.read_run(str(tmp_path)).steps() == [0, 4, 8]
+
+
 def _open_files_in(directory) -> list:
     """Paths under `directory` that this process holds open (Linux: /proc/self/fd)."""
     found = []

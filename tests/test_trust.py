@@ -1,6 +1,7 @@
 """Whether heat maps can be trusted: Grad-CAM of other classes, deletion and insertion, sanity
 over training and localisation, each checked against a computation written here."""
 
+import math
 import os
 
 import keras
@@ -13,7 +14,7 @@ import tb_cnnviz
 from tests.helpers import quantisation_ok, reference_cam
 from tests.plugin_helpers import wsgi_client
 from tb_cnnviz.storage import metadata
-from tb_cnnviz.explanations import trust
+from tb_cnnviz.explanations import curves, trust
 from tb_cnnviz.storage import tensors
 from tb_cnnviz.explanations.trust import pointing_game
 
@@ -37,9 +38,12 @@ def detail_model():
     region = np.zeros((1, SIZE, SIZE, 1), np.float32)
     region[0][REGION] = 1
     smooth = keras.layers.UpSampling2D(8)(keras.layers.AveragePooling2D(8)(grey))  # has gradients, unlike area resizing
-    detail = keras.layers.Lambda(lambda pair: tf.reduce_sum(tf.abs(pair[0] - pair[1]) * region, axis=(1, 2, 3))
-                                 / region.sum())([grey, smooth])
-    logits = keras.layers.Lambda(lambda d: tf.stack([100 * (d - 0.065), tf.zeros_like(d)], axis=1))(detail)
+    ops = keras.ops
+    detail = keras.layers.Lambda(
+        lambda pair: ops.sum(ops.multiply(ops.abs(pair[0] - pair[1]), region), axis=(1, 2, 3)) / region.sum(),
+        output_shape=())([grey, smooth])
+    logits = keras.layers.Lambda(lambda d: ops.stack([100 * (d - 0.065), ops.zeros_like(d)], axis=1),
+                                 output_shape=(2,))(detail)
     return keras.Model(inputs, keras.layers.Softmax(name="probabilities")(logits))
 
 
@@ -55,8 +59,8 @@ def reference_curves(model, images, maps, steps=20):
         count = int(round(i * height * width / steps))
         np.put_along_axis(removed, order[:, :count], True, axis=1)
         removed = removed.reshape(n, height, width, 1)
-        deletion.append(model(np.where(removed, blurred, images)).numpy()[:, 0])
-        insertion.append(model(np.where(removed, images, blurred)).numpy()[:, 0])
+        deletion.append(keras.ops.convert_to_numpy(model(np.where(removed, blurred, images)))[:, 0])
+        insertion.append(keras.ops.convert_to_numpy(model(np.where(removed, images, blurred)))[:, 0])
     return np.stack(deletion, 1), np.stack(insertion, 1)
 
 
@@ -64,6 +68,7 @@ def trapezoid(curves):
     return np.trapezoid(curves, dx=1 / (curves.shape[1] - 1), axis=1)
 
 
+@pytest.mark.every_backend
 @pytest.mark.slow
 def test_deletion_and_insertion_equal_a_reference_and_score_the_ideal_map_far_above_a_random_one(tmp_path):
     images = np.random.default_rng(0).random((4, SIZE, SIZE, 3)).astype(np.float32)
@@ -73,18 +78,32 @@ def test_deletion_and_insertion_equal_a_reference_and_score_the_ideal_map_far_ab
     callback = tb_cnnviz.CNNViz(str(tmp_path), images, model=model, strict=True, gradcam_layer="conv")
     probe, ranks = callback._recorder.probe, callback._recorder.plan.random_ranks
     target = np.zeros(4, np.int32)
-    curves = probe.deletion_insertion(images, ideal, target, ranks, 20)
+    found = probe.deletion_insertion(images, ideal, target, ranks, 20)
     deletion, insertion = reference_curves(model, images, ideal)
-    np.testing.assert_allclose(curves["deletion"], deletion, atol=1e-3)
-    np.testing.assert_allclose(curves["insertion"], insertion, atol=1e-3)
+    np.testing.assert_allclose(found["deletion"], deletion, atol=1e-3)
+    np.testing.assert_allclose(found["insertion"], insertion, atol=1e-3)
     random_map = -ranks.reshape(4, SIZE, SIZE).astype(np.float32)  # ranks as a map: the same order
     deletion_random, insertion_random = reference_curves(model, images, random_map)
-    np.testing.assert_allclose(curves["deletion_random"], deletion_random, atol=1e-3)
-    np.testing.assert_allclose(curves["insertion_random"], insertion_random, atol=1e-3)
-    auc = {name: trapezoid(curve) for name, curve in curves.items()}
-    np.testing.assert_allclose(trust.auc(curves["deletion"]), auc["deletion"], atol=1e-6)
+    np.testing.assert_allclose(found["deletion_random"], deletion_random, atol=1e-3)
+    np.testing.assert_allclose(found["insertion_random"], insertion_random, atol=1e-3)
+    auc = {name: trapezoid(curve) for name, curve in found.items()}
+    np.testing.assert_allclose(trust.auc(found["deletion"]), auc["deletion"], atol=1e-6)
     assert np.all(auc["deletion"] < 0.2) and np.all(auc["insertion"] > 0.8), auc
     assert np.all(auc["deletion_random"] > 0.2) and np.all(auc["insertion_random"] < 0.8), auc
+
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.2, 0.5, 1.0])
+def test_the_top_pixels_of_a_map_are_the_first_of_its_ranking_with_ties_to_the_lower_index(fraction):
+    """What the faithfulness check blurs: the first pixels of the curves' order (a stable sort)."""
+    maps = np.random.default_rng(1).integers(0, 4, (3, 9, 11)).astype(np.float32)  # many ties
+    maps[1] = 0  # all tied
+    found = keras.ops.convert_to_numpy(curves.top_pixels(maps, fraction))
+    k = max(1, math.ceil(fraction * 99))
+    first = np.argsort(-maps.reshape(3, -1), axis=1, kind="stable")[:, :k]
+    expected = np.zeros((3, 99), bool)
+    np.put_along_axis(expected, first, True, axis=1)
+    np.testing.assert_array_equal(found, expected.reshape(3, 9, 11))
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,10 @@ class Backend(abc.ABC):
     """One Keras backend's implementation of the seam."""
 
     name: str  # as keras.backend.backend() names it
+    # At most the input pixels of one forward-only pass over many images (the curves' points),
+    # which bounds its memory: oneDNN convolutions (TensorFlow) run fastest in one large pass,
+    # XLA's and PyTorch's on CPU in passes whose activations stay a few MB (bench/README.md).
+    pass_pixels: int = 2**21
 
     @abc.abstractmethod
     def compile(self, function: Callable, model) -> Callable:

@@ -46,6 +46,7 @@ class _Compiled:
 
 class JaxBackend(Backend):
     name = "jax"
+    pass_pixels = 2**19
 
     def compile(self, function, model):
         return _Compiled(function, model)

@@ -48,6 +48,7 @@ def _gradient(score, tensor):
 
 class TorchBackend(Backend):
     name = "torch"
+    pass_pixels = 2**19
 
     def compile(self, function, model):
         return _NoGrad(function)

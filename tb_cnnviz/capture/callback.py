@@ -111,12 +111,14 @@ class CNNViz(keras.callbacks.Callback):
                                   read_step=self._optimizer_step, steps_per_batch=self._steps_per_batch)
         self._run_state = RunState(self.logdir)
         self._recorder = self._writer = None
+        self._batch_steps = 1  # steps one train batch stands for (`_steps_of_a_batch`)
         self._reported = set()
         if model is not None:
             self.set_model(model)
 
     def set_model(self, model):
         self._schedule.set_model()
+        self._batch_steps = self._steps_of_a_batch(model)
         if model is self.model and self._recorder is not None:
             return
         super().set_model(model)
@@ -125,6 +127,7 @@ class CNNViz(keras.callbacks.Callback):
 
     # -- Keras hooks: each asks the schedule whether an event is due --------------------------
     def on_train_begin(self, logs=None):
+        self._batch_steps = self._steps_of_a_batch(self.model)  # compiled since set_model, in a custom loop
         step = self._schedule.step()
         resumed = self._schedule.resumes(step, self._run_state.latest)
         if resumed:  # the next event measures change from the weights it resumed from
@@ -175,8 +178,15 @@ class CNNViz(keras.callbacks.Callback):
             raise ValueError("the model has no optimizer to count steps: call log(step=...) with a step")
         return int(optimizer.iterations.numpy())
 
+    @staticmethod
+    def _steps_of_a_batch(model):
+        """Steps one train batch hook stands for: 1 without an optimizer (counted batches)."""
+        return 1 if getattr(model, "optimizer", None) is None else getattr(model, "steps_per_execution", 1) or 1
+
     def _steps_per_batch(self):
-        return 1 if self._counts_batches() else getattr(self.model, "steps_per_execution", 1) or 1
+        # Read when a fit starts, never per batch: on JAX, Keras' `model` property copies the
+        # training state into the model's variables, which the next step then reads back.
+        return self._batch_steps
 
     # -- logging ------------------------------------------------------------------------------
     def _log_safely(self, mode, step):

@@ -6,7 +6,6 @@ function computes filter statistics, the faithfulness check and each filter's to
 """
 
 import dataclasses
-import math
 
 import numpy as np
 from keras import ops
@@ -17,7 +16,7 @@ from tb_cnnviz.anatomy.heads import Head
 from tb_cnnviz.anatomy.model_inputs import Samples
 from tb_cnnviz.explanations import ranking
 from tb_cnnviz.explanations.cam import ClassExplainer, upsample
-from tb_cnnviz.explanations.curves import DeletionInsertion, blur
+from tb_cnnviz.explanations.curves import DeletionInsertion, blur, top_pixels
 from tb_cnnviz.storage.event import EventData
 from tb_cnnviz.storage.tensors import STAT_NAMES
 
@@ -95,12 +94,7 @@ def _stats(filters, first, previous, activations):
 
 def _mask_top(images, maps, fraction):
     """Images whose top `fraction` of map pixels are replaced by a blurred copy."""
-    n, h, w = maps.shape
-    k = max(1, math.ceil(fraction * h * w))
-    order = backend.current().top_k(ops.reshape(maps, (n, h * w)), h * w)[1]  # every pixel, most salient first
-    rank = ops.argsort(order, axis=1)  # each pixel's place in that order (no scatter: PyTorch's loops in Python)
-    mask = ops.reshape(ops.cast(rank < k, "float32"), (n, h, w, 1))
-    return images * (1.0 - mask) + blur(images) * mask
+    return ops.where(top_pixels(maps, fraction)[..., None], blur(images), images)
 
 
 def _numpy(structure):

@@ -6,6 +6,8 @@ the same curves in a random order are the chance level. Blurring rather than bla
 the images within what the model has seen (ROAD, Rong et al., ICML 2022, explains why).
 """
 
+import math
+
 import numpy as np
 from keras import ops
 
@@ -26,10 +28,18 @@ def blur(images):
     return seam.resize(small, (height, width), "bilinear")
 
 
-# Input pixels per forward pass of the curves' points: steps are batched up to this (40 x 40
-# probes: every step of 8 probes in one pass; 224 x 224: one step of 8 probes per pass), which
-# bounds the memory a pass takes as the step-by-step loop did (bench/README.md, curves).
-PIXELS_PER_PASS = 2**21
+def top_pixels(maps, fraction: float):
+    """(N, h, w) bool: the top `fraction` of each map's pixels (at least one), in the order the
+    curves rank them (most salient first, ties to the lower pixel index). From the k-th largest
+    value, without ranking every pixel: what is above it, then the first pixels equal to it."""
+    n, height, width = maps.shape
+    k = max(1, math.ceil(fraction * height * width))
+    flat = ops.reshape(maps, (n, height * width))
+    threshold = backend.current().top_k(flat, k)[0][:, -1:]
+    above, level = flat > threshold, flat == threshold
+    room = k - ops.sum(ops.cast(above, "int32"), axis=1, keepdims=True)
+    taken = ops.logical_or(above, ops.logical_and(level, ops.cumsum(ops.cast(level, "int32"), axis=1) <= room))
+    return ops.reshape(taken, (n, height, width))
 
 
 def _tiled(value, copies):
@@ -54,7 +64,9 @@ class DeletionInsertion:
         images = Samples(inputs, self._image_input).images
         n, height, width = images.shape[:3]
         ranks, region, ends = self._prepare(inputs, maps, target, random_ranks)
-        per_pass = max(1, PIXELS_PER_PASS // (4 * n * height * width))
+        # steps per pass, in equal passes: at most the backend's pass_pixels (8 probes of 64 x 64 on
+        # TensorFlow: the 9 steps in one pass; on JAX and PyTorch three of 3 steps; 224 x 224: 1 step)
+        per_pass = max(1, backend.current().pass_pixels // (4 * n * height * width))
         middle = [ops.convert_to_numpy(self._points(inputs, ranks, region, target, indices, steps))
                   for indices in np.array_split(np.arange(1, steps, dtype=np.int32), -(-(steps - 1) // per_pass))]
         return _assembled(np.concatenate(middle), ops.convert_to_numpy(ends), n)
