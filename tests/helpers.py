@@ -174,10 +174,12 @@ def train_shapes_model(seed=0):
 
 
 def assert_maps_agree(expected, found, map_axes, what):
-    """Within one quantisation step of each map's range, plus 1e-5 of its largest value."""
+    """Within one quantisation step of each map's range, plus 1e-3 of its largest value (a
+    quarter of a step): float rounding moves a map whose terms cancel (a class the model barely
+    sees: largest value 9e-4) by 3e-4 of that value between backends."""
     expected, found = np.asarray(expected, np.float64), np.asarray(found, np.float64)
     assert found.shape == expected.shape, what
     step = np.ptp(expected, axis=map_axes, keepdims=True) / 255
     scale = np.max(np.abs(expected), axis=map_axes, keepdims=True)
-    excess = np.abs(found - expected) - (step * (1 + 1e-6) + 1e-5 * scale)
+    excess = np.abs(found - expected) - (step * (1 + 1e-6) + 1e-3 * scale)
     assert np.all(excess <= 0), f"{what}: off by up to {excess.max():.3g} beyond the bound"

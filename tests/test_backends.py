@@ -4,7 +4,7 @@ events whose stored arrays agree, read back through the reader.
 
 The bound (README, "Keras backends"): every stored map within one quantisation step of its own
 range (range / 255: a value that float rounding moves across a rounding boundary lands one
-level away) plus 1e-5 of its largest value; predictions the same classes, probabilities within
+level away) plus 1e-3 of its largest value (tests.helpers.assert_maps_agree); predictions the same classes, probabilities within
 1e-5; statistics within 1e-4 relative (1e-5 absolute); trust figures within 1e-3; top examples
 the same images but where two peaks tie within 1e-4 of the layer's largest peak, and
 the peaks within that. Not compared: the sanity check's
