@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "CNNViz": ("tb_cnnviz.capture.callback", "CNNViz"),
+    "explain": ("tb_cnnviz.explanations.gradcam", "explain"),
     "gradcam": ("tb_cnnviz.explanations.gradcam", "gradcam"),
     "gradcam_plus_plus": ("tb_cnnviz.explanations.gradcam", "gradcam_plus_plus"),
     "read_run": ("tb_cnnviz.reading.reader", "read_run"),
@@ -24,7 +25,7 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # what editors and type checkers see; at run time, `__getattr__` imports them
     from tb_cnnviz.capture.callback import CNNViz
-    from tb_cnnviz.explanations.gradcam import gradcam, gradcam_plus_plus
+    from tb_cnnviz.explanations.gradcam import explain, gradcam, gradcam_plus_plus
     from tb_cnnviz.explanations.sanity import sanity_check
     from tb_cnnviz.reading.reader import read_run
 

@@ -96,18 +96,44 @@ def cosine_distance_np(a, b):
     return 1 - dot / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
+def _eigencam_np(a):
+    """Eigen-CAM per image: the centred (pixels, channels) activations on their first right
+    singular vector, signed to correlate positively with the channels' mean map."""
+    maps = []
+    for image in a:
+        flat = image.reshape(-1, image.shape[-1])
+        centred = flat - flat.mean(axis=0)
+        projection = centred @ np.linalg.svd(centred, full_matrices=False)[2][0]
+        if np.corrcoef(projection, flat.mean(axis=1))[0, 1] < 0:
+            projection = -projection
+        maps.append(projection.reshape(image.shape[:2]))
+    return np.stack(maps)
+
+
 def reference_cam(activations, grads, method, size):
-    """Grad-CAM / Grad-CAM++ written out in numpy, following the papers."""
+    """Each class activation map method written out in numpy, following its paper (for
+    "gradcam++" or "gradcam_pp": Grad-CAM++), ReLU'd and upsampled by tf.image.resize."""
     a = activations.astype(np.float64)
     g = grads.astype(np.float64)
     if method == "gradcam":
-        weights = g.mean(axis=(1, 2))
-    else:
+        maps = (a * g.mean(axis=(1, 2))[:, None, None, :]).sum(-1)
+    elif method in ("gradcam++", "gradcam_pp"):
         g2, g3 = g**2, g**3
         alpha = g2 / (2 * g2 + a.sum(axis=(1, 2), keepdims=True) * g3 + 1e-6)
         alpha = np.where(g != 0, alpha, 0)
-        weights = (np.maximum(g, 0) * alpha).sum(axis=(1, 2))
-    maps = np.maximum((a * weights[:, None, None, :]).sum(-1), 0)
+        maps = (a * (np.maximum(g, 0) * alpha).sum(axis=(1, 2))[:, None, None, :]).sum(-1)
+    elif method == "hirescam":
+        maps = (g * a).sum(-1)
+    elif method == "xgradcam":
+        weights = (g * a).sum(axis=(1, 2)) / (a.sum(axis=(1, 2)) + 1e-7)
+        maps = (a * weights[:, None, None, :]).sum(-1)
+    elif method == "layercam":
+        maps = (np.maximum(g, 0) * a).sum(-1)
+    elif method == "eigencam":
+        maps = _eigencam_np(a)
+    else:
+        raise ValueError(f"no reference for {method!r}")
+    maps = np.maximum(maps, 0)
     return tf.image.resize(maps[..., None].astype(np.float32), size, method="bilinear").numpy()[..., 0]
 
 

@@ -176,6 +176,19 @@ def test_gradcam_arguments_are_checked():
         tb_cnnviz.gradcam(model, np.zeros((0, 32, 32, 3)))
 
 
+
+def test_explain_lists_the_methods_and_parameters_it_knows():
+    model = small_cnn()
+    with pytest.raises(ValueError, match="method must be one of gradcam, gradcam_pp, hirescam, xgradcam, layercam, "
+                                         "eigencam; got 'grad-cam'"):
+        tb_cnnviz.explain(model, IMAGES, "grad-cam")
+    with pytest.raises(ValueError, match="layercam takes no parameters besides layer, class_index, head, output and "
+                                         "image_input; got steps"):
+        tb_cnnviz.explain(model, IMAGES, "layercam", steps=32)
+    with pytest.raises(ValueError, match="its conv layers are"):
+        tb_cnnviz.explain(model, IMAGES, "eigencam", layer="missing")
+
+
 def test_unknown_public_name():
     with pytest.raises(AttributeError):
         tb_cnnviz.does_not_exist  # noqa: B018

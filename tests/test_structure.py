@@ -152,7 +152,7 @@ print(sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow"
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("name", ["CNNViz", "gradcam", "gradcam_plus_plus", "sanity_check", "read_run"])
+@pytest.mark.parametrize("name", ["CNNViz", "explain", "gradcam", "gradcam_plus_plus", "sanity_check", "read_run"])
 def test_public_names_import_from_the_top_level(name):
     import tb_cnnviz
 

@@ -15,6 +15,7 @@ from keras import ops
 from tb_cnnviz import backend
 from tb_cnnviz.anatomy import conv_layers
 from tb_cnnviz.anatomy.heads import Head
+from tb_cnnviz.storage.maps import CLASS_MAP_METHODS
 
 
 class CAMMethod:
@@ -58,21 +59,82 @@ class GradCAMPP(CAMMethod):
         return ops.sum(ops.relu(gradients) * alpha, axis=(1, 2))
 
 
-METHODS = {method.name: method for method in (GradCAM(), GradCAMPP())}
+class HiResCAM(CAMMethod):
+    """HiResCAM (Draelos and Carin, "Use HiResCAM instead of Grad-CAM for faithful explanations
+    of convolutional neural networks", 2020): the gradients multiply the activations pixel by
+    pixel before the sum over channels, instead of being averaged first; for a head that pools
+    and then applies a dense layer, the map is exactly each pixel's share of the score."""
+
+    name = "hirescam"
+
+    def __call__(self, activations, gradients):
+        return ops.relu(ops.sum(gradients * activations, axis=-1))
+
+
+class XGradCAM(CAMMethod):
+    """XGrad-CAM (Fu et al., "Axiom-based Grad-CAM: Towards Accurate Visualization and
+    Explanation of CNNs", BMVC 2020): each channel weighted by its gradient averaged with the
+    channel's own activations as weights, which makes the map satisfy the paper's sensitivity
+    and conservation axioms."""
+
+    name = "xgradcam"
+
+    def weights(self, activations, gradients):
+        return ops.sum(gradients * activations, axis=(1, 2)) / (ops.sum(activations, axis=(1, 2)) + 1e-7)
+
+
+class LayerCAM(CAMMethod):
+    """LayerCAM (Jiang et al., "LayerCAM: Exploring Hierarchical Class Activation Maps for
+    Localization", IEEE TIP 2021): each pixel's activations weighted by their positive
+    gradients there, so that shallow layers, whose averaged gradients cancel, still give
+    fine-grained maps."""
+
+    name = "layercam"
+
+    def __call__(self, activations, gradients):
+        return ops.relu(ops.sum(ops.relu(gradients) * activations, axis=-1))
+
+
+class EigenCAM(CAMMethod):
+    """Eigen-CAM (Muhammad and Yeasin, "Eigen-CAM: Class Activation Map using Principal
+    Components", IJCNN 2020): the activations (pixels x channels, each channel's mean
+    subtracted) projected on their first principal direction. It uses no gradients, so it is
+    the same map for every class; the sign is the one whose projection correlates positively
+    with the channels' mean activation."""
+
+    name = "eigencam"
+
+    def __call__(self, activations, gradients):
+        n, height, width, channels = activations.shape
+        flat = ops.reshape(activations, (n, height * width, channels))
+        centred = flat - ops.mean(flat, axis=1, keepdims=True)
+        first = ops.svd(centred, full_matrices=False)[2][:, 0, :]  # (N, K): the first right singular vector
+        projection = ops.einsum("npk,nk->np", centred, first)
+        mean_map = ops.mean(flat, axis=2)
+        agreement = ops.sum((projection - ops.mean(projection, axis=1, keepdims=True))
+                            * (mean_map - ops.mean(mean_map, axis=1, keepdims=True)), axis=1)
+        sign = ops.where(agreement < 0, -1.0, 1.0)
+        return ops.relu(ops.reshape(projection * sign[:, None], (n, height, width)))
+
+
+CAM_METHODS = {method.name: method for method in (GradCAM(), GradCAMPP(), HiResCAM(), XGradCAM(), LayerCAM(),
+                                                  EigenCAM())}
+EVENT_METHODS = CLASS_MAP_METHODS  # what every event stores, of each class it explains
 
 
 class ClassExplainer:
     """One forward pass of a model that explains its `head`: the classes of each probe (`slots`
-    of them: the target, the true class, then the most probable, each once) and every method's
-    map of each, from the gradients of each class's score with respect to `layer`'s output.
+    of them: the target, the true class, then the most probable, each once) and the `methods`'
+    maps of each, from the gradients of each class's score with respect to `layer`'s output.
 
     `watched` {path: layer} are recorded too (`layer` among them). Call it in graph (inside a
     compiled function); `judge_logits` first, outside it, when the head's activation is unknown.
     """
 
-    def __init__(self, model, head: Head, layer: str, watched: dict, slots: int = 1, background_class: int = 0):
+    def __init__(self, model, head: Head, layer: str, watched: dict, slots: int = 1, background_class: int = 0,
+                 methods: tuple = EVENT_METHODS):
         self._model = weakref.ref(model)  # weak: gradcam()'s cache of explainers must not keep models alive
-        self.head, self.layer, self.slots = head, layer, slots
+        self.head, self.layer, self.slots, self.methods = head, layer, slots, methods
         self.watched, self.background_class = watched, background_class
         self.logits = head.logits  # None until judged from the first outputs (Head.judge_logits)
 
@@ -118,8 +180,8 @@ class ClassExplainer:
             raise backend.cannot_differentiate(
                 error, f"the class scores with respect to the output of layer {self.layer!r}") from error
         activations = ops.cast(recorded[self.layer], "float32")
-        for name, method in METHODS.items():
-            out[name] = ops.stack([method(activations, ops.cast(g, "float32")) for g in gradients], axis=1)
+        for name in self.methods:
+            out[name] = ops.stack([CAM_METHODS[name](activations, ops.cast(g, "float32")) for g in gradients], axis=1)
         return out, recorded
 
     def _classes(self, out, true):

@@ -1,4 +1,5 @@
-"""The public Grad-CAM functions, `gradcam` and `gradcam_plus_plus`, and the preparation they
+"""The public explanation functions, `explain` (every class activation map method of
+`cam.CAM_METHODS`) and its shortcuts `gradcam` and `gradcam_plus_plus`, and the preparation they
 share with `sanity.sanity_check`: the same checks, the same defaults, the same maps as the
 callback logs."""
 
@@ -10,9 +11,9 @@ from keras import ops
 
 from tb_cnnviz import backend
 from tb_cnnviz.anatomy import checks, conv_layers, heads, model_inputs
-from tb_cnnviz.explanations.cam import METHODS, ClassExplainer, upsample
+from tb_cnnviz.explanations.cam import CAM_METHODS, ClassExplainer, upsample
 
-_EXPLAINERS = weakref.WeakKeyDictionary()  # model -> {(layer path, head, output, image input): TargetMaps}
+_EXPLAINERS = weakref.WeakKeyDictionary()  # model -> {(layer path, head, output, image input, method): TargetMaps}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -45,12 +46,14 @@ def prepare(model, images, layer, class_index, head, output, image_input) -> Pre
 
 
 class TargetMaps:
-    """Every method's maps of one class per image, at the input resolution; compiled once per
-    input shapes."""
+    """The `methods`' maps (names of `cam.CAM_METHODS`) of one class per image, at the input
+    resolution; compiled once per input shapes."""
 
-    def __init__(self, model, head: heads.Head, layer: str, image_input=None, background_class: int = 0):
+    def __init__(self, model, head: heads.Head, layer: str, image_input=None, background_class: int = 0,
+                 methods: tuple = ("gradcam",)):
         watched = {layer: conv_layers.conv_layers(model)[layer]}
-        self._explainer = ClassExplainer(model, head, layer, watched, background_class=background_class)
+        self._explainer = ClassExplainer(model, head, layer, watched, background_class=background_class,
+                                         methods=methods)
         self._image_input = image_input
         self._compiled = backend.current().compile(self._graph, model)
 
@@ -65,15 +68,42 @@ class TargetMaps:
     def _graph(self, inputs, target):
         out, _ = self._explainer(inputs, target, ops.full_like(target, -1))
         size = model_inputs.Samples(inputs, self._image_input).images.shape[1:3]
-        return out["target"], {name: upsample(out[name][:, 0], size) for name in METHODS}
+        return out["target"], {name: upsample(out[name][:, 0], size) for name in self._explainer.methods}
 
 
-def _maps(model, images, layer, class_index, method, head, output, image_input) -> np.ndarray:
+def explain(model, images, method: str = "gradcam", layer: str | None = None, class_index=None, *,
+            head: str | None = None, output=None, image_input=None, **params) -> np.ndarray:
+    """A class activation map method's maps of `images` for a class.
+
+    Methods (A: the layer's activations, G: the gradients of the class score with respect to
+    them; each map ReLU'd, then upsampled to the input as Grad-CAM's): "gradcam", "gradcam_pp"
+    (Grad-CAM++), "hirescam" (sum over channels of G * A), "xgradcam" (channel weights
+    sum(G * A) / sum(A)), "layercam" (sum over channels of relu(G) * A: fine-grained at shallow
+    layers too) and "eigencam" (A's first principal component: the same map for every class).
+    Each class's docstring in `tb_cnnviz.explanations.cam` cites its paper.
+
+    Args:
+      model, images, layer, class_index, head, output, image_input: as for `gradcam`.
+      method: one of the names above.
+      **params: the method's own parameters; these six have none.
+
+    Returns:
+      float32 (N, H, W) at the input resolution: non-negative, not normalised.
+
+    Raises:
+      ValueError: a method or parameter it does not know (the message lists the valid ones);
+        and what `gradcam` raises.
+    """
+    if method not in CAM_METHODS:
+        raise ValueError(f"method must be one of {', '.join(CAM_METHODS)}; got {method!r}")
+    if params:
+        raise ValueError(f"{method} takes no parameters besides layer, class_index, head, output and image_input; "
+                         f"got {', '.join(sorted(params))}")
     prepared = prepare(model, images, layer, class_index, head, output, image_input)
     cached = _EXPLAINERS.setdefault(model, {})
-    key = (prepared.layer, head, output, prepared.samples.image_key)
+    key = (prepared.layer, head, output, prepared.samples.image_key, method)
     if key not in cached:
-        cached[key] = TargetMaps(model, prepared.head, prepared.layer, prepared.samples.image_key)
+        cached[key] = TargetMaps(model, prepared.head, prepared.layer, prepared.samples.image_key, methods=(method,))
     return cached[key](prepared.samples.inputs, prepared.target)[1][method]
 
 
@@ -103,10 +133,11 @@ def gradcam(model, images, layer: str | None = None, class_index=None, *, head: 
         says what to give instead.
       RuntimeError: Keras runs on a backend other than TensorFlow, JAX and PyTorch.
     """
-    return _maps(model, images, layer, class_index, "gradcam", head, output, image_input)
+    return explain(model, images, "gradcam", layer, class_index, head=head, output=output, image_input=image_input)
 
 
 def gradcam_plus_plus(model, images, layer: str | None = None, class_index=None, *, head: str | None = None,
                       output=None, image_input=None) -> np.ndarray:
     """Grad-CAM++ maps; same arguments, result and errors as `gradcam`."""
-    return _maps(model, images, layer, class_index, "gradcam_pp", head, output, image_input)
+    return explain(model, images, "gradcam_pp", layer, class_index, head=head, output=output,
+                   image_input=image_input)
