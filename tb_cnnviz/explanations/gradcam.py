@@ -71,6 +71,15 @@ class TargetMaps:
         return out["target"], {name: upsample(out[name][:, 0], size) for name in self._explainer.methods}
 
 
+def check_method(method: str, params: dict) -> None:
+    """Raises ValueError, listing what is valid, for a method or parameters `explain` does not know."""
+    if method not in CAM_METHODS:
+        raise ValueError(f"method must be one of {', '.join(CAM_METHODS)}; got {method!r}")
+    if params:
+        raise ValueError(f"{method} takes no parameters besides layer, class_index, head, output and image_input; "
+                         f"got {', '.join(sorted(params))}")
+
+
 def explain(model, images, method: str = "gradcam", layer: str | None = None, class_index=None, *,
             head: str | None = None, output=None, image_input=None, **params) -> np.ndarray:
     """A class activation map method's maps of `images` for a class.
@@ -94,11 +103,7 @@ def explain(model, images, method: str = "gradcam", layer: str | None = None, cl
       ValueError: a method or parameter it does not know (the message lists the valid ones);
         and what `gradcam` raises.
     """
-    if method not in CAM_METHODS:
-        raise ValueError(f"method must be one of {', '.join(CAM_METHODS)}; got {method!r}")
-    if params:
-        raise ValueError(f"{method} takes no parameters besides layer, class_index, head, output and image_input; "
-                         f"got {', '.join(sorted(params))}")
+    check_method(method, params)
     prepared = prepare(model, images, layer, class_index, head, output, image_input)
     cached = _EXPLAINERS.setdefault(model, {})
     key = (prepared.layer, head, output, prepared.samples.image_key, method)

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from tb_cnnviz.anatomy import conv_layers, heads
-from tb_cnnviz.explanations.gradcam import TargetMaps, prepare
+from tb_cnnviz.explanations.gradcam import TargetMaps, check_method, prepare
 from tb_cnnviz.explanations.similarity import rank_correlations
 
 
@@ -135,8 +135,9 @@ def _copy(model, inputs) -> tuple:
 
 def sanity_check(model, images, layer: str | None = None, class_index=None, *, head: str | None = None,
                  output=None, image_input=None, background_class: int = 0, max_steps: int = 20,
-                 seed: int = 0) -> list:
-    """The cascading model-parameter randomisation test of Grad-CAM (Adebayo et al. 2018).
+                 seed: int = 0, method: str = "gradcam") -> list:
+    """The cascading model-parameter randomisation test of Grad-CAM (Adebayo et al. 2018), or of
+    another of `explain`'s methods.
 
     On a copy of the model, re-initialises the layers that have weights one step at a time from
     the output down (`cascade`: a batch normalisation that follows a conv goes with it), each
@@ -154,6 +155,9 @@ def sanity_check(model, images, layer: str | None = None, class_index=None, *, h
         model predicts it, at every step.
       max_steps: at most this many steps, from the top.
       seed: the re-initialised weights depend on it (and on the layer) alone.
+      method: whose maps are compared: one of `explain`'s methods ("gradcam" and the others;
+        "eigencam" uses no gradients, so randomising the layers above its layer leaves its
+        maps as they were).
 
     Returns:
       [(step name, mean over images of the Spearman rank correlation of its maps with the
@@ -170,6 +174,7 @@ def sanity_check(model, images, layer: str | None = None, class_index=None, *, h
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    check_method(method, {})
     prepared = prepare(model, images, layer, class_index, head, output, image_input)
     inputs = prepared.samples.float32_inputs()
     copy, copy_paths = _copy(model, inputs)
@@ -177,12 +182,12 @@ def sanity_check(model, images, layer: str | None = None, class_index=None, *, h
     steps = _reinitialisations([(name, [(path, copy_layers[copy_paths[path]]) for path, _ in layers])
                                 for name, layers in cascade(model)[:max_steps]], int(seed))
     explain = TargetMaps(copy, heads.find_head(copy, prepared.head.kind, prepared.head.output),
-                         copy_paths[prepared.layer], prepared.samples.image_key, background_class)
+                         copy_paths[prepared.layer], prepared.samples.image_key, background_class, (method,))
     target, original = explain(inputs, prepared.target)
     results = []
     for name, assignments in steps:
         for variable, initializer in assignments:
             variable.assign(initializer(variable.shape, dtype=variable.dtype))
-        maps = explain(inputs, target)[1]["gradcam"]
-        results.append((name, float(np.mean(rank_correlations(maps, original["gradcam"])))))
+        maps = explain(inputs, target)[1][method]
+        results.append((name, float(np.mean(rank_correlations(maps, original[method])))))
     return results
