@@ -180,13 +180,23 @@ def test_gradcam_arguments_are_checked():
 def test_explain_lists_the_methods_and_parameters_it_knows():
     model = small_cnn()
     with pytest.raises(ValueError, match="method must be one of gradcam, gradcam_pp, hirescam, xgradcam, layercam, "
-                                         "eigencam; got 'grad-cam'"):
+                                         "eigencam, scorecam, smoothgrad, integrated_gradients; got 'grad-cam'"):
         tb_cnnviz.explain(model, IMAGES, "grad-cam")
     with pytest.raises(ValueError, match="layercam takes no parameters besides layer, class_index, head, output and "
                                          "image_input; got steps"):
         tb_cnnviz.explain(model, IMAGES, "layercam", steps=32)
     with pytest.raises(ValueError, match="its conv layers are"):
         tb_cnnviz.explain(model, IMAGES, "eigencam", layer="missing")
+    with pytest.raises(ValueError, match="scorecam takes max_channels besides layer, .*; got max_channel"):
+        tb_cnnviz.explain(model, IMAGES, "scorecam", max_channel=8)
+    with pytest.raises(ValueError, match="samples of smoothgrad must be a positive int, got 0"):
+        tb_cnnviz.explain(model, IMAGES, "smoothgrad", samples=0)
+    with pytest.raises(ValueError, match=r"noise of smoothgrad must be a number >= 0 \(a share"):
+        tb_cnnviz.explain(model, IMAGES, "smoothgrad", noise=-1)
+    with pytest.raises(ValueError, match="baseline of integrated_gradients must be one of black, blur, got 'white'"):
+        tb_cnnviz.explain(model, IMAGES, "integrated_gradients", baseline="white")
+    with pytest.raises(ValueError, match="integrated_gradients attributes .* to the input's pixels: it takes no layer"):
+        tb_cnnviz.explain(model, IMAGES, "integrated_gradients", layer="conv4")
 
 
 def test_unknown_public_name():

@@ -175,7 +175,8 @@ def test_another_method_is_checked_with_its_own_maps(trained, checked):
     layercam = tb_cnnviz.sanity_check(trained.model, trained.probes, method="layercam", max_steps=1)
     gradcam = checked[0]
     assert layercam[0][1] < 0.99 and layercam[0][1] != pytest.approx(gradcam[0][1], abs=1e-3)
-    with pytest.raises(ValueError, match="method must be one of gradcam, gradcam_pp, hirescam"):
+    with pytest.raises(ValueError, match="method must be one of gradcam, gradcam_pp, hirescam, xgradcam, layercam, "
+                                         "eigencam; got 'scorecam'"):
         tb_cnnviz.sanity_check(trained.model, trained.probes[:2], method="scorecam")
 
 @pytest.mark.slow

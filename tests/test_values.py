@@ -6,11 +6,12 @@ import pytest
 import tensorflow as tf  # tf.image.resize: the independent resize the stored maps are checked against
 
 import tb_cnnviz
-from tests.backend_tools import to_numpy
+from tests.backend_tools import class_scores, gradient, to_numpy
 from tests.helpers import (
     cosine_distance_np, filter_rows, pearson, quantisation_ok, reference_cam,
     reference_gradients, small_cnn, stats_tolerance,
 )
+from tb_cnnviz.explanations import curves
 from tb_cnnviz.explanations.cam import CAM_METHODS
 from tb_cnnviz.storage import metadata
 
@@ -129,12 +130,83 @@ def test_explain_matches_a_reference_implementation(logged, method, layer):
     acts, grads = reference_gradients(
         model, probes, model.get_layer(layer).output, lambda f: keras.ops.add(keras.ops.matmul(f, kernel), bias), targets)
     expected = reference_cam(acts, grads, method, probes.shape[1:3])
-    found = tb_cnnviz.explain(model, probes, method, layer=layer)
+    _assert_maps_match(tb_cnnviz.explain(model, probes, method, layer=layer), expected)
+
+
+def _logits(model):
+    """images -> the pre-softmax class scores of small_cnn (the scores the methods differentiate)."""
+    features = keras.Model(model.inputs, model.layers[-2].output)
+    kernel, bias = model.get_layer("head").get_weights()
+    return lambda x: keras.ops.add(keras.ops.matmul(features(x, training=False), kernel), bias)
+
+
+def _assert_maps_match(found, expected, share=1e-3):
+    """Each map: Pearson >= 0.99 and within `share` of its largest value."""
     assert found.dtype == np.float32 and found.shape == expected.shape and found.min() >= 0
     for index, (one, reference) in enumerate(zip(found, expected)):
         assert np.ptp(reference) > 0, f"probe {index}: the reference map is flat, which tests nothing"
         assert pearson(one, reference) >= 0.99, f"probe {index}: {pearson(one, reference):.4f}"
-        np.testing.assert_allclose(one, reference, rtol=0, atol=1e-3 * reference.max(), err_msg=f"probe {index}")
+        np.testing.assert_allclose(one, reference, rtol=0, atol=share * reference.max(), err_msg=f"probe {index}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_channels", [256, 5])
+def test_scorecam_matches_its_definition_channel_by_channel(logged, max_channels):
+    """Score-CAM written out: each channel's upsampled map scaled to [0, 1] masks the image; its
+    weight is the class's probability (the softmax) on the masked image; with fewer channels
+    than the layer's 16, those of largest spatial variance per image."""
+    model, probes, _, _, _ = logged
+    targets = model.predict(probes, verbose=0).argmax(1)
+    acts = to_numpy(keras.Model(model.inputs, model.get_layer("conv4").output)(probes, training=False))
+    maps = []
+    for image, activations, target in zip(probes, acts, targets):
+        kept = np.argsort(-activations.var(axis=(0, 1)), kind="stable")[:max_channels]
+        masks = tf.image.resize(activations[..., kept], probes.shape[1:3], method="bilinear").numpy()
+        low, high = masks.min(axis=(0, 1)), masks.max(axis=(0, 1))
+        masks = np.where(high > low, (masks - low) / np.where(high > low, high - low, 1), 0)
+        masked = image[None] * np.moveaxis(masks, 2, 0)[..., None]
+        weights = model.predict(masked.astype(np.float32), verbose=0)[:, target]
+        maps.append(np.maximum((activations[..., kept] * weights).sum(-1), 0))
+    expected = tf.image.resize(np.stack(maps)[..., None], probes.shape[1:3], method="bilinear").numpy()[..., 0]
+    _assert_maps_match(tb_cnnviz.explain(model, probes, "scorecam", max_channels=max_channels), expected)
+
+
+@pytest.mark.slow
+def test_smoothgrad_matches_its_definition(logged):
+    """The mean input gradient of the class logit over 20 copies with noise of 0.2 x (max - min),
+    drawn as the docstring says, taken with the backend's own gradients."""
+    model, probes, _, _, _ = logged
+    targets = model.predict(probes, verbose=0).argmax(1)
+    spread = 0.2 * (probes.max(axis=(1, 2, 3)) - probes.min(axis=(1, 2, 3)))
+    draws = np.random.default_rng(0).normal(size=(20, *probes.shape)).astype(np.float32)
+    logits = _logits(model)
+    total = np.zeros(probes.shape)
+    for draw in draws:
+        total += gradient(lambda x: class_scores(logits(x), targets), probes + draw * spread[:, None, None, None])[1]
+    _assert_maps_match(tb_cnnviz.explain(model, probes, "smoothgrad"), np.abs(total / 20).max(-1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("baseline", ["black", "blur"])
+def test_integrated_gradients_match_their_definition_and_sum_to_the_score_change(logged, baseline):
+    """(x - baseline) times the path-averaged gradient (32 steps, trapezoid rule), whose sum is
+    the logit's change from the baseline (completeness, within the rule's error)."""
+    model, probes, _, _, _ = logged
+    targets = model.predict(probes, verbose=0).argmax(1)
+    # the blurred baseline as the library makes it (its resizing is tests/test_resizing.py's): where
+    # the image is close to its blur, another resize's rounding would move (x - baseline) by 1 %
+    start = np.zeros_like(probes) if baseline == "black" else to_numpy(curves.blur(probes))
+    logits = _logits(model)
+    score = lambda x: class_scores(logits(x), targets)  # noqa: E731
+    path = [gradient(score, start + fraction * (probes - start))[1] for fraction in np.linspace(0, 1, 33)]
+    average = (np.sum(path, axis=0) - (path[0] + path[-1]) / 2) / 32
+    attributions = (probes - start) * average
+    change = to_numpy(score(probes)) - to_numpy(score(start.astype(np.float32)))
+    np.testing.assert_allclose(attributions.sum(axis=(1, 2, 3)), change, rtol=0.05, atol=1e-3)
+    # a ReLU that float rounding flips at one point of the path (the library's batched pass against
+    # these single steps) moves a pixel by up to 2e-3 of the map's largest value (JAX, blur)
+    _assert_maps_match(tb_cnnviz.explain(model, probes, "integrated_gradients", baseline=baseline),
+                       np.abs(attributions).max(-1), share=5e-3)
 
 
 @pytest.mark.slow

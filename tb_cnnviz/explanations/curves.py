@@ -42,8 +42,23 @@ def top_pixels(maps, fraction: float):
     return ops.reshape(taken, (n, height, width))
 
 
-def _tiled(value, copies):
+def tiled(value, copies):
+    """`value` repeated `copies` times along its first axis, copy-major (None stays None)."""
     return None if value is None else ops.tile(value, [copies] + [1] * (len(value.shape) - 1))
+
+
+def repeated(samples: Samples, copies: int) -> Samples:
+    """The samples with every input `tiled`: what stacked variants of their images go with."""
+    return Samples(samples.map(lambda value: tiled(value, copies)), samples.image_key)
+
+
+def variant_probability(explainer: ClassExplainer, samples: Samples, variants, target, region):
+    """In graph and inside `explainer.linear()`, (copies * N,) the target's probability on
+    stacked variants (copies * N, H, W, C) of the samples' images, the other inputs repeated
+    alike."""
+    copies = variants.shape[0] // samples.images.shape[0]
+    _, probabilities = explainer.forward(repeated(samples, copies).with_images(variants))
+    return explainer.head.target_probability(probabilities, tiled(target, copies), tiled(region, copies))
 
 
 class DeletionInsertion:
@@ -73,10 +88,7 @@ class DeletionInsertion:
 
     def _probability(self, inputs, batch_images, target, region, copies):
         """In graph, the target's probability (copies, N) on `copies` stacked variants of the probes."""
-        samples = Samples(inputs, self._image_input)
-        tiled = Samples(samples.map(lambda value: _tiled(value, copies)), self._image_input)
-        _, probabilities = self._explainer.forward(tiled.with_images(batch_images))
-        found = self._explainer.head.target_probability(probabilities, _tiled(target, copies), _tiled(region, copies))
+        found = variant_probability(self._explainer, Samples(inputs, self._image_input), batch_images, target, region)
         return ops.reshape(found, (copies, len(target)))
 
     def _prepare_graph(self, inputs, maps, target, random_ranks):

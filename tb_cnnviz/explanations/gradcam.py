@@ -11,6 +11,7 @@ from keras import ops
 
 from tb_cnnviz import backend
 from tb_cnnviz.anatomy import checks, conv_layers, heads, model_inputs
+from tb_cnnviz.explanations import attributions
 from tb_cnnviz.explanations.cam import CAM_METHODS, ClassExplainer, upsample
 
 _EXPLAINERS = weakref.WeakKeyDictionary()  # model -> {(layer path, head, output, image input, method): TargetMaps}
@@ -71,45 +72,87 @@ class TargetMaps:
         return out["target"], {name: upsample(out[name][:, 0], size) for name in self._explainer.methods}
 
 
-def check_method(method: str, params: dict) -> None:
-    """Raises ValueError, listing what is valid, for a method or parameters `explain` does not know."""
-    if method not in CAM_METHODS:
-        raise ValueError(f"method must be one of {', '.join(CAM_METHODS)}; got {method!r}")
-    if params:
-        raise ValueError(f"{method} takes no parameters besides layer, class_index, head, output and image_input; "
-                         f"got {', '.join(sorted(params))}")
+# each method's own parameters and their defaults; the CAM methods of cam.CAM_METHODS have none
+PARAMETERS = {**{name: {} for name in CAM_METHODS}, "scorecam": {"max_channels": 256},
+              "smoothgrad": {"samples": 20, "noise": 0.2}, "integrated_gradients": {"steps": 32, "baseline": "black"}}
+METHODS = tuple(PARAMETERS)
+_BASELINES = ("black", "blur")
+
+
+def check_method(method: str, params: dict, methods: tuple = METHODS) -> dict:
+    """The method's parameters, `params` over its defaults. Raises ValueError, listing what is
+    valid, for a method not in `methods` or a parameter or value the method does not take."""
+    if method not in methods:
+        raise ValueError(f"method must be one of {', '.join(methods)}; got {method!r}")
+    known = PARAMETERS[method]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        takes = f"takes {', '.join(known)}" if known else "takes no parameters"
+        raise ValueError(f"{method} {takes} besides layer, class_index, head, output and image_input; "
+                         f"got {', '.join(unknown)}")
+    chosen = {**known, **params}
+    for name in ("max_channels", "samples", "steps"):
+        value = chosen.get(name, 1)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} of {method} must be a positive int, got {value!r}")
+    if not isinstance(chosen.get("noise", 0.0), (int, float)) or chosen.get("noise", 0.0) < 0:
+        raise ValueError(f"noise of {method} must be a number >= 0 (a share of each image's max - min), "
+                         f"got {chosen['noise']!r}")
+    if chosen.get("baseline", "black") not in _BASELINES:
+        raise ValueError(f"baseline of {method} must be one of {', '.join(_BASELINES)}, got {chosen['baseline']!r}")
+    return chosen
 
 
 def explain(model, images, method: str = "gradcam", layer: str | None = None, class_index=None, *,
             head: str | None = None, output=None, image_input=None, **params) -> np.ndarray:
-    """A class activation map method's maps of `images` for a class.
+    """An explanation method's maps of `images` for a class.
 
-    Methods (A: the layer's activations, G: the gradients of the class score with respect to
-    them; each map ReLU'd, then upsampled to the input as Grad-CAM's): "gradcam", "gradcam_pp"
-    (Grad-CAM++), "hirescam" (sum over channels of G * A), "xgradcam" (channel weights
-    sum(G * A) / sum(A)), "layercam" (sum over channels of relu(G) * A: fine-grained at shallow
-    layers too) and "eigencam" (A's first principal component: the same map for every class).
-    Each class's docstring in `tb_cnnviz.explanations.cam` cites its paper.
+    Class activation maps (A: the layer's activations, G: the gradients of the class score
+    with respect to them; each map ReLU'd, then upsampled to the input as Grad-CAM's):
+    "gradcam", "gradcam_pp" (Grad-CAM++), "hirescam" (sum over channels of G * A), "xgradcam"
+    (channel weights sum(G * A) / sum(A)), "layercam" (sum over channels of relu(G) * A:
+    fine-grained at shallow layers too), "eigencam" (A's first principal component: the same
+    map for every class) and "scorecam" (channel weights: the class's probability on the image
+    masked by each channel's map; `max_channels=256`). Pixel attributions, at the input's
+    resolution, shown as the largest absolute value over the colour channels: "smoothgrad"
+    (the input gradient averaged over `samples=20` noisy copies, noise `noise=0.2` of each
+    image's max - min) and "integrated_gradients" (`steps=32`, `baseline="black"` or "blur").
+    The docstrings in `tb_cnnviz.explanations.cam` and `.attributions` cite the papers.
 
     Args:
-      model, images, layer, class_index, head, output, image_input: as for `gradcam`.
+      model, images, layer, class_index, head, output, image_input: as for `gradcam` (`layer`:
+        the class activation maps' layer; the pixel attributions take none).
       method: one of the names above.
-      **params: the method's own parameters; these six have none.
+      **params: the method's own parameters, named above.
 
     Returns:
       float32 (N, H, W) at the input resolution: non-negative, not normalised.
 
     Raises:
-      ValueError: a method or parameter it does not know (the message lists the valid ones);
-        and what `gradcam` raises.
+      ValueError: a method, parameter or value it does not take (the message lists the valid
+        ones); and what `gradcam` raises.
     """
-    check_method(method, params)
+    chosen = check_method(method, params)
+    if layer is not None and method in ("smoothgrad", "integrated_gradients"):
+        raise ValueError(f"{method} attributes the class score to the input's pixels: it takes no layer, got {layer!r}")
     prepared = prepare(model, images, layer, class_index, head, output, image_input)
     cached = _EXPLAINERS.setdefault(model, {})
-    key = (prepared.layer, head, output, prepared.samples.image_key, method)
+    key = (prepared.layer, head, output, prepared.samples.image_key, method if method in CAM_METHODS else "variants")
+    if method in CAM_METHODS:
+        if key not in cached:
+            cached[key] = TargetMaps(model, prepared.head, prepared.layer, prepared.samples.image_key, methods=(method,))
+        return cached[key](prepared.samples.inputs, prepared.target)[1][method]
     if key not in cached:
-        cached[key] = TargetMaps(model, prepared.head, prepared.layer, prepared.samples.image_key, methods=(method,))
-    return cached[key](prepared.samples.inputs, prepared.target)[1][method]
+        cached[key] = attributions.Variants(model, prepared.head, prepared.samples.image_key, layer=prepared.layer)
+    variants = cached[key]
+    inputs = model_inputs.Samples(prepared.samples.inputs, prepared.samples.image_key).float32_inputs()
+    pixels = np.asarray(model_inputs.Samples(inputs, prepared.samples.image_key).images, np.float32)
+    target, region = variants.targets(inputs, prepared.target)
+    if method == "scorecam":
+        return attributions.scorecam(variants, inputs, pixels, target, region, chosen["max_channels"])
+    if method == "smoothgrad":
+        return attributions.smoothgrad(variants, inputs, pixels, target, chosen["samples"], chosen["noise"])
+    return attributions.integrated_gradients(variants, inputs, pixels, target, chosen["steps"], chosen["baseline"])
 
 
 def gradcam(model, images, layer: str | None = None, class_index=None, *, head: str | None = None,

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from tb_cnnviz.anatomy import conv_layers, heads
+from tb_cnnviz.explanations.cam import CAM_METHODS
 from tb_cnnviz.explanations.gradcam import TargetMaps, check_method, prepare
 from tb_cnnviz.explanations.similarity import rank_correlations
 
@@ -174,7 +175,7 @@ def sanity_check(model, images, layer: str | None = None, class_index=None, *, h
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    check_method(method, {})
+    check_method(method, {}, tuple(CAM_METHODS))
     prepared = prepare(model, images, layer, class_index, head, output, image_input)
     inputs = prepared.samples.float32_inputs()
     copy, copy_paths = _copy(model, inputs)
