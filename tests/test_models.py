@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tb_cnnviz
+from tb_cnnviz.explanations.gradcam import METHODS
 from tests.backend_tools import class_scores, gradient, mixed_policy, to_numpy
 from tests.helpers import pearson, quantisation_ok, reference_cam, stats_tolerance
 
@@ -205,6 +206,23 @@ def test_softmax_layer_and_logit_heads(tmp_path, data):
     np.testing.assert_allclose(tb_cnnviz.gradcam(softmax_layer, images[:4], layer="c1", class_index=0),
                                tb_cnnviz.gradcam(dense_softmax, images[:4], layer="c1", class_index=0), rtol=1e-4, atol=1e-7)
 
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_reads_a_softmax_layer_head_as_a_dense_softmax_one(data, method):
+    """The same weights with the softmax in the Dense layer or in a Softmax layer after it: each
+    explanation method differentiates the same logit and weighs by the same probabilities."""
+    images = data[0][:3]
+    dense_softmax, softmax_layer, _ = _head_models()
+    layer = {"smoothgrad": None, "integrated_gradients": None}.get(method, "c1")
+    flat = []
+    for class_index in range(4):  # an untrained model: some classes' maps are ReLU'd to nothing
+        found = tb_cnnviz.explain(softmax_layer, images, method, layer=layer, class_index=class_index)
+        expected = tb_cnnviz.explain(dense_softmax, images, method, layer=layer, class_index=class_index)
+        assert found.shape == (3, 32, 32)
+        np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+        flat.append(np.ptp(expected) == 0)
+    assert not all(flat)
 
 @pytest.mark.slow
 def test_sequential_without_input_and_subclassed_models(tmp_path, data):
