@@ -32,7 +32,7 @@ setup(
         "tensorflow": ["tensorflow>=2.16"],
         "jax": ["jax>=0.4.30"],
         "torch": ["torch>=2.1"],
-        "test": ["pytest", "playwright", "scikit-image", "scipy", "import-linter", "tree-sitter",
+        "test": ["pytest", "playwright", "scikit-image", "scipy", "import-linter", "tree-sitter", "tf-keras-vis",
                  "tree-sitter-javascript", "tensorflow>=2.16", "jax>=0.4.30", "torch>=2.1"],
     },
     license="Apache-2.0",
