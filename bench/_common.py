@@ -31,6 +31,17 @@ def seed_arguments(doc):
     return args, Report(args.json)
 
 
+def median_seconds(function, repeats):
+    """Median seconds of `repeats` calls of `function()`, after one that traces and compiles."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def median_event_seconds(callback, repeats, mode="train"):
     """Median seconds of `repeats` events of `callback` (a CNNViz with its model), after one
     that traces its functions."""

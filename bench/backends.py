@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from bench._common import Report, arguments
+from bench._common import Report, arguments, median_seconds
 from tb_cnnviz import CNNViz
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -113,16 +113,6 @@ def forward_function(model):
             return model(torch.as_tensor(x), training=False).numpy()
 
     return call
-
-
-def median_seconds(function, repeats):
-    function()  # tracing and compiling
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def hook_floor_figures(repeats):

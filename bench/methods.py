@@ -14,9 +14,8 @@ Prints the per-method means over the seeds; no targets (measured).
 
 import statistics
 import tempfile
-import time
 
-from bench._common import seed_arguments
+from bench._common import median_seconds, seed_arguments
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -25,16 +24,6 @@ import tb_cnnviz  # noqa: E402
 from tb_cnnviz.explanations import trust  # noqa: E402
 from tb_cnnviz.explanations.gradcam import METHODS  # noqa: E402
 from tests.helpers import train_shapes_model  # noqa: E402
-
-
-def seconds(call, repeats=3):
-    call()  # tracing and compiling
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def scores(trained, logdir) -> dict:
@@ -50,8 +39,8 @@ def scores(trained, logdir) -> dict:
         found[method] = {name: float(np.mean(trust.auc(values))) for name, values in curves.items()}
         found[method]["pointing"] = trust.pointing_game(maps, masks)
         found[method]["energy"] = float(np.nanmean(trust.energy_in_mask(maps, masks)))
-        found[method]["seconds"] = seconds(lambda method=method: tb_cnnviz.explain(model, probes, method,
-                                                                                   class_index=target))
+        found[method]["seconds"] = median_seconds(lambda method=method: tb_cnnviz.explain(
+            model, probes, method, class_index=target), 3)
     return found
 
 
