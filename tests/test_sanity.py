@@ -168,16 +168,21 @@ def test_another_method_is_checked_with_its_own_maps(trained, checked):
     """Eigen-CAM uses no gradients: randomising the head leaves its maps as they were (rank
     correlation 1), and randomising its own layer does not (0.95 here: the first principal
     component of random features still follows the image); LayerCAM's follow the head, less than
-    Grad-CAM's (0.94 here: with a pooling head its weights are the head's positive weights)."""
+    Grad-CAM's (0.94 here: with a pooling head its weights are the head's positive weights);
+    SmoothGrad's, with its parameters, follow it too."""
     eigencam = tb_cnnviz.sanity_check(trained.model, trained.probes[:8], method="eigencam", max_steps=2)
     assert [name for name, _ in eigencam] == ["predictions", "block3_conv2"]
     assert eigencam[0][1] == pytest.approx(1.0, abs=1e-6) and eigencam[1][1] < 0.99
     layercam = tb_cnnviz.sanity_check(trained.model, trained.probes, method="layercam", max_steps=1)
     gradcam = checked[0]
     assert layercam[0][1] < 0.99 and layercam[0][1] != pytest.approx(gradcam[0][1], abs=1e-3)
-    with pytest.raises(ValueError, match="method must be one of gradcam, gradcam_pp, hirescam, xgradcam, layercam, "
-                                         "eigencam; got 'scorecam'"):
-        tb_cnnviz.sanity_check(trained.model, trained.probes[:2], method="scorecam")
+    smoothgrad = tb_cnnviz.sanity_check(trained.model, trained.probes[:8], method="smoothgrad", samples=4,
+                                        max_steps=1)
+    assert smoothgrad[0][0] == "predictions" and smoothgrad[0][1] < 0.99
+    with pytest.raises(ValueError, match="integrated_gradients attributes the class score to the input's pixels"):
+        tb_cnnviz.sanity_check(trained.model, trained.probes[:2], method="integrated_gradients", layer="block1_conv1")
+    with pytest.raises(ValueError, match="smoothgrad takes samples, noise besides"):
+        tb_cnnviz.sanity_check(trained.model, trained.probes[:2], method="smoothgrad", steps=3)
 
 @pytest.mark.slow
 def test_errors_say_what_to_give(trained):

@@ -76,14 +76,18 @@ class TargetMaps:
 PARAMETERS = {**{name: {} for name in CAM_METHODS}, "scorecam": {"max_channels": 256},
               "smoothgrad": {"samples": 20, "noise": 0.2}, "integrated_gradients": {"steps": 32, "baseline": "black"}}
 METHODS = tuple(PARAMETERS)
+PIXEL_METHODS = ("smoothgrad", "integrated_gradients")  # attributions to the input's pixels: no layer
 _BASELINES = ("black", "blur")
 
 
-def check_method(method: str, params: dict, methods: tuple = METHODS) -> dict:
+def check_method(method: str, params: dict, layer=None) -> dict:
     """The method's parameters, `params` over its defaults. Raises ValueError, listing what is
-    valid, for a method not in `methods` or a parameter or value the method does not take."""
-    if method not in methods:
-        raise ValueError(f"method must be one of {', '.join(methods)}; got {method!r}")
+    valid, for a method it does not know, a parameter or value the method does not take, or a
+    layer given to a pixel attribution."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if layer is not None and method in PIXEL_METHODS:
+        raise ValueError(f"{method} attributes the class score to the input's pixels: it takes no layer, got {layer!r}")
     known = PARAMETERS[method]
     unknown = sorted(set(params) - set(known))
     if unknown:
@@ -132,27 +136,46 @@ def explain(model, images, method: str = "gradcam", layer: str | None = None, cl
       ValueError: a method, parameter or value it does not take (the message lists the valid
         ones); and what `gradcam` raises.
     """
-    chosen = check_method(method, params)
-    if layer is not None and method in ("smoothgrad", "integrated_gradients"):
-        raise ValueError(f"{method} attributes the class score to the input's pixels: it takes no layer, got {layer!r}")
+    chosen = check_method(method, params, layer)
     prepared = prepare(model, images, layer, class_index, head, output, image_input)
     cached = _EXPLAINERS.setdefault(model, {})
-    key = (prepared.layer, head, output, prepared.samples.image_key, method if method in CAM_METHODS else "variants")
-    if method in CAM_METHODS:
-        if key not in cached:
-            cached[key] = TargetMaps(model, prepared.head, prepared.layer, prepared.samples.image_key, methods=(method,))
-        return cached[key](prepared.samples.inputs, prepared.target)[1][method]
+    key = (prepared.layer, head, output, prepared.samples.image_key, method, tuple(sorted(chosen.items())))
     if key not in cached:
-        cached[key] = attributions.Variants(model, prepared.head, prepared.samples.image_key, layer=prepared.layer)
-    variants = cached[key]
-    inputs = model_inputs.Samples(prepared.samples.inputs, prepared.samples.image_key).float32_inputs()
-    pixels = np.asarray(model_inputs.Samples(inputs, prepared.samples.image_key).images, np.float32)
-    target, region = variants.targets(inputs, prepared.target)
-    if method == "scorecam":
-        return attributions.scorecam(variants, inputs, pixels, target, region, chosen["max_channels"])
-    if method == "smoothgrad":
-        return attributions.smoothgrad(variants, inputs, pixels, target, chosen["samples"], chosen["noise"])
-    return attributions.integrated_gradients(variants, inputs, pixels, target, chosen["steps"], chosen["baseline"])
+        cached[key] = MethodMaps(model, prepared.head, prepared.layer, prepared.samples.image_key, method, chosen)
+    return cached[key](prepared.samples.inputs, prepared.target)[1]
+
+
+class MethodMaps:
+    """One method's maps (N, H, W) of one class per image, with its parameters `chosen`
+    (`check_method`); its compiled passes kept for later calls."""
+
+    def __init__(self, model, head: heads.Head, layer: str, image_input, method: str, chosen: dict,
+                 background_class: int = 0):
+        self._method, self._chosen, self._image_input = method, chosen, image_input
+        if method in CAM_METHODS:
+            self._maps = TargetMaps(model, head, layer, image_input, background_class, methods=(method,))
+        else:
+            self._variants = attributions.Variants(model, head, image_input, background_class, layer=layer)
+
+    def __call__(self, inputs, target) -> tuple:
+        """(the classes explained (N,), the maps) of `inputs` (as the model takes them) for
+        `target` (N,), -1 for each image's predicted class."""
+        method, chosen = self._method, self._chosen
+        if method in CAM_METHODS:
+            explained, maps = self._maps(inputs, target)
+            return explained, maps[method]
+        inputs = model_inputs.Samples(inputs, self._image_input).float32_inputs()
+        pixels = np.asarray(model_inputs.Samples(inputs, self._image_input).images, np.float32)
+        variants = self._variants
+        explained, region = variants.targets(inputs, target)
+        if method == "scorecam":
+            maps = attributions.scorecam(variants, inputs, pixels, explained, region, chosen["max_channels"])
+        elif method == "smoothgrad":
+            maps = attributions.smoothgrad(variants, inputs, pixels, explained, chosen["samples"], chosen["noise"])
+        else:
+            maps = attributions.integrated_gradients(variants, inputs, pixels, explained, chosen["steps"],
+                                                     chosen["baseline"])
+        return ops.convert_to_numpy(explained), maps
 
 
 def gradcam(model, images, layer: str | None = None, class_index=None, *, head: str | None = None,

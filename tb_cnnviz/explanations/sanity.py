@@ -14,8 +14,7 @@ import keras
 import numpy as np
 
 from tb_cnnviz.anatomy import conv_layers, heads
-from tb_cnnviz.explanations.cam import CAM_METHODS
-from tb_cnnviz.explanations.gradcam import TargetMaps, check_method, prepare
+from tb_cnnviz.explanations.gradcam import MethodMaps, check_method, prepare
 from tb_cnnviz.explanations.similarity import rank_correlations
 
 
@@ -136,7 +135,7 @@ def _copy(model, inputs) -> tuple:
 
 def sanity_check(model, images, layer: str | None = None, class_index=None, *, head: str | None = None,
                  output=None, image_input=None, background_class: int = 0, max_steps: int = 20,
-                 seed: int = 0, method: str = "gradcam") -> list:
+                 seed: int = 0, method: str = "gradcam", **params) -> list:
     """The cascading model-parameter randomisation test of Grad-CAM (Adebayo et al. 2018), or of
     another of `explain`'s methods.
 
@@ -156,9 +155,9 @@ def sanity_check(model, images, layer: str | None = None, class_index=None, *, h
         model predicts it, at every step.
       max_steps: at most this many steps, from the top.
       seed: the re-initialised weights depend on it (and on the layer) alone.
-      method: whose maps are compared: one of `explain`'s methods ("gradcam" and the others;
-        "eigencam" uses no gradients, so randomising the layers above its layer leaves its
-        maps as they were).
+      method, **params: whose maps are compared: one of `explain`'s methods and its parameters
+        ("gradcam" and the others; "eigencam" uses no gradients, so randomising the layers
+        above its layer leaves its maps as they were).
 
     Returns:
       [(step name, mean over images of the Spearman rank correlation of its maps with the
@@ -175,20 +174,20 @@ def sanity_check(model, images, layer: str | None = None, class_index=None, *, h
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    check_method(method, {}, tuple(CAM_METHODS))
+    chosen = check_method(method, params, layer)
     prepared = prepare(model, images, layer, class_index, head, output, image_input)
     inputs = prepared.samples.float32_inputs()
     copy, copy_paths = _copy(model, inputs)
     copy_layers = dict(conv_layers.walk(copy))
     steps = _reinitialisations([(name, [(path, copy_layers[copy_paths[path]]) for path, _ in layers])
                                 for name, layers in cascade(model)[:max_steps]], int(seed))
-    explain = TargetMaps(copy, heads.find_head(copy, prepared.head.kind, prepared.head.output),
-                         copy_paths[prepared.layer], prepared.samples.image_key, background_class, (method,))
+    explain = MethodMaps(copy, heads.find_head(copy, prepared.head.kind, prepared.head.output),
+                         copy_paths[prepared.layer], prepared.samples.image_key, method, chosen, background_class)
     target, original = explain(inputs, prepared.target)
     results = []
     for name, assignments in steps:
         for variable, initializer in assignments:
             variable.assign(initializer(variable.shape, dtype=variable.dtype))
-        maps = explain(inputs, target)[1][method]
-        results.append((name, float(np.mean(rank_correlations(maps, original[method])))))
+        maps = explain(inputs, target)[1]
+        results.append((name, float(np.mean(rank_correlations(maps, original)))))
     return results
