@@ -37,6 +37,8 @@ export class StepControl {
   go(index, dragging = false) {
     if (!this.steps.length) return;
     const clamped = Math.min(this.steps.length - 1, Math.max(0, index));
+    // at once, not at the next drawing (`set`): the next move, maybe before it, starts from here
+    this.slider.value = String(clamped);
     this.onStep(this.steps[clamped], dragging);
   }
 
