@@ -48,7 +48,6 @@ class Variants:
     def _gradient_graph(self, inputs, variants, target):
         """(copies * N, H, W, C): d score / d variant of each variant's target score."""
         explainer = self._explainer
-
         samples = Samples(inputs, self._image_input)
         copies = variants.shape[0] // samples.images.shape[0]
         stacked = repeated(samples, copies)

@@ -1,7 +1,7 @@
-"""The public explanation functions, `explain` (every class activation map method of
-`cam.CAM_METHODS`) and its shortcuts `gradcam` and `gradcam_plus_plus`, and the preparation they
-share with `sanity.sanity_check`: the same checks, the same defaults, the same maps as the
-callback logs."""
+"""The public explanation functions, `explain` (the class activation maps of `cam.CAM_METHODS`
+and the many-pass methods of `attributions`) and its shortcuts `gradcam` and
+`gradcam_plus_plus`, and what they share with `sanity.sanity_check` (`prepare`, `check_method`,
+`MethodMaps`): the same checks, the same defaults, the same maps as the callback logs."""
 
 import dataclasses
 import weakref
@@ -14,7 +14,8 @@ from tb_cnnviz.anatomy import checks, conv_layers, heads, model_inputs
 from tb_cnnviz.explanations import attributions
 from tb_cnnviz.explanations.cam import CAM_METHODS, ClassExplainer, upsample
 
-_EXPLAINERS = weakref.WeakKeyDictionary()  # model -> {(layer path, head, output, image input, method): TargetMaps}
+_EXPLAINERS = weakref.WeakKeyDictionary()  # model -> {(layer path, head, output, image input, method,
+#                                                     its parameters): MethodMaps}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -50,8 +51,7 @@ class TargetMaps:
     """The `methods`' maps (names of `cam.CAM_METHODS`) of one class per image, at the input
     resolution; compiled once per input shapes."""
 
-    def __init__(self, model, head: heads.Head, layer: str, image_input=None, background_class: int = 0,
-                 methods: tuple = ("gradcam",)):
+    def __init__(self, model, head: heads.Head, layer: str, image_input, background_class: int, methods: tuple):
         watched = {layer: conv_layers.conv_layers(model)[layer]}
         self._explainer = ClassExplainer(model, head, layer, watched, background_class=background_class,
                                          methods=methods)
