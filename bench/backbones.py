@@ -12,8 +12,11 @@ of 32 synthetic images. Prints per model the layers logged and:
     event file, by kind of summary (the tag's second part: train/<kind>/...; "framing" is
     the rest of the record); target <= 300 KB (1 KB = 1000 bytes, as event_cost.py counts);
   - event time / train step time, the medians of the three each (target <= 0.2).
+With --methods (the callback's methods=, "all" for the nine; the many-pass ones then run at every
+event, expensive_every=1), also the bytes each method other than Grad-CAM adds to the event: its
+maps, its trust figures and their scalars.
 
-    python3 -m bench.backbones [--models vgg16,resnet50] [--size 96] [--json]
+    python3 -m bench.backbones [--models vgg16,resnet50] [--size 96] [--methods all] [--json]
 """
 
 import collections
@@ -32,6 +35,7 @@ from tensorboard.compat.proto import event_pb2  # noqa: E402
 
 from tests.helpers import photographs  # noqa: E402
 from tb_cnnviz import CNNViz  # noqa: E402
+from tb_cnnviz.storage.metadata import METHODS  # noqa: E402
 
 BACKBONES = {  # name: (constructor, input size)
     "vgg16": (keras.applications.VGG16, 224),
@@ -60,23 +64,26 @@ def timed(fn):
 
 
 def event_bytes(logdir, step):
-    """({kind: serialized bytes of its summaries}, {kind: summaries}) of the train event at
-    `step`; the rest of its record is counted as "framing"."""
+    """({kind: serialized bytes of its summaries}, {kind: summaries}, {method: bytes of its
+    method_maps, method_metrics and scalars}) of the train event at `step`; the rest of its
+    record is counted as "framing"."""
     for name in sorted(os.listdir(logdir)):
         for record in event_file_loader.RawEventFileLoader(os.path.join(logdir, name)).Load():
             event = event_pb2.Event.FromString(record)
             if event.step == step and event.summary.value and event.summary.value[0].tag.startswith("train/"):
-                sizes, counts = collections.Counter(), collections.Counter()
+                sizes, counts, methods = collections.Counter(), collections.Counter(), collections.Counter()
                 for value in event.summary.value:
-                    kind = value.tag.split("/")[1]
-                    sizes[kind] += len(value.SerializeToString())
-                    counts[kind] += 1
+                    parts = value.tag.split("/")
+                    sizes[parts[1]] += len(value.SerializeToString())
+                    counts[parts[1]] += 1
+                    if parts[1] in ("method_maps", "method_metrics") or (parts[0] == "cnnviz" and len(parts) == 4):
+                        methods[parts[2]] += len(value.SerializeToString())
                 sizes["framing"] = len(record) - sum(sizes.values())
-                return sizes, counts
+                return sizes, counts, methods
     raise LookupError(f"no train event at step {step} in {logdir}")
 
 
-def measure(report, name, size):
+def measure(report, name, size, methods):
     """(KB of one event, event time / train step time) of one backbone, with the details said."""
     start = time.perf_counter()
     model = classifier(BACKBONES[name][0], size)
@@ -85,7 +92,7 @@ def measure(report, name, size):
     labels = rng.integers(0, CLASSES, BATCH)
     # Deleted after: besides the events it holds the run's copy of the conv weights (up to ~95 MB).
     with tempfile.TemporaryDirectory(prefix=f"cnnviz_{name}_") as logdir:
-        callback = CNNViz(logdir, photographs(size), np.arange(8), model=model)
+        callback = CNNViz(logdir, photographs(size), np.arange(8), model=model, methods=methods, expensive_every=1)
         model.train_on_batch(images, labels)  # warm-up: traces the train step
         callback.log(1)  # warm-up: traces the probe, writes the run header
         setup = time.perf_counter() - start
@@ -93,7 +100,7 @@ def measure(report, name, size):
         for step in range(2, 2 + REPEATS):
             steps.append(timed(lambda: model.train_on_batch(images, labels)))
             events.append(timed(lambda: callback.log(step)))
-        sizes, counts = event_bytes(logdir, 2)
+        sizes, counts, by_method = event_bytes(logdir, 2)
     event, train_step = statistics.median(events), statistics.median(steps)
     kb, ratio = sum(sizes.values()) / 1000, event / train_step
 
@@ -101,6 +108,8 @@ def measure(report, name, size):
                + ", ".join(f"{kind} {counts[kind]}" for kind in ("activations", "filters", "stats")) + " layers")
     report.say("  KB of the event at step 2 by kind: "
                + ", ".join(f"{kind} {n / 1000:.1f}" for kind, n in sizes.most_common()) + f"; total {kb:.1f}")
+    if by_method:
+        report.say("  KB each method adds: " + ", ".join(f"{method} {n / 1000:.1f}" for method, n in by_method.items()))
     report.say(f"  event {event * 1e3:.0f} ms, train step {train_step * 1e3:.0f} ms (medians of {REPEATS}): "
                f"ratio {ratio:.3f}; build + warm-up {setup:.0f} s")
     del model, callback
@@ -114,14 +123,17 @@ def main():
     parser.add_argument("--models", default=",".join(BACKBONES),
                         help="comma-separated, of: " + ", ".join(BACKBONES))
     parser.add_argument("--size", type=int, help="input size for every model (default 224, Xception 299)")
+    parser.add_argument("--methods", default="gradcam,gradcam_pp",
+                        help="the callback's methods=, comma-separated, or all (default: gradcam,gradcam_pp)")
     args = parser.parse_args()
+    methods = METHODS if args.methods == "all" else tuple(args.methods.split(","))
     models = args.models.split(",")
     unknown = set(models) - set(BACKBONES)
     if unknown:
         parser.error(f"unknown models {sorted(unknown)}; choose from {list(BACKBONES)}")
     report = Report(args.json)
     start = time.perf_counter()
-    results = {name: measure(report, name, args.size or BACKBONES[name][1]) for name in models}
+    results = {name: measure(report, name, args.size or BACKBONES[name][1], methods) for name in models}
     report.say(f"\n{len(models)} models in {time.perf_counter() - start:.0f} s")
     for name, (kb, ratio) in results.items():
         report.figure(f"backbones_{name}_kb_per_event", kb, 300, f"{name}: KB per event")

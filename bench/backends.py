@@ -32,6 +32,9 @@ from tb_cnnviz import CNNViz
 
 BACKENDS = ("tensorflow", "jax", "torch")
 TRUST_EVERY = inspect.signature(CNNViz).parameters["trust_every"].default
+# the curves' variants of the probes per middle step: deleted and inserted in the order of each
+# default method's map and in the random order
+CURVE_VARIANTS = 2 * (len(inspect.signature(CNNViz).parameters["methods"].default) + 1)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -118,7 +121,8 @@ def forward_function(model):
 def hook_floor_figures(repeats):
     """{name: seconds} on the 4-second epoch's model: the floor of a plain event and of the
     curves' forward passes (`curves.DeletionInsertion`: the probes and their blurred copies,
-    then 4 variants of the probes per middle step, in passes of at most the backend's pass_pixels)."""
+    then CURVE_VARIANTS variants of the probes per middle step, in passes of at most the backend's
+    pass_pixels)."""
     import keras
     import numpy as np
 
@@ -134,8 +138,8 @@ def hook_floor_figures(repeats):
     event = floor_function(model, [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)])
     targets = np.zeros(len(probes), np.int32)
     forward = forward_function(model)
-    per_pass = max(1, backend.current().pass_pixels // (4 * len(probes) * size * size))
-    passes = [np.tile(probes, (4 * len(steps), 1, 1, 1))
+    per_pass = max(1, backend.current().pass_pixels // (CURVE_VARIANTS * len(probes) * size * size))
+    passes = [np.tile(probes, (CURVE_VARIANTS * len(steps), 1, 1, 1))
               for steps in np.array_split(np.arange(1, trust.CURVE_STEPS), -(-(trust.CURVE_STEPS - 1) // per_pass))]
     ends = np.concatenate([probes, probes])
 

@@ -30,7 +30,7 @@ def aucs(model, probes, labels, steps):
     target = np.argmax(model.predict(probes, verbose=0), axis=1).astype(np.int32)
     maps = tb_cnnviz.gradcam(model, probes, class_index=target)
     return {count: {name: trust.auc(curve) for name, curve in
-                    probe.deletion_insertion(probes, maps, target, ranks, count).items()} for count in steps}
+                    probe.deletion_insertion(probes, [maps], target, ranks, count)[0].items()} for count in steps}
 
 
 def margins(found):

@@ -8,7 +8,8 @@ Two runs tell the shortcut-learning story: *clean* learns the shapes; *shortcut*
 images whose corner mark gives the class away (its probes carry the mark too), and Grad-CAM
 shows it looking at the corner, while its accuracy on clean validation images (Keras' own
 scalars, beside the cnnviz ones) shows what it really learned. `--learning-rates` trains one
-clean run per learning rate instead, to compare them.
+clean run per learning rate instead, to compare them. Clean runs log all nine explanation
+methods (the tab's Methods view ranks them); the shortcut run Grad-CAM and Grad-CAM++.
 """
 
 import argparse
@@ -55,9 +56,9 @@ def planned_runs(args):
     return [(f"{args.model}_clean", LEARNING_RATE, False), (f"{args.model}_shortcut", LEARNING_RATE, True)]
 
 
-def train_run(args, learning_rate, data, probes, run_name=None, probe_masks=None):
-    """Trains one run (`run_name`, default {model}_lr{rate}) with CNNViz logging and Keras'
-    TensorBoard scalars, validated on clean images; returns (its logdir, the trained model)."""
+def train_run(args, learning_rate, data, probes, run_name=None, probe_masks=None, methods=("gradcam", "gradcam_pp")):
+    """Trains one run (`run_name`, default {model}_lr{rate}) with CNNViz logging (`methods`) and
+    Keras' TensorBoard scalars, validated on clean images; returns (its logdir, the trained model)."""
     import keras
 
     from demo.model import vgg16_backbone, vgg_style
@@ -81,7 +82,7 @@ def train_run(args, learning_rate, data, probes, run_name=None, probe_masks=None
     run_dir = os.path.join(args.logdir, run_name or f"{args.model}_lr{learning_rate:g}")
     shutil.rmtree(run_dir, ignore_errors=True)
     callback = CNNViz(run_dir, probe_images, probe_labels, class_names=SHAPE_NAMES, masks=probe_masks,
-                      feature_vis=args.feature_vis, **options)
+                      feature_vis=args.feature_vis, methods=methods, **options)
     print(f"\n== {run_dir}: {args.model}, Adam, learning rate {learning_rate:g} decaying to 0", flush=True)
     verbose = 1 if sys.stdout.isatty() else 2  # a progress bar in a terminal, a line per epoch in logs
     model.fit(images, labels, epochs=args.epochs, batch_size=BATCH_SIZE, verbose=verbose,
@@ -127,12 +128,13 @@ def train_planned_run(args, run_name, learning_rate, mark):
     """Makes a run's images and 8 probes (with the class-giving mark or without) and trains
     it; returns (its logdir, the trained model, the probes' labels, the probes' object masks)."""
     from tb_cnnviz.datasets import shapes, training_shapes
+    from tb_cnnviz.storage.metadata import METHODS
 
     size = 64 if args.model == "vgg16" else 40
     images, labels, _ = training_shapes(args.samples, size=size, mark=mark)
     probe_images, probe_labels, probe_masks = shapes(8, size=size, seed=2, mark=mark)
     run_dir, model = train_run(args, learning_rate, (images, labels), (probe_images, probe_labels),
-                               run_name, probe_masks)
+                               run_name, probe_masks, methods=("gradcam", "gradcam_pp") if mark else METHODS)
     return run_dir, model, probe_labels, probe_masks
 
 

@@ -14,9 +14,9 @@
 // computed at that step) instead of leaving a gap (a value that is not defined there).
 // format: a value as the tooltip writes it. moveMarker moves the marker of a chart drawn once
 // and shown again at other steps. The pieces other drawings share are exported too: svg,
-// ticks, stepScale and linePath (the Layers view's sparklines, the heat map's axis).
+// ticks, stepScale and linePath (the heat map's axis), and sparklines (sparkPath, sparkline).
 
-import { el, fmt, placeTooltip } from "./dom.js";
+import { el, extent, fmt, placeTooltip } from "./dom.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 export const COLOURS = ["#f57c00", "#1e88e5", "#43a047", "#8e24aa", "#e53935", "#00897b"];
@@ -236,4 +236,30 @@ function legend(series, colourOf) {
     swatch.append(svg("line", { x1: 0, x2: 24, y1: 4, y2: 4, stroke: colourOf(one), "stroke-width": 2, "stroke-dasharray": one.dashed ? "5 4" : null }));
     return el("span", { class: "legend-item" }, swatch, el("span", { text: one.name }));
   }));
+}
+
+// Sparklines: a value over the steps in a small SVG on its own range (the Layers and Methods
+// views' table cells), a dashed line marking the step shown.
+const SPARK = { width: 72, height: 18, pad: 2 };
+
+// The x position of each step in a sparkline.
+export function sparkX(steps) {
+  return stepScale(steps, SPARK.pad, SPARK.width - 2 * SPARK.pad);
+}
+
+// A sparkline's line: the values over the steps on their own range, gaps at null (or, with
+// connectNulls, joined across them).
+export function sparkPath(steps, values, connectNulls = false) {
+  const { height, pad } = SPARK;
+  const [low, high] = extent(values);
+  const y = (v) => (high > low ? height - pad - ((v - low) / (high - low)) * (height - 2 * pad) : height / 2);
+  return linePath(steps, values, sparkX(steps), y, { digits: 1, connectNulls });
+}
+
+// The sparkline of path `d` with the marker at x.
+export function sparkline(d, x) {
+  const { width, height } = SPARK;
+  const chart = svg("svg", { class: "spark", viewBox: `0 0 ${width} ${height}`, width, height, "aria-hidden": "true" });
+  chart.append(svg("line", { class: "now", x1: x, x2: x, y1: 0, y2: height }), svg("path", { d }));
+  return chart;
 }

@@ -2,10 +2,32 @@
 // or another class's (the `class_maps` summary: each probe's maps of a few classes), per map
 // or on one range shared by every probe and step of the run.
 
-import { getJSON, part } from "./api.js";
+import { ApiError, getJSON, part } from "./api.js";
 import { Recent } from "./cache.js";
 import { className, el, labelled } from "./dom.js";
 import { sharedRange } from "./scale.js";
+
+// The explanation methods a run may log (tb_cnnviz/storage/metadata.py METHODS), by name.
+export const METHOD_NAMES = {
+  gradcam: "Grad-CAM", gradcam_pp: "Grad-CAM++", hirescam: "HiResCAM", xgradcam: "XGrad-CAM", layercam: "LayerCAM",
+  eigencam: "Eigen-CAM", scorecam: "Score-CAM", smoothgrad: "SmoothGrad", integrated_gradients: "Integrated Gradients",
+};
+// The methods whose maps of other classes are stored (the class picker's); the others map the target alone.
+export const CLASS_MAP_METHODS = ["gradcam", "gradcam_pp"];
+
+// The methods a run logs (its callback's methods=, Grad-CAM++ always; runs written before
+// methods= log Grad-CAM and Grad-CAM++), in METHOD_NAMES' order.
+export function loggedMethods(run) {
+  const logged = new Set([...(Array.isArray(run.methods) ? run.methods : ["gradcam"]), "gradcam_pp"]);
+  return Object.keys(METHOD_NAMES).filter((method) => logged.has(method));
+}
+
+// The header of a step's maps of the target classes by `method` (from its `event` answer);
+// null where the step did not log that method (a many-pass method runs at some events only).
+export function methodHeader(event, method) {
+  const header = CLASS_MAP_METHODS.includes(method) ? event[method] : event.method_maps?.[method];
+  return header === undefined ? null : part(header);
+}
 
 // Runs written before tb_cnnviz stored other classes' maps do not say how many it explains.
 export function hasClasses(run) {
@@ -66,8 +88,9 @@ export function classMapPosition(header, method, sample, slot) {
 // { choice } alone when the probe has no stored map of the picked class.
 export function maps(event, method, choice) {
   const { predictions } = event;
-  if (!choice) {
-    const header = part(event[method]);
+  if (!choice || !CLASS_MAP_METHODS.includes(method)) {
+    const header = methodHeader(event, method);
+    if (header === null) throw new ApiError(`${METHOD_NAMES[method]} is not logged at this step: it runs where deletion and insertion do (trust_every, or expensive_every)`);
     return header.lo.map((lo, sample) => ({ lo: lo[0], hi: header.hi[sample][0], choice: null }));
   }
   const header = event.class_maps ? part(event.class_maps) : null;

@@ -7,6 +7,7 @@
 
 import { el } from "./dom.js";
 import { FilterCard } from "./filter_card.js";
+import { loggedMethods } from "./gradcam_maps.js";
 import { listenKeys } from "./keys.js";
 import { headerControls, loadFailed, loading, noData, page } from "./layout.js";
 import { panel } from "./panel.js";
@@ -15,7 +16,6 @@ import { DrawOrder, perFrame } from "./schedule.js";
 import { Store, nearest } from "./state.js";
 import { StepControl } from "./step_control.js";
 import { followTheme } from "./theme.js";
-import { METHODS } from "./view_gradcam.js";
 import { VIEWS } from "./views.js";
 
 class App {
@@ -68,7 +68,7 @@ class App {
     const step = steps.includes(wanted) ? wanted : nearest(steps, wanted);
     const view = Object.hasOwn(VIEWS, state.view) ? state.view : "gradcam";
     // links made before the method was named gradcam_pp say gradcam++
-    const method = state.method === "gradcam++" ? "gradcam_pp" : Object.hasOwn(METHODS, state.method) ? state.method : "gradcam";
+    const method = state.method === "gradcam++" ? "gradcam_pp" : loggedMethods(run).includes(state.method) ? state.method : "gradcam";
     const cmp = this.runs.byName.has(state.cmp) && state.cmp !== run.run ? state.cmp : "";
     // the card's filter: one of a conv layer of this run, else no card
     const filterCount = Object.hasOwn(run.conv_layers, state.cardlayer) ? run.conv_layers[state.cardlayer].output_shape.at(-1) : 0;

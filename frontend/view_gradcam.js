@@ -1,5 +1,6 @@
-// Grad-CAM view: each probe with its heat map drawn over it, the prediction and the label. A
-// view as views.js describes one; also METHODS, the methods state.method may name.
+// Grad-CAM view: each probe with its heat map drawn over it, the prediction and the label, by one
+// of the methods the run logs (state.method). A view as views.js describes one; also drawHeat,
+// which the Methods view draws its maps with.
 
 import { getJSON, loadImage, part, pixels, url } from "./api.js";
 import { COLORMAPS, greyLevels } from "./colormap.js";
@@ -7,12 +8,11 @@ import { className, el, faithfulnessMeaning, fmt, labelled, select } from "./dom
 import { classColour, drawMask } from "./masks.js";
 import { drawLevels } from "./mosaic.js";
 import { drawOutline } from "./outline.js";
-import { classMapPosition, classPicker, hasClasses, maps, sharedScale } from "./gradcam_maps.js";
+import { CLASS_MAP_METHODS, METHOD_NAMES, classMapPosition, classPicker, hasClasses, loggedMethods, maps, methodHeader,
+  sharedScale } from "./gradcam_maps.js";
 import { levelTable, negligibleRule, relevel, short } from "./scale.js";
 
 export const label = "Grad-CAM";
-// state.method names the event's summary and the `method` of the gradcam routes
-export const METHODS = { gradcam: "Grad-CAM", gradcam_pp: "Grad-CAM++" };
 
 const SCALES = { map: "per map", shared: "shared over probes and steps" };
 
@@ -26,8 +26,9 @@ export function toolbar({ state, store, content, runs }) {
   const outline = run.truth ? el("input", { type: "checkbox", name: "outline", checked: state.outline === "1" }) : null;
   outline?.addEventListener("change", () => store.update({ outline: outline.checked ? "1" : "" }));
   return [
-    labelled("Method", select(Object.entries(METHODS), state.method, (method) => store.update({ method }), { name: "method" })),
-    classPicker(run, state, store),
+    labelled("Method", select(loggedMethods(run).map((method) => [method, METHOD_NAMES[method]]), state.method,
+      (method) => store.update({ method }), { name: "method" })),
+    CLASS_MAP_METHODS.includes(state.method) ? classPicker(run, state, store) : null,
     labelled("Colormap", select(Object.keys(COLORMAPS), state.cmap, (cmap) => store.update({ cmap }), { name: "cmap" })),
     labelled("Scale", select(Object.entries(SCALES), state.scale, (scale) => store.update({ scale }), { name: "scale" })),
     labelled("Opacity", opacity),
@@ -65,7 +66,7 @@ function highest(run, predictions, sample) {
 }
 
 function nonfinite(event, method, map, sample) {
-  if (!map.choice) return event[method].nonfinite?.[sample]?.[0] ?? 0;
+  if (!map.choice) return methodHeader(event, method).nonfinite?.[sample]?.[0] ?? 0;
   return event.class_maps.nonfinite?.[sample]?.[classMapPosition(event.class_maps, method, sample, map.choice.slot)] ?? 0;
 }
 
@@ -122,9 +123,9 @@ export async function render({ state, store }, run, step) {
   const event = await getJSON("event", { run: run.run, step, mode: state.mode });
   const predictions = event.predictions;
   const probes = probeCount(run, event, step);
-  const header = part(event[state.method]);
-  const choice = hasClasses(run) ? state.cls : "";
+  const choice = hasClasses(run) && CLASS_MAP_METHODS.includes(state.method) ? state.cls : "";
   const shown = maps(event, state.method, choice);
+  const header = methodHeader(event, state.method);
   const drawn = shown.filter((map) => map.lo !== undefined);
   const rule = negligibleRule(drawn.map((map) => map.lo), drawn.map((map) => map.hi));
   const scale = state.scale === "shared" ? await sharedScale(run, state.mode, state.method, choice) : null;
@@ -159,7 +160,8 @@ export async function render({ state, store }, run, step) {
     if (mask) draws.push(drawMask(mask, { run: run.run, step, mode: state.mode, sample }, part(event.masks)));
   }
   await Promise.all(draws);
-  return el("div", {}, el("p", { class: "note", text: `${METHODS[state.method]} at ${header.layer}, ${scaleNote(scale)}. Faithfulness (${faithfulnessMeaning(run)}): ${fmt(event.faithfulness)}` }), probes.note, cards);
+  const where = header.layer ? `at ${header.layer}` : "on the input's pixels";
+  return el("div", {}, el("p", { class: "note", text: `${METHOD_NAMES[state.method]} ${where}, ${scaleNote(scale)}. Faithfulness (${faithfulnessMeaning(run)}): ${fmt(event.faithfulness)}` }), probes.note, cards);
 }
 
 // The classes of a predicted mask, each in its colour.
@@ -170,14 +172,14 @@ function legend(run, classes) {
 
 // Draws a stored map's levels in colour; `table` (256 entries) maps them to the levels of
 // another scale first.
-async function drawHeat(canvas, params, lut, table) {
+export async function drawHeat(canvas, params, lut, table) {
   const source = pixels(await loadImage("gradcam", params));
   const levels = greyLevels(source);
   drawLevels(canvas, source, table ? relevel(levels, table) : levels, lut);
 }
 
 export function prefetch({ state }, run, step) {
-  const choice = hasClasses(run) ? state.cls : "";
+  const choice = hasClasses(run) && CLASS_MAP_METHODS.includes(state.method) ? state.cls : "";
   getJSON("event", { run: run.run, step, mode: state.mode }).then((answer) => {
     const { count } = probeCount(run, answer, step);
     maps(answer, state.method, choice).slice(0, count).forEach((map, sample) => {

@@ -7,12 +7,11 @@
 
 import { overSteps } from "./api.js";
 import { once } from "./cache.js";
-import { linePath, stepScale, svg } from "./chart.js";
-import { el, extent, fmt, message } from "./dom.js";
+import { sparkPath, sparkX, sparkline } from "./chart.js";
+import { el, fmt, message } from "./dom.js";
 
 export const label = "Layers";
 
-const SPARK = { width: 72, height: 18, pad: 2 };
 const DEAD = 0.5;  // more than half the filters dead on every probe, as the banner warns (health.js)
 const FROZEN = 1e-6;  // mean cosine distance to the previous event's filters
 const NORM_BAND = [0.5, 2];  // mean norm halved or doubled since the first event
@@ -28,18 +27,6 @@ export function toolbar() {
   return [];
 }
 
-function xOf(steps) {
-  return stepScale(steps, SPARK.pad, SPARK.width - 2 * SPARK.pad);
-}
-
-// A sparkline's line: the values over the steps on their own range, gaps at null.
-function sparkPath(steps, values) {
-  const { height, pad } = SPARK;
-  const [low, high] = extent(values);
-  const y = (v) => (high > low ? height - pad - ((v - low) / (high - low)) * (height - 2 * pad) : height / 2);
-  return linePath(steps, values, xOf(steps), y, { digits: 1 });
-}
-
 // The lines do not change with the step: made once per answer (moving through the steps of a
 // model of 120 layers and 400 steps would remake 480 lines of 400 points each time).
 const lines = new WeakMap();
@@ -47,13 +34,6 @@ const lines = new WeakMap();
 function linesOf(summary) {
   return once(lines, summary, () => summary.layers.map((layer) => (layer.error ? null
     : Object.fromEntries(COLUMNS.map(([key]) => [key, sparkPath(summary.steps, layer[key])])))));
-}
-
-function sparkline(d, x) {
-  const { width, height } = SPARK;
-  const chart = svg("svg", { class: "spark", viewBox: `0 0 ${width} ${height}`, width, height, "aria-hidden": "true" });
-  chart.append(svg("line", { class: "now", x1: x, x2: x, y1: 0, y2: height }), svg("path", { d }));
-  return chart;
 }
 
 // [word, why] for each way the layer looks unhealthy at step `index`.
@@ -94,7 +74,7 @@ export async function render({ state, store }, run, step) {
   const index = summary.steps.indexOf(step);
   if (index < 0) return message("error", `no layer statistics at ${state.mode} step ${step}`);
   const paths = linesOf(summary);
-  const x = xOf(summary.steps)(step);
+  const x = sparkX(summary.steps)(step);
   const head = el("tr", {}, el("th", { text: "layer" }), el("th", { text: "filters" }),
     ...COLUMNS.map(([, name, meaning]) => el("th", { text: name, title: meaning })), el("th", { text: "flags" }));
   return el("div", { class: "layers-view" },

@@ -4,12 +4,15 @@
 
 import { getJSON, loadImage, pixels } from "./api.js";
 import { lineChart } from "./chart.js";
-import { el, faithfulnessMeaning, message } from "./dom.js";
+import { el, faithfulnessMeaning, labelled, message, select } from "./dom.js";
+import { METHOD_NAMES, loggedMethods } from "./gradcam_maps.js";
 
 export const label = "Trust";
 
-export function toolbar() {
-  return [];
+// The method whose figures are charted: state.method, shared with the Grad-CAM view.
+export function toolbar({ state, store, runs }) {
+  return [labelled("Method", select(loggedMethods(runs[0]).map((method) => [method, METHOD_NAMES[method]]), state.method,
+    (method) => store.update({ method }), { name: "method" }))];
 }
 
 // The chance levels, averaged over the probes: the share of the image the object covers (where
@@ -65,7 +68,7 @@ async function cascadeChart(run, step) {
     yLabel: "rank correlation",
     yRange: [0, 1],
     series: [{ name: "rank correlation with the trained model's maps", values: results.map(([, value]) => value) }],
-    caption: `Adebayo et al.'s test, on a copy of the model: layers re-initialised in turn — ${results.map(([name]) => name).join(", ")}. Good: the correlation drops at once (below ~0.5 after the first layers) — a map that survives random weights shows the input, not the model.`,
+    caption: `Adebayo et al.'s test of Grad-CAM's maps, on a copy of the model: layers re-initialised in turn — ${results.map(([name]) => name).join(", ")}. Good: the correlation drops at once (below ~0.5 after the first layers) — a map that survives random weights shows the input, not the model.`,
   });
 }
 
@@ -91,7 +94,7 @@ function modelFigures(run, mode, series) {
     yLabel: "probability drop",
     series: [{ name: "faithfulness", values: series.faithfulness }],
     caption: `The ${faithfulnessMeaning(run)}. Good: high — the map covers what the prediction rests on.`,
-  }, "Not stored in this run."], [["sanity_rank_corr"], {
+  }, "Grad-CAM's alone: choose Grad-CAM."], [["sanity_rank_corr"], {
     title: "Sanity check (model randomisation)",
     yLabel: "rank correlation",
     yRange: [0, 1],
@@ -122,20 +125,20 @@ function objectFigures(steps, series, chance) {
 
 export async function render({ state }, run, step) {
   const [metrics, chance, cascade] = await Promise.all([
-    getJSON("metrics", { run: run.run, mode: state.mode }, { fresh: true }),
+    getJSON("metrics", { run: run.run, mode: state.mode, method: state.method }, { fresh: true }),
     run.truth ? objectShare(run).catch(() => null) : null,
     state.mode === "eval" && step !== undefined ? cascadeChart(run, step).catch(() => null) : null,
   ]);
   const { steps, series } = metrics;
   if (!steps.length) {
-    return message("error", `No trust figures in run ${run.run} (${state.mode}): it was logged before tb_cnnviz stored them, or no event of this mode has them yet.`);
+    return message("error", `No trust figures of ${METHOD_NAMES[state.method]} in run ${run.run} (${state.mode}): it was logged before tb_cnnviz stored them, or no event of this mode has them yet.`);
   }
   const chart = ([names, options, missing]) => (names.some((name) => computed(series[name]))
     ? lineChart({ steps, marker: step, connectNulls: true, ...options }) : missingChart(options.title, missing));
   const cascadeCard = state.mode !== "eval" ? []
     : [cascade ?? missingChart("Cascading randomisation", "Not run at this eval step: log with CNNViz(sanity_check=True) to run it at every eval event.")];
   return el("div", {},
-    el("p", { class: "note", text: `Can the heat maps be believed? Each figure is the mean over the ${run.samples} probes of the target class's Grad-CAM, at each ${state.mode} step that computed it. Hover a chart for values.` }),
+    el("p", { class: "note", text: `Can the heat maps be believed? Each figure is the mean over the ${run.samples} probes of the target class's ${METHOD_NAMES[state.method]}, at each ${state.mode} step that computed it (the Methods view ranks the methods at a step). Hover a chart for values.` }),
     el("div", { class: "charts trust" }, ...modelFigures(run, state.mode, series).map(chart), ...cascadeCard,
       ...objectFigures(steps, series, chance).map(chart)));
 }

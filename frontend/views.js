@@ -8,6 +8,7 @@ import * as evolution from "./view_evolution.js";
 import * as filters from "./view_filters.js";
 import * as gradcam from "./view_gradcam.js";
 import * as layers from "./view_layers.js";
+import * as methods from "./view_methods.js";
 import * as trust from "./view_trust.js";
 
 /**
@@ -49,4 +50,4 @@ import * as trust from "./view_trust.js";
  */
 
 /** @type {Object<string, View>} the views by state.view, in the order of their tabs */
-export const VIEWS = { gradcam, activations, filters, evolution, layers, trust };
+export const VIEWS = { gradcam, methods, activations, filters, evolution, layers, trust };

@@ -33,3 +33,32 @@ def canvas_rgba(page, selector):
     drawn = frame_of(page).eval_on_selector(
         selector, "c => ({w: c.width, h: c.height, data: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)})")
     return np.asarray(drawn["data"], np.uint8).reshape(drawn["h"], drawn["w"], 4)
+
+
+CANVASES_JS = """nodes => nodes.map(c => {
+    const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, colours = new Set();
+    let opaque = 0;
+    for (let i = 0; i < data.length && colours.size < 3; i += 4) {
+        if (data[i + 3] > 0) { opaque += 1; colours.add(data.slice(i, i + 4).join()); }
+    }
+    const box = c.getBoundingClientRect();
+    return { size: [c.width, c.height], shown: [box.width, box.height], drawn: opaque > 0, colours: colours.size };
+})"""
+
+
+def canvases(page, selector):
+    """Per canvas matching `selector` in the tab: its size, its size on screen, whether anything
+    is drawn on it (an undrawn canvas is transparent) and how many colours (up to 3) it has."""
+    return frame_of(page).eval_on_selector_all(selector, CANVASES_JS)
+
+
+def assert_drawn(page, selector, count, what, varied="each"):
+    """`count` canvases match `selector` (at least one if None), each shown on screen with something
+    drawn, in more than one colour: `varied` "each", "any" (one of them at least) or None (no
+    matter: an outline is drawn in one colour)."""
+    found = canvases(page, selector)
+    assert found and (count is None or len(found) == count), f"{what}: {len(found)} canvases {selector}, expected {count}"
+    for index, canvas in enumerate(found):
+        assert min(canvas["size"]) > 0 and min(canvas["shown"]) > 0 and canvas["drawn"], f"{what}: {selector} #{index}: {canvas}"
+    several = [canvas["colours"] > 1 for canvas in found]
+    assert {"each": all, "any": any, None: lambda _: True}[varied](several), f"{what}: {selector} in one colour: {found}"

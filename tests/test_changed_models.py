@@ -366,6 +366,9 @@ def _check_view(frame, server, run, view, step):
     if view == "gradcam":
         assert frame.locator("canvas.heat").count() == min(process.probes, info["samples"])
         assert frame.locator("p.probe-count").count() == (process.probes != info["samples"])
+    elif view == "methods":  # Grad-CAM's and Grad-CAM++'s maps of each probe the step probed, and their figures
+        assert frame.locator("table.methods-maps canvas.heat").count() == 2 * min(process.probes, info["samples"])
+        assert frame.locator("table.ranking tbody tr").count() == 2
     elif view == "activations":
         drawn = frame.locator("canvas.mosaic").count()
         assert (drawn, errors) == ((process.probes, []) if process.filters(layer) else
@@ -408,7 +411,7 @@ def test_every_view_shows_what_each_step_has(page, server, run):
     errors = _console_errors(page)
     steps = server.runs()[run]["steps"]["train"]
     layer = CHANGED_LAYER[run]
-    for view in ("gradcam", "activations", "filters", "evolution", "layers", "trust"):
+    for view in ("gradcam", "methods", "activations", "filters", "evolution", "layers", "trust"):
         frame = open_tab(page, server, run=run, view=view, step=steps[0], layer=layer, evolayer=layer)
         wait_ready(frame, view, steps[0])
         _check_view(frame, server, run, view, steps[0])

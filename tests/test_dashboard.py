@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tb_cnnviz.storage.maps import upsample
-from tests.browser_helpers import canvas_rgba, frame_of, open_tab, wait_ready
+from tests.browser_helpers import assert_drawn, canvas_rgba, frame_of, open_tab, wait_ready
 from tests.http_api import npy, png
 from tests.polling import wait_for
 from tests.plugin_helpers import (HOSTILE_CLASSES, HOSTILE_LAYERS, damage_images, logged_steps, rename_to_hostile,
@@ -273,35 +273,6 @@ def test_empty_state_tells_how_to_log(browser, tensorboard_server, tmp_path):
         page.close()
 
 
-CANVASES_JS = """nodes => nodes.map(c => {
-    const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, colours = new Set();
-    let opaque = 0;
-    for (let i = 0; i < data.length && colours.size < 3; i += 4) {
-        if (data[i + 3] > 0) { opaque += 1; colours.add(data.slice(i, i + 4).join()); }
-    }
-    const box = c.getBoundingClientRect();
-    return { size: [c.width, c.height], shown: [box.width, box.height], drawn: opaque > 0, colours: colours.size };
-})"""
-
-
-def canvases(page, selector):
-    """Per canvas matching `selector` in the tab: its size, its size on screen, whether anything
-    is drawn on it (an undrawn canvas is transparent) and how many colours (up to 3) it has."""
-    return frame_of(page).eval_on_selector_all(selector, CANVASES_JS)
-
-
-def assert_drawn(page, selector, count, what, varied="each"):
-    """`count` canvases match `selector` (at least one if None), each shown on screen with something
-    drawn, in more than one colour: `varied` "each", "any" (one of them at least) or None (no
-    matter: an outline is drawn in one colour)."""
-    found = canvases(page, selector)
-    assert found and (count is None or len(found) == count), f"{what}: {len(found)} canvases {selector}, expected {count}"
-    for index, canvas in enumerate(found):
-        assert min(canvas["size"]) > 0 and min(canvas["shown"]) > 0 and canvas["drawn"], f"{what}: {selector} #{index}: {canvas}"
-    several = [canvas["colours"] > 1 for canvas in found]
-    assert {"each": all, "any": any, None: lambda _: True}[varied](several), f"{what}: {selector} in one colour: {found}"
-
-
 def assert_charted(card_locator, what):
     """Each chart card has at least one point, and one of its series a line between points."""
     assert card_locator.count() > 0, f"{what}: no chart"
@@ -337,9 +308,10 @@ def images_loaded(page):
 
 def test_screenshots_of_every_view(page, request, tensorboard_server, tmp_path):
     """Saves a screenshot of each view (of a demo run when demo/screenshots.sh asks), once what
-    the view is for is drawn: each probe's heat map and feature maps, each layer's filters, the
-    Evolution heat map and charts, the trust charts, the layer table's sparklines, the filter
-    card's kernel, patches, feature visualisation and charts, and two runs side by side."""
+    the view is for is drawn: each probe's heat map, its maps by each method and their ranking,
+    feature maps, each layer's filters, the Evolution heat map and charts, the trust charts, the
+    layer table's sparklines, the filter card's kernel, patches, feature visualisation and
+    charts, and two runs side by side."""
     out = SHOT_DIR or str(tmp_path)
     os.makedirs(out, exist_ok=True)
     if SHOT_LOGDIR:
@@ -354,6 +326,10 @@ def test_screenshots_of_every_view(page, request, tensorboard_server, tmp_path):
     checks = {
         "gradcam": lambda: (assert_drawn(page, "canvas.heat", samples, "Grad-CAM heat maps", varied="any"),
                             {"the first probe and its map": frame.locator("figure.card")}),
+        "methods": lambda: (assert_drawn(page, "table.methods-maps canvas.heat", None, "every method's maps",
+                                         varied="any"),
+                            {"the ranking table": frame.locator("table.ranking"),
+                             "the maps by method": frame.locator("table.methods-maps")}),
         "activations": lambda: (assert_drawn(page, "canvas.mosaic", samples, "feature maps", varied="any"),
                                 {"the first feature maps": frame.locator("canvas.mosaic")}),
         "filters": lambda: (assert_drawn(page, "canvas.filters", len(info["filter_channels"]), "filters"),

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 import tb_cnnviz
+from tb_cnnviz.storage.metadata import METHODS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,6 +25,8 @@ def test_demo_trains_and_logs_without_serving(tmp_path):
     run = tb_cnnviz.read_run(os.path.join(tmp_path, "vgg_style_lr0.002"))
     assert run.steps("train") == [0, 8] and run.steps("eval") == [8]
     assert run.layers == ["block1_conv2", "block2_conv2", "block3_conv2"]  # one per stage
+    assert run.event(8, "eval").methods == list(METHODS)  # a clean run logs every method
+    assert list(run.metrics("eval", "integrated_gradients")[0]) == [8]
 
 
 @pytest.mark.slow

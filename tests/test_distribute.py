@@ -21,7 +21,7 @@ from tensorboard.backend.event_processing import event_file_loader
 
 import tb_cnnviz
 from tb_cnnviz.storage import metadata
-from tb_cnnviz.capture.run_state import FIRST_FILTERS_FILE, FIRST_MAPS_FILE, STATE_FILE
+from tb_cnnviz.capture.run_state import FIRST_FILTERS_FILE, STATE_FILE, first_maps_file
 from tests import distributed_worker
 from tests.helpers import filter_rows, small_cnn, stats_tolerance
 
@@ -139,7 +139,8 @@ def test_multi_worker_only_the_chief_writes_and_nothing_hangs(tmp_path, single):
     steps = written_steps(logdir)
     assert list(steps.values()) == [STEPS]
     assert f".{chief}." in next(iter(steps))  # the event file's name holds its writer's pid
-    assert sorted(os.listdir(logdir)) == sorted([FIRST_FILTERS_FILE, FIRST_MAPS_FILE, STATE_FILE, *steps])
+    first_maps = [first_maps_file(method) for method in ("gradcam", "gradcam_pp")]  # the default methods
+    assert sorted(os.listdir(logdir)) == sorted([FIRST_FILTERS_FILE, *first_maps, STATE_FILE, *steps])
     assert_same_values(tb_cnnviz.read_run(logdir), expected)
 
 

@@ -30,6 +30,9 @@ IMAGES = np.zeros((4, 32, 32, 3), np.float32)
     ({"max_layer_pixels": 0}, ValueError, r"max_layer_pixels \(or \"auto\" or None\) must be a positive int"),
     ({"faithfulness_fraction": 1.5}, ValueError, r"in \(0, 1\)"),
     ({"layers": []}, ValueError, "at least one conv layer"),
+    ({"methods": ("gradcam", "gradcam+")}, ValueError, r"names among gradcam, gradcam_pp, hirescam.*\['gradcam\+'\]"),
+    ({"methods": "hirescam"}, ValueError, "must include 'gradcam'"),
+    ({"expensive_every": 0}, ValueError, r"expensive_every \(or None for the events of trust_every\) must be a positive"),
 ])
 def test_constructor_errors(tmp_path, kwargs, error, message):
     kwargs = {"logdir": str(tmp_path), "samples": IMAGES, **kwargs}

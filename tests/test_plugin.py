@@ -222,8 +222,8 @@ PARAMETERS = {
     "faithfulness": {"run": (RUN, True), "mode": (CHOICE, False)},
     "mask": {**_STEP, "sample": (INDEX, True)},
     "mask.npy": {**_STEP, "sample": (INDEX, False)},
-    "metrics": {"run": (RUN, True), "mode": (CHOICE, False)},
-    "metrics.npy": {"run": (RUN, True), "mode": (CHOICE, False), "name": (CHOICE, True)},
+    "metrics": {"run": (RUN, True), "mode": (CHOICE, False), "method": (CHOICE, False)},
+    "metrics.npy": {"run": (RUN, True), "mode": (CHOICE, False), "name": (CHOICE, True), "method": (CHOICE, False)},
     "object": {"run": (RUN, True), "sample": (INDEX, True)},
     **{route: {**_STEP, "layer": (NAME, True), "channel": (INDEX, True)}
        for route in ("top_examples", "top_examples.npy", "top_examples.png", "feature_vis", "feature_vis.npy")},

@@ -20,9 +20,10 @@ def python_blocks():
 def test_readme_python_examples_run(tmp_path, monkeypatch):
     """The training examples, on every Keras backend; the HTTP example runs against a real server
     in test_server."""
-    blocks = python_blocks()[:5]
+    blocks = python_blocks()[:6]
     assert "CNNViz" in blocks[0] and "cb.log(step)" in blocks[1] and "gradcam(" in blocks[2]
-    assert "BinaryCrossentropy(from_logits=True)" in blocks[3] and "MobileNetV2" in blocks[4]
+    assert "methods=" in blocks[3]
+    assert "BinaryCrossentropy(from_logits=True)" in blocks[4] and "MobileNetV2" in blocks[5]
     monkeypatch.chdir(tmp_path)
     namespace = {}
     output = io.StringIO()
@@ -35,6 +36,9 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert namespace["maps"].shape == (4, 32, 32)
     assert namespace["drift"].shape == (16, 3)
     assert namespace["run"].event(16).activations("block1_conv1")[0].shape == (8, 4, 30, 30)
+    assert namespace["event"].methods == ["gradcam", "gradcam_pp", "hirescam", "layercam", "smoothgrad"]
+    assert namespace["event"].maps("hirescam").shape == (8, 32, 32)
+    assert np.isfinite(namespace["figures"]["deletion_auc"][0])  # trust_every=5: the first event
     custom = namespace["read_run"]("logs/custom")
     assert custom.steps() == [0, 100, 200]
     assert sorted(eval(lines[3])) == [0, 1, 2, 3] and lines[4] == "(32, 32)"  # noqa: S307 - a printed list

@@ -14,6 +14,7 @@ import tb_cnnviz
 from tests.helpers import quantisation_ok, reference_cam
 from tests.plugin_helpers import wsgi_client
 from tb_cnnviz.storage import metadata
+from tb_cnnviz.storage.maps import upsample
 from tb_cnnviz.explanations import curves, trust
 from tb_cnnviz.storage import tensors
 from tb_cnnviz.explanations.trust import pointing_game
@@ -78,14 +79,17 @@ def test_deletion_and_insertion_equal_a_reference_and_score_the_ideal_map_far_ab
     callback = tb_cnnviz.CNNViz(str(tmp_path), images, model=model, strict=True, gradcam_layer="conv")
     probe, ranks = callback._recorder.probe, callback._recorder.plan.random_ranks
     target = np.zeros(4, np.int32)
-    found = probe.deletion_insertion(images, ideal, target, ranks, 20)
-    deletion, insertion = reference_curves(model, images, ideal)
-    np.testing.assert_allclose(found["deletion"], deletion, atol=1e-3)
-    np.testing.assert_allclose(found["insertion"], insertion, atol=1e-3)
+    coarse = np.random.default_rng(1).random((4, SIZE // 4, SIZE // 4)).astype(np.float32)  # a layer's resolution
+    found, found_coarse = probe.deletion_insertion(images, [ideal, coarse], target, ranks, 20)  # two methods' maps
+    for method_maps, curves_found in ((ideal, found), (upsample(coarse, (SIZE, SIZE)), found_coarse)):
+        deletion, insertion = reference_curves(model, images, method_maps)
+        np.testing.assert_allclose(curves_found["deletion"], deletion, atol=1e-3)
+        np.testing.assert_allclose(curves_found["insertion"], insertion, atol=1e-3)
     random_map = -ranks.reshape(4, SIZE, SIZE).astype(np.float32)  # ranks as a map: the same order
     deletion_random, insertion_random = reference_curves(model, images, random_map)
-    np.testing.assert_allclose(found["deletion_random"], deletion_random, atol=1e-3)
-    np.testing.assert_allclose(found["insertion_random"], insertion_random, atol=1e-3)
+    for curves_found in (found, found_coarse):
+        np.testing.assert_allclose(curves_found["deletion_random"], deletion_random, atol=1e-3)
+        np.testing.assert_allclose(curves_found["insertion_random"], insertion_random, atol=1e-3)
     auc = {name: trapezoid(curve) for name, curve in found.items()}
     np.testing.assert_allclose(trust.auc(found["deletion"]), auc["deletion"], atol=1e-6)
     assert np.all(auc["deletion"] < 0.2) and np.all(auc["insertion"] > 0.8), auc

@@ -75,6 +75,14 @@ class CNNViz(keras.callbacks.Callback):
         train event, counting the first, and on every eval event; None: eval events only.
       sanity_check: run `tb_cnnviz.sanity_check` (the cascading randomisation test, on a copy
         of the model) at every eval event.
+      methods: the explanation methods whose maps of each probe's target class, and their trust
+        figures, every event logs (`tb_cnnviz.explain` names the nine): any of them, "gradcam"
+        among them. Grad-CAM and Grad-CAM++ maps of the other classes are logged whatever this
+        says. The many-pass methods ("scorecam", "smoothgrad", "integrated_gradients") run
+        at the events of `expensive_every`.
+      expensive_every: the many-pass methods on every k-th train event, counting the first,
+        and on every eval event; None: at the events that compute deletion and insertion
+        (`trust_every`).
       reference: images (up to 1,024, shaped and structured as `samples`) among which each
         logged layer's filters find their top-activating examples; stored once per run. Default
         the probes, searched at every event; a reference set of its own is searched at every
@@ -99,7 +107,8 @@ class CNNViz(keras.callbacks.Callback):
                  every_n_steps=None, *, class_names=None, target="predicted", max_channels=16,
                  max_layer_pixels="auto", log_weights=True, run_name=None, faithfulness_fraction=0.2,
                  log_on_train_begin=True, strict=False, head=None, output=None, image_input=None, background_class=0,
-                 gradcam_classes=3, masks=None, boxes=None, trust_every=5, sanity_check=False, reference=None,
+                 gradcam_classes=3, masks=None, boxes=None, trust_every=5, sanity_check=False,
+                 methods=("gradcam", "gradcam_pp"), expensive_every=None, reference=None,
                  feature_vis=0, filters_every=5, max_example_filters=256, model=None):
         super().__init__()
         backend.current()

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from tb_cnnviz.anatomy import checks, model_inputs
-from tb_cnnviz.storage.metadata import HEAD_KINDS
+from tb_cnnviz.storage.metadata import HEAD_KINDS, METHODS
 
 ALL_LAYERS = "all"  # layers= value that logs every conv layer
 # Feature-map pixels per probe and layer that max_layer_pixels="auto" keeps (with an int
@@ -148,6 +148,8 @@ class Options:
     boxes: np.ndarray | None = None
     trust_every: int | None = 5
     sanity_check: bool = False
+    methods: tuple = ("gradcam", "gradcam_pp")
+    expensive_every: int | None = None  # None: at the events that compute deletion and insertion
     reference: model_inputs.Samples | None = None  # None: the probes
     feature_vis: int = 0
     filters_every: int = 5
@@ -227,6 +229,20 @@ class Options:
         self._set("gradcam_classes", _count(self.gradcam_classes, f"gradcam_classes must be how many top classes to "
                                                                   f"explain beside the target, an int >= 0; got "
                                                                   f"{self.gradcam_classes!r}"))
+        self._check_methods()
+
+    def _check_methods(self):
+        methods = (self.methods,) if isinstance(self.methods, str) else tuple(self.methods)
+        unknown = [method for method in methods if method not in METHODS]
+        if unknown:
+            raise ValueError(f"methods must be names among {', '.join(METHODS)}; got {unknown}")
+        if "gradcam" not in methods:
+            raise ValueError(f"methods must include 'gradcam' (the faithfulness check and the maps of other classes "
+                             f"are Grad-CAM's); got {list(methods)}")
+        self._set("methods", tuple(method for method in METHODS if method in methods))  # one order for every run
+        if self.expensive_every is not None:
+            self._set("expensive_every", _positive_int(self.expensive_every, "expensive_every (or None for the "
+                                                                             "events of trust_every)"))
 
     def _check_filters_learned(self):
         if self.reference is not None:

@@ -12,6 +12,7 @@ from tb_cnnviz.anatomy import checks, conv_layers, heads, model_inputs, receptiv
 from tb_cnnviz.capture.options import ALL_LAYERS, Options, objects as checked_objects
 from tb_cnnviz.capture.probe import ProbeSpec
 from tb_cnnviz.explanations import trust
+from tb_cnnviz.explanations.cam import CAM_METHODS, EVENT_METHODS
 from tb_cnnviz.storage import run_header
 from tb_cnnviz.storage.tensors import STAT_NAMES
 from tb_cnnviz.storage.top_examples import OWN_REFERENCE, PROBES_REFERENCE
@@ -253,6 +254,8 @@ def _run_header(options: Options, model, convs: dict, head: heads.Head, logged: 
         feature_vis={path: logged.channels[path][:options.feature_vis] for path in logged.layers}
         if options.feature_vis else {},
         filters_every=options.filters_every,
+        methods=list(options.methods),
+        expensive_every=options.expensive_every,
     )
 
 
@@ -281,6 +284,7 @@ def make_plan(options: Options, model) -> Plan:
                      background_class=options.background_class,
                      activation_sizes={p: logged.stored[p][:2] for p in logged.downsampled},
                      class_slots=min(head.classes, 1 + options.gradcam_classes + (true is not None)),
+                     target_methods=tuple(m for m in options.methods if m in CAM_METHODS and m not in EVENT_METHODS),
                      top_examples=tuple(logged.layers), top_k=top_k, examples_from_probes=reference is None)
     header = _run_header(options, model, convs, head, logged, labels, samples, reference, top_k)
     images = samples.images

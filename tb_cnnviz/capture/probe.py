@@ -37,6 +37,7 @@ class ProbeSpec:
     top_examples: tuple = ()  # paths whose filters' top examples are found (`ranking.best_examples`)
     top_k: int = 0  # examples per filter
     examples_from_probes: bool = True  # each event finds them among the probes (else `reference_examples`)
+    target_methods: tuple = ()  # `cam.CAM_METHODS` mapping the target only, beside every slot's EVENT_METHODS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +114,8 @@ class Probe:
         watched = {spec.gradcam_layer, *spec.activation_channels, *self.convs}  # statistics: every conv layer
         self._explainer = ClassExplainer(model, head, spec.gradcam_layer,
                                          {path: self.convs[path] for path in self.convs if path in watched},
-                                         spec.class_slots, spec.background_class)
+                                         spec.class_slots, spec.background_class,
+                                         target_methods=spec.target_methods)
         # path -> filter rows of the first event, and mode -> path -> rows of that mode's previous
         # event. Arrays passed into the compiled function, not variables: under a distribution
         # strategy making a variable is a collective op, which only the chief (the one worker
@@ -178,7 +180,7 @@ class Probe:
             filters={path: self._filter_images(path, rows[path], channels)
                      for path, channels in self.spec.filter_channels.items()},
             stats=stats, masks=out.get("masks"), pixel_share=out.get("pixel_share"),
-            target_pixels=out.get("target_pixels"),
+            target_pixels=out.get("target_pixels"), method_maps=out["method_maps"],
             top_examples={path: tuple(found[name] for name in ("images", "positions", "values", "size"))
                           for path, found in out["top_examples"].items()},
         )
@@ -204,8 +206,8 @@ class Probe:
                                for path in (spec.top_examples if spec.examples_from_probes else ())}
         return out
 
-    def deletion_insertion(self, inputs, maps, target, random_ranks, steps: int) -> dict:
-        """`curves.DeletionInsertion` of the probes' `maps` (N, h, w) of `target` (N,)."""
+    def deletion_insertion(self, inputs, maps: list, target, random_ranks, steps: int) -> list:
+        """`curves.DeletionInsertion` of each of the probes' `maps` [(N, h, w), ...] of `target` (N,)."""
         return self._curves(self._inputs(inputs), maps, target, random_ranks, steps)
 
     def reference_examples(self, inputs, batch: int = 32) -> dict:

@@ -1,10 +1,12 @@
 """One event of a model, made and written: the probe's pass, then the parts due at this event
-(deletion and insertion, the sanity check, top examples of a reference set, feature
-visualisation), packed (`storage.event`) and appended to the run's event file.
+(the many-pass methods' maps, every logged method's deletion and insertion, the sanity check,
+top examples of a reference set, feature visualisation), packed (`storage.event`) and appended
+to the run's event file.
 
 A part that fails is left out of the event, which is still written (`report` says so).
 """
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -14,7 +16,9 @@ from tb_cnnviz.capture.probe import Probe
 from tb_cnnviz.capture.run_state import RunState
 from tb_cnnviz.capture.writer import EventWriter
 from tb_cnnviz.explanations import sanity, trust
+from tb_cnnviz.explanations.cam import EVENT_METHODS
 from tb_cnnviz.explanations.feature_vis import FeatureVisualiser
+from tb_cnnviz.explanations.gradcam import MethodMaps, check_method
 from tb_cnnviz.storage import event, maps, metadata, run_header
 
 
@@ -46,13 +50,16 @@ class EventRecorder:
         self._visualiser = self._feature_visualiser()
         self._header_written = False
         self._events = dict.fromkeys(metadata.MODES, 0)  # logged by this recorder: the every-k-th options count them
+        self._many_pass_maps = {}  # method -> MethodMaps, made at its first event
 
     def record(self, writer: EventWriter, mode: str, step: int) -> None:
         """Makes the event of `mode` at `step` and writes it (and, first, the run header)."""
         plan = self.plan
         result = self.probe(plan.samples.inputs, plan.targets, mode=mode, true=plan.true)
-        first = self._run_state.first_maps(result.classes, result.class_gradcam, plan.source)
-        metrics = trust.event_metrics(result, curves=self._curves(mode, result), objects=plan.objects, first=first)
+        target_maps = self._target_maps(mode, step, result)
+        result = dataclasses.replace(result, method_maps={method: found for method, found in target_maps.items()
+                                                          if method not in EVENT_METHODS})
+        metrics = self._metrics(result, target_maps, self._curves(mode, target_maps, result.target))
         if not self._header_written:
             writer.write(self._header_items(), step)
             self._header_written = True
@@ -63,8 +70,9 @@ class EventRecorder:
         feature_vis = None
         if self._visualiser is not None and filters_due:
             feature_vis = self._optional(mode, step, "the feature visualisation", self._visualise)
-        writer.write(event.pack_event(mode, result, plan.header, plan.labels, metrics, cascade,
-                                      self._top_examples(mode, step, result, filters_due), feature_vis), step)
+        writer.write(event.pack_event(mode, result, plan.header, plan.labels, metrics.pop("gradcam"), cascade,
+                                      self._top_examples(mode, step, result, filters_due), feature_vis,
+                                      method_metrics=metrics), step)
         self._events[mode] += 1
 
     def _header_items(self) -> dict:
@@ -85,13 +93,64 @@ class EventRecorder:
             self._report(mode, step, error, f"{what} at {mode} step {step} failed and is left out of the event")
             return None
 
-    def _curves(self, mode, result):
-        """Deletion and insertion curves, on eval events and every trust_every-th train event."""
-        every = self._options.trust_every
-        if mode == "train" and (every is None or self._events["train"] % every):
-            return None
-        return self.probe.deletion_insertion(self.plan.samples.inputs, result.gradcam, result.target,
-                                             self.plan.random_ranks, trust.CURVE_STEPS)
+    def _due(self, mode, every) -> bool:
+        """Whether work done on eval events and on every `every`-th train event (None: on eval
+        events only) is due at this event."""
+        return mode == "eval" or (every is not None and self._events["train"] % every == 0)
+
+    def _target_maps(self, mode, step, result) -> dict:
+        """{method: (N, h, w)} of the probes' target classes by the logged methods this event
+        computes: every method but the many-pass ones at the events of expensive_every (or
+        trust_every), which are left out where they fail (`report`ed)."""
+        options = self._options
+        computed = {"gradcam": result.gradcam, "gradcam_pp": result.gradcam_pp, **result.method_maps}
+        many_pass_due = self._due(mode, options.expensive_every or options.trust_every)
+        found = {}
+        for method in options.methods:
+            if method in computed:
+                found[method] = computed[method]
+            elif many_pass_due:
+                made = self._optional(mode, step, f"the {method} maps",
+                                      lambda m=method: self._many_pass(m)(self.plan.samples.inputs, result.target,
+                                                                          at_input=False)[1])
+                if made is not None:
+                    found[method] = made
+        return found
+
+    def _many_pass(self, method: str) -> MethodMaps:
+        """The maps of a many-pass method (one of `attributions`'), compiled at first use."""
+        if method not in self._many_pass_maps:
+            plan = self.plan
+            self._many_pass_maps[method] = MethodMaps(self._model, plan.head, plan.spec.gradcam_layer,
+                                                      plan.samples.image_key, method, check_method(method, {}),
+                                                      plan.spec.background_class)
+        return self._many_pass_maps[method]
+
+    def _curves(self, mode, target_maps: dict, target) -> dict:
+        """{method: deletion and insertion curves} of every map in `target_maps`, on eval events
+        and every trust_every-th train event ({} on the others)."""
+        if not self._due(mode, self._options.trust_every):
+            return {}
+        found = self.probe.deletion_insertion(self.plan.samples.inputs, list(target_maps.values()), target,
+                                              self.plan.random_ranks, trust.CURVE_STEPS)
+        return dict(zip(target_maps, found))
+
+    def _metrics(self, result, target_maps: dict, curves: dict) -> dict:
+        """{method: (len(METRIC_NAMES), N)} trust figures of each method's maps, its rank
+        correlation measured from the run's first event that logged the method."""
+        plan = self.plan
+        metrics = {}
+        for method, method_maps in target_maps.items():
+            if method == "gradcam":
+                first = self._run_state.first_maps(result.classes, result.class_gradcam, plan.source)
+                metrics[method] = trust.event_metrics(result, curves=curves.get(method), objects=plan.objects,
+                                                      first=first)
+            else:
+                first = self._run_state.first_maps(result.target, method_maps, plan.source, method)
+                metrics[method] = trust.method_metrics(result, method_maps, curves=curves.get(method),
+                                                       objects=plan.objects,
+                                                       sanity=trust.target_sanity(result, method_maps, first))
+        return metrics
 
     def _top_examples(self, mode, step, result, filters_due) -> dict:
         """{path: (images, positions, values, map size, first filter)} this event stores: the

@@ -1,8 +1,8 @@
 """What a logdir keeps of its run for every process that writes it: the filters of the run's
-first event (what filter drift is measured from, `FIRST_FILTERS_FILE`), its Grad-CAM maps (what
-sanity_rank_corr compares with, `FIRST_MAPS_FILE`) and the step of its latest event of each
-mode (`STATE_FILE`). Read
-and written through `backend.files`, so remote logdirs work."""
+first event (what filter drift is measured from, `FIRST_FILTERS_FILE`), its maps by each method
+(what sanity_rank_corr compares with, `FIRST_MAPS_FILE`; `..._<method>.npz` for the methods
+besides Grad-CAM) and the step of its latest event of each mode (`STATE_FILE`). Read and
+written through `backend.files`, so remote logdirs work."""
 
 import io
 import json
@@ -14,7 +14,7 @@ import numpy as np
 from tb_cnnviz.backend import files
 
 FIRST_FILTERS_FILE = "cnnviz_reference.npz"  # the name existing logdirs hold it under
-FIRST_MAPS_FILE = "cnnviz_first_maps.npz"  # the class maps of the run's first event (sanity over training)
+FIRST_MAPS_FILE = "cnnviz_first_maps.npz"  # Grad-CAM's class maps of the run's first event (sanity over training)
 STATE_FILE = "cnnviz_state.json"  # {mode: step of the run's latest event}
 
 
@@ -23,7 +23,7 @@ class RunState:
         self.logdir = logdir
         self._first_filters_from = None  # "logdir" or "self", once this process has settled it
         self._latest = None  # the state file as this process last wrote it
-        self._first_maps = None  # (classes, maps) once settled
+        self._first_maps = {}  # method -> (classes, maps, source) once settled
 
     def latest(self, mode: str) -> int | None:
         """The step of the run's latest `mode` event as the state file has it, whichever
@@ -72,27 +72,33 @@ class RunState:
             self._first_filters_from = "logdir"
             return first
         first = current_filters()
-        self._first_maps = None  # a run started again: its next event's maps are the first
+        self._first_maps = {}  # a run started again: its next event's maps are the first
         files.makedirs(self.logdir)
         _save(path, **first)
         self._first_filters_from = "self"
         return first
 
-    def first_maps(self, classes: np.ndarray, maps: np.ndarray, source: str) -> tuple | None:
-        """(classes (N, slots), Grad-CAM maps (N, slots, h, w)) of the run's first event, given
-        this event's: kept in the logdir with the first filters (a resumed run keeps them,
-        a run started again replaces them). `source` names the probes and the Grad-CAM layer;
+    def first_maps(self, classes: np.ndarray, maps: np.ndarray, source: str, method: str = "gradcam") -> tuple | None:
+        """(classes, maps) of the run's first event that logged `method`, given this event's:
+        Grad-CAM's of every class explained ((N, slots), (N, slots, h, w)), another method's of the
+        targets ((N,), (N, h, w)). Kept in the logdir with the first filters (a resumed run keeps
+        them, a run started again replaces them). `source` names the probes and the Grad-CAM layer;
         None if the kept maps are of another source (other probes, another layer)."""
-        if self._first_maps is None:
-            path = os.path.join(self.logdir, FIRST_MAPS_FILE)
+        if method not in self._first_maps:
+            path = os.path.join(self.logdir, first_maps_file(method))
             if self._first_filters_from == "self" or not files.exists(path):
                 _save(path, classes=classes, maps=maps, source=source)
-                self._first_maps = (classes, maps, source)
+                self._first_maps[method] = (classes, maps, source)
             else:
                 saved = np.load(io.BytesIO(files.read_file(path)))
-                self._first_maps = (saved["classes"], saved["maps"], str(saved["source"]))
-        first_classes, first_maps, first_source = self._first_maps
+                self._first_maps[method] = (saved["classes"], saved["maps"], str(saved["source"]))
+        first_classes, first_maps, first_source = self._first_maps[method]
         return (first_classes, first_maps) if first_source == source else None
+
+
+def first_maps_file(method: str) -> str:
+    """The name of the file of a method's maps at the run's first event that logged it."""
+    return FIRST_MAPS_FILE if method == "gradcam" else FIRST_MAPS_FILE.replace(".npz", f"_{method}.npz")
 
 
 def _save(path: str, **arrays) -> None:

@@ -116,8 +116,8 @@ def scorecam(variants: Variants, inputs, images: np.ndarray, target, region, max
     """Score-CAM (Wang et al., "Score-CAM: Score-Weighted Visual Explanations for Convolutional
     Neural Networks", CVPR workshops 2020): each channel's map, upsampled to the input and
     scaled to [0, 1], masks the image (image x mask); the channel's weight is the target's
-    probability on the masked image, and the map is relu(sum_k w_k A_k) at the layer's
-    resolution, then upsampled. Of more than `max_channels` channels, the `max_channels` of
+    probability on the masked image, and the map is relu(sum_k w_k A_k), at the layer's
+    resolution (N, h, w) as the other class activation maps. Of more than `max_channels` channels, the `max_channels` of
     largest spatial variance per image (Faster Score-CAM's rule, Wang et al. 2020)."""
     activations = ops.convert_to_numpy(variants.activations(inputs))  # (N, h, w, K)
     count, channels = len(images), activations.shape[-1]
@@ -129,5 +129,4 @@ def scorecam(variants: Variants, inputs, images: np.ndarray, target, region, max
     masks = np.where(high > low, (masks - low) / np.where(high > low, high - low, 1.0), 0.0)
     masked = np.moveaxis(images[:, None] * masks[..., None], 1, 0).astype(np.float32)  # (kept, N, H, W, C)
     weights = _in_passes(lambda batch: variants.probability(inputs, batch, target, region), masked, count)
-    maps = np.maximum(np.einsum("nhwk,kn->nhw", chosen, weights), 0.0)
-    return ops.convert_to_numpy(upsample(maps.astype(np.float32), images.shape[1:3]))
+    return np.maximum(np.einsum("nhwk,kn->nhw", chosen, weights), 0.0).astype(np.float32)

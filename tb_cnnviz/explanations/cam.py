@@ -125,16 +125,18 @@ EVENT_METHODS = CLASS_MAP_METHODS  # what every event stores, of each class it e
 class ClassExplainer:
     """One forward pass of a model that explains its `head`: the classes of each probe (`slots`
     of them: the target, the true class, then the most probable, each once) and the `methods`'
-    maps of each, from the gradients of each class's score with respect to `layer`'s output.
+    maps of each, from the gradients of each class's score with respect to `layer`'s output; the
+    `target_methods`' maps of the target class only.
 
     `watched` {path: layer} are recorded too (`layer` among them). Call it in graph (inside a
     compiled function); `judge_logits` first, outside it, when the head's activation is unknown.
     """
 
     def __init__(self, model, head: Head, layer: str, watched: dict, slots: int = 1, background_class: int = 0,
-                 methods: tuple = EVENT_METHODS):
+                 methods: tuple = EVENT_METHODS, target_methods: tuple = ()):
         self._model = weakref.ref(model)  # weak: gradcam()'s cache of explainers must not keep models alive
         self.head, self.layer, self.slots, self.methods = head, layer, slots, methods
+        self.target_methods = target_methods
         self.watched, self.background_class = watched, background_class
         self.logits = head.logits  # None until judged from the first outputs (Head.judge_logits)
 
@@ -157,8 +159,9 @@ class ClassExplainer:
 
     def __call__(self, inputs, target, true) -> tuple:
         """(out, recorded): out holds the head's `explain` fields (predicted, target, probabilities,
-        a segmentation head's masks, pixel_share, target_pixels and region), `classes` (N, slots)
-        and each method's maps (N, slots, h, w); recorded {path: output} of the watched layers."""
+        a segmentation head's masks, pixel_share, target_pixels and region), `classes` (N, slots),
+        each method's maps (N, slots, h, w) and `method_maps` {target method: (N, h, w)};
+        recorded {path: output} of the watched layers."""
         def forward(watch):  # run once per backend pass (JAX runs it twice): each run records its own
             recorded = {}
             with conv_layers.recording(self.watched, recorded, {self.layer: watch}):
@@ -182,6 +185,8 @@ class ClassExplainer:
         activations = ops.cast(recorded[self.layer], "float32")
         for name in self.methods:
             out[name] = ops.stack([CAM_METHODS[name](activations, ops.cast(g, "float32")) for g in gradients], axis=1)
+        out["method_maps"] = {name: CAM_METHODS[name](activations, ops.cast(gradients[0], "float32"))
+                              for name in self.target_methods}
         return out, recorded
 
     def _classes(self, out, true):

@@ -72,16 +72,18 @@ class DeletionInsertion:
         model = explainer.model
         self._prepare, self._points = seam.compile(self._prepare_graph, model), seam.compile(self._points_graph, model)
 
-    def __call__(self, inputs, maps, target, random_ranks, steps: int) -> dict:
-        """{"deletion", "insertion", "deletion_random", "insertion_random": (N, steps + 1)} of
-        `maps` (N, h, w) explaining `target` (N,), the random order `random_ranks` (N, H*W: each
-        pixel's rank), with `steps` equal steps from none to all of the pixels."""
+    def __call__(self, inputs, maps: list, target, random_ranks, steps: int) -> list:
+        """[{"deletion", "insertion", "deletion_random", "insertion_random": (N, steps + 1)}] of
+        each of `maps` (a list of (N, h, w), one per method, any resolution) explaining `target`
+        (N,), the random order `random_ranks` (N, H*W: each pixel's rank; its curves are the
+        same for every map), with `steps` equal steps from none to all of the pixels."""
         images = Samples(inputs, self._image_input).images
         n, height, width = images.shape[:3]
-        ranks, region, ends = self._prepare(inputs, maps, target, random_ranks)
-        # steps per pass, in equal passes: at most the backend's pass_pixels (8 probes of 64 x 64 on
-        # TensorFlow: the 9 steps in one pass; on JAX and PyTorch three of 3 steps; 224 x 224: 1 step)
-        per_pass = max(1, backend.current().pass_pixels // (4 * n * height * width))
+        ranks, region, ends = self._prepare(inputs, list(maps), target, random_ranks)
+        orders = len(maps) + 1
+        # steps per pass, in equal passes: at most the backend's pass_pixels (8 probes of 64 x 64, one
+        # map, on TensorFlow: the 9 steps in one pass; on JAX and PyTorch three of 3 steps)
+        per_pass = max(1, backend.current().pass_pixels // (2 * orders * n * height * width))
         middle = [ops.convert_to_numpy(self._points(inputs, ranks, region, target, indices, steps))
                   for indices in np.array_split(np.arange(1, steps, dtype=np.int32), -(-(steps - 1) // per_pass))]
         return _assembled(np.concatenate(middle), ops.convert_to_numpy(ends), n)
@@ -92,15 +94,17 @@ class DeletionInsertion:
         return ops.reshape(found, (copies, len(target)))
 
     def _prepare_graph(self, inputs, maps, target, random_ranks):
-        """(each pixel's rank (2, N, H, W, 1) in the map's order, most salient first with ties by
-        pixel index, and in the random order; a segmentation head's region of the target, else
-        None; the target's probability (2, N) on the image and on its blurred copy)."""
+        """(each pixel's rank (M + 1, N, H, W, 1) in each of the M maps' order, most salient first
+        with ties by pixel index, then in the random order; a segmentation head's region of the
+        target, else None; the target's probability (2, N) on the image and on its blurred copy)."""
         explainer, images = self._explainer, Samples(inputs, self._image_input).images
         n, height, width = images.shape[0], images.shape[1], images.shape[2]
-        flat = ops.reshape(upsample(maps, (height, width)), (n, -1))
-        order = backend.current().top_k(flat, height * width)[1]  # the lower pixel index first on ties
-        ranks = ops.reshape(ops.stack([ops.cast(ops.argsort(order, axis=1), "int32"), random_ranks]),
-                            (2, n, height, width, 1))
+        ranks = []
+        for method_maps in maps:
+            flat = ops.reshape(upsample(method_maps, (height, width)), (n, -1))
+            order = backend.current().top_k(flat, height * width)[1]  # the lower pixel index first on ties
+            ranks.append(ops.cast(ops.argsort(order, axis=1), "int32"))
+        ranks = ops.reshape(ops.stack([*ranks, random_ranks]), (len(maps) + 1, n, height, width, 1))
         with explainer.linear():
             region = None
             if explainer.head.kind == SEGMENTATION:
@@ -109,27 +113,29 @@ class DeletionInsertion:
         return ranks, region, ends
 
     def _points_graph(self, inputs, ranks, region, target, indices, steps):
-        """(len(indices), 4, N): the target's probability after `indices` of `steps` steps, deleted
-        in the map's order, in the random order, then inserted in each, in one forward pass."""
+        """(len(indices), 2 (M + 1), N): the target's probability after `indices` of `steps` steps,
+        deleted in each order of `ranks` (M + 1), then inserted in each, in one forward pass."""
         images = Samples(inputs, self._image_input).images
         pixels = images.shape[1] * images.shape[2]
         cut = ops.cast(ops.round(ops.cast(indices * pixels, "float32") / steps), "int32")
-        removed = ranks[None] < cut[:, None, None, None, None, None]  # (S, 2, N, H, W, 1)
+        removed = ranks[None] < cut[:, None, None, None, None, None]  # (S, M + 1, N, H, W, 1)
         blurred = blur(images)
         deleted, inserted = ops.where(removed, blurred, images), ops.where(removed, images, blurred)
-        count = indices.shape[0]
-        batch = ops.reshape(ops.concatenate([deleted, inserted], axis=1), (count * 4 * images.shape[0], *images.shape[1:]))
+        count, variants = indices.shape[0], 2 * ranks.shape[0]
+        batch = ops.reshape(ops.concatenate([deleted, inserted], axis=1),
+                            (count * variants * images.shape[0], *images.shape[1:]))
         with self._explainer.linear():
-            found = self._probability(inputs, batch, target, region, count * 4)
-        return ops.reshape(found, (count, 4, images.shape[0]))
+            found = self._probability(inputs, batch, target, region, count * variants)
+        return ops.reshape(found, (count, variants, images.shape[0]))
 
 
-def _assembled(middle: np.ndarray, ends: np.ndarray, n: int) -> dict:
-    """The four curves from their middle points (steps - 1, 4, N) and ends (2, N)."""
-    original = np.broadcast_to(ends[0][None, :, None], (2, n, 1))
-    gone = np.broadcast_to(ends[1][None, :, None], (2, n, 1))
-    curves = np.transpose(middle, (1, 2, 0))  # (4, N, steps - 1)
-    deletion = np.concatenate([original, curves[:2], gone], axis=2)
-    insertion = np.concatenate([gone, curves[2:], original], axis=2)
-    return {"deletion": deletion[0], "deletion_random": deletion[1],
-            "insertion": insertion[0], "insertion_random": insertion[1]}
+def _assembled(middle: np.ndarray, ends: np.ndarray, n: int) -> list:
+    """Each map's four curves from their middle points (steps - 1, 2 (M + 1), N) and ends (2, N)."""
+    orders = middle.shape[1] // 2
+    original = np.broadcast_to(ends[0][None, :, None], (orders, n, 1))
+    gone = np.broadcast_to(ends[1][None, :, None], (orders, n, 1))
+    curves = np.transpose(middle, (1, 2, 0))  # (2 (M + 1), N, steps - 1)
+    deletion = np.concatenate([original, curves[:orders], gone], axis=2)
+    insertion = np.concatenate([gone, curves[orders:], original], axis=2)
+    return [{"deletion": deletion[i], "deletion_random": deletion[-1],
+             "insertion": insertion[i], "insertion_random": insertion[-1]} for i in range(orders - 1)]

@@ -13,6 +13,7 @@ from tb_cnnviz import backend
 from tb_cnnviz.anatomy import checks, conv_layers, heads, model_inputs
 from tb_cnnviz.explanations import attributions
 from tb_cnnviz.explanations.cam import CAM_METHODS, ClassExplainer, upsample
+from tb_cnnviz.storage.metadata import METHODS, PIXEL_METHODS  # PARAMETERS names them in this order
 
 _EXPLAINERS = weakref.WeakKeyDictionary()  # model -> {(layer path, head, output, image input, method,
 #                                                     its parameters): MethodMaps}
@@ -75,8 +76,6 @@ class TargetMaps:
 # each method's own parameters and their defaults; the CAM methods of cam.CAM_METHODS have none
 PARAMETERS = {**{name: {} for name in CAM_METHODS}, "scorecam": {"max_channels": 256},
               "smoothgrad": {"samples": 20, "noise": 0.2}, "integrated_gradients": {"steps": 32, "baseline": "black"}}
-METHODS = tuple(PARAMETERS)
-PIXEL_METHODS = ("smoothgrad", "integrated_gradients")  # attributions to the input's pixels: no layer
 _BASELINES = ("black", "blur")
 
 
@@ -157,9 +156,10 @@ class MethodMaps:
         else:
             self._variants = attributions.Variants(model, head, image_input, background_class, layer=layer)
 
-    def __call__(self, inputs, target) -> tuple:
+    def __call__(self, inputs, target, at_input: bool = True) -> tuple:
         """(the classes explained (N,), the maps) of `inputs` (as the model takes them) for
-        `target` (N,), -1 for each image's predicted class."""
+        `target` (N,), -1 for each image's predicted class; Score-CAM's maps at the layer's
+        resolution unless `at_input` (the other class activation maps are always at the input's)."""
         method, chosen = self._method, self._chosen
         if method in CAM_METHODS:
             explained, maps = self._maps(inputs, target)
@@ -170,6 +170,8 @@ class MethodMaps:
         explained, region = variants.targets(inputs, target)
         if method == "scorecam":
             maps = attributions.scorecam(variants, inputs, pixels, explained, region, chosen["max_channels"])
+            if at_input:
+                maps = ops.convert_to_numpy(upsample(maps, pixels.shape[1:3]))
         elif method == "smoothgrad":
             maps = attributions.smoothgrad(variants, inputs, pixels, explained, chosen["samples"], chosen["noise"])
         else:

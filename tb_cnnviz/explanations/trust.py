@@ -1,7 +1,8 @@
-"""Whether a heat map can be trusted: the per-probe figures an event stores (`storage.tensors.METRIC_NAMES`).
+"""Whether a heat map can be trusted: the per-probe figures an event stores of each method's maps
+(`storage.tensors.METRIC_NAMES`).
 
 - faithfulness: the drop of the target's probability when the top `faithfulness_fraction` of
-  the map is blurred (every event; the probe computes it).
+  Grad-CAM's map is blurred (every event; the probe computes it; Grad-CAM's alone).
 - deletion / insertion AUC (Petsiuk et al., "RISE", BMVC 2018): the area under the target's
   probability as pixels are blurred, or put back into the blurred image, most salient first;
   "_random" the same in one fixed random order per probe (the chance level).
@@ -53,22 +54,40 @@ def sanity_to_first(classes, maps, first_classes, first_maps) -> np.ndarray:
 
 
 def event_metrics(result, *, curves=None, first=None, objects=None) -> np.ndarray:
-    """(len(METRIC_NAMES), N) float32 of one event, NaN where not computed.
+    """(len(METRIC_NAMES), N) float32 of Grad-CAM's maps at one event, NaN where not computed.
 
-    result: the event's `capture.probe.ProbeResult`; curves: `curves.DeletionInsertion`'s, on events
-    that compute them; first: (classes, class maps) of the run's first event; objects: (N, H, W)
-    bool masks of the probes' objects at the input resolution.
+    result: the event's `capture.probe.ProbeResult`; curves: `curves.DeletionInsertion`'s of
+    its Grad-CAM maps, on events that compute them; first: (classes, class maps) of the run's
+    first event; objects: (N, H, W) bool masks of the probes' objects at the input resolution.
     """
-    values = {"faithfulness": result.faithfulness_drop}
+    return method_metrics(result, result.gradcam, curves=curves, objects=objects,
+                          sanity=None if first is None else sanity_to_first(result.classes, result.class_gradcam, *first),
+                          faithfulness=result.faithfulness_drop)
+
+
+def target_sanity(result, maps, first) -> np.ndarray | None:
+    """`sanity_to_first` of a method's maps of the target class (N, h, w), given its (targets,
+    maps) at the run's first event that logged it (None: none to compare with)."""
+    if first is None:
+        return None
+    first_targets, first_maps = first
+    return sanity_to_first(result.target[:, None], maps[:, None], first_targets[:, None], first_maps[:, None])
+
+
+def method_metrics(result, maps, *, curves=None, objects=None, sanity=None, faithfulness=None) -> np.ndarray:
+    """(len(METRIC_NAMES), N) float32 of one method's `maps` (N, h, w) of the target classes of
+    an event (`result`), NaN where not computed: as `event_metrics`, with its rank correlation
+    (`sanity`) and faithfulness given (faithfulness is Grad-CAM's alone)."""
+    values = {} if faithfulness is None else {"faithfulness": faithfulness}
     if curves is not None:
         values.update({CURVE_METRICS[name]: auc(curve) for name, curve in curves.items()})
         if result.target_pixels is not None:  # a segmentation probe with no pixel of its class: nothing to measure
             for name in CURVE_METRICS.values():
                 values[name] = np.where(result.target_pixels > 0, values[name], np.nan)
-    if first is not None:
-        values["sanity_rank_corr"] = sanity_to_first(result.classes, result.class_gradcam, *first)
+    if sanity is not None:
+        values["sanity_rank_corr"] = sanity
     if objects is not None:
-        maps = upsample(result.gradcam, result.image_size)
+        maps = upsample(maps, result.image_size)
         flat = np.ptp(maps.reshape(len(maps), -1), axis=1) == 0  # no peak, no mass on anything: NaN
         values["pointing_game"] = np.where(flat, np.nan, pointing_hits(maps, objects)).astype(np.float32)
         values["energy_in_mask"] = energy_in_mask(maps, objects).astype(np.float32)

@@ -11,7 +11,7 @@ from tb_cnnviz.storage.layer_names import UnknownLayer, resolve_layer
 
 # Values of `method`; "gradcam++" is the documented alias of "gradcam_pp" (URL-encoded: a "+"
 # in a query string reads as a space).
-METHODS = {"gradcam": metadata.GRADCAM, "gradcam_pp": metadata.GRADCAM_PP, "gradcam++": metadata.GRADCAM_PP}
+METHODS = {**{method: method for method in metadata.METHODS}, "gradcam++": metadata.GRADCAM_PP}
 
 
 class Query:
@@ -69,5 +69,5 @@ class Query:
         return None if channel is None else maps.channel_position(header, channel)
 
     def method(self) -> str:
-        """The summary kind of the requested `method` (default Grad-CAM)."""
+        """The requested `method` (default Grad-CAM), one of `metadata.METHODS`."""
         return METHODS[web.choice(self.request, "method", list(METHODS), default="gradcam")]

@@ -105,9 +105,18 @@ def _class_map(q: Query):
     for: the target's map is the method's own summary."""
     if web.param(q.request, "class", required=False) is None:
         return None
-    kind, step, sample, class_index = q.method(), q.step(), q.index("sample"), q.index("class")  # 400s first
-    blobs, position = lookups.class_map(q.source(), q.mode(), step, sample, class_index, kind)
+    method, step, sample, class_index = q.method(), q.step(), q.index("sample"), q.index("class")  # 400s first
+    if method not in maps.CLASS_MAP_METHODS:
+        raise NotFound(f"only {' and '.join(maps.CLASS_MAP_METHODS)} store maps of other classes than the target; "
+                       f"{method} maps the target alone (leave out class=)", maps.CLASS_MAP_METHODS)
+    blobs, position = lookups.class_map(q.source(), q.mode(), step, sample, class_index, method)
     return blobs, sample, position
+
+
+def _method_maps(q: Query) -> tuple:
+    """(kind, blobs, header) of the requested method's maps of the target classes at the requested step."""
+    method, mode, step = q.method(), q.mode(), q.step()  # 400s first
+    return lookups.method_maps(q.source(), mode, step, method)
 
 
 def serve_gradcam(q: Query):
@@ -115,7 +124,7 @@ def serve_gradcam(q: Query):
     if found is not None:
         blobs, sample, position = found
         return _png(maps.map_png(q.source().decoded(blobs), lookups.png_of(q.source(), blobs, sample), position))
-    blobs, header = _summary(q, q.method())
+    _, blobs, header = _method_maps(q)
     return _png(lookups.png_of(q.source(), blobs, _sample_at(q, header)))
 
 
@@ -124,8 +133,7 @@ def serve_gradcam_npy(q: Query):
     if found is not None:
         blobs, sample, position = found
         return _npy(maps.channel(CLASS_MAPS, lookups.maps_of(q.source(), CLASS_MAPS, blobs, sample), position))
-    kind = q.method()
-    blobs, header = _summary(q, kind)
+    kind, blobs, header = _method_maps(q)
     return _npy(lookups.maps_of(q.source(), kind, blobs, _sample_at(q, header, required=False)))
 
 
@@ -299,13 +307,15 @@ def serve_faithfulness(q: Query):
 
 
 def serve_metrics(q: Query):
-    steps, found = lookups.metrics(q.source(), q.mode())
-    return _json({"steps": steps, "series": found})
+    """A method's trust figures (default Grad-CAM's) over the steps that scored it."""
+    method = q.method()
+    steps, found = lookups.metrics(q.source(), q.mode(), method)
+    return _json({"method": method, "steps": steps, "series": found})
 
 
 def serve_metrics_npy(q: Query):
     name = web.choice(q.request, "name", METRIC_NAMES)
-    return _npy(lookups.metrics(q.source(), q.mode())[1][name], expires=0)
+    return _npy(lookups.metrics(q.source(), q.mode(), q.method())[1][name], expires=0)
 
 
 ROUTES = {

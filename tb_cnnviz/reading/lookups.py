@@ -10,8 +10,9 @@ import numpy as np
 
 from tb_cnnviz.reading import patches, series
 from tb_cnnviz.storage import codec, maps, step_index
-from tb_cnnviz.storage.metadata import (CLASS_MAPS, FAITHFULNESS, METRICS, PREDICTIONS, REFERENCE, RUN_HEADER,
-                                        STATS, TOP_EXAMPLES, FormatError, tag)
+from tb_cnnviz.storage.metadata import (CLASS_MAPS, FAITHFULNESS, GRADCAM, GRADCAM_PP, METHOD_MAPS, METHOD_METRICS,
+                                        METHODS, METRICS, PREDICTIONS, REFERENCE, RUN_HEADER, STATS, TOP_EXAMPLES,
+                                        FormatError, tag)
 from tb_cnnviz.storage.run_header import RunHeader
 from tb_cnnviz.storage.top_examples import PROBES_REFERENCE, TopExamples, unpack_top_examples
 
@@ -186,6 +187,30 @@ def class_map(source: Source, mode: str, step: int, sample: int, class_index: in
     return blobs, maps.class_map_position(header, sample, class_index, method)
 
 
+def step_methods(source: Source, mode: str, step: int) -> list:
+    """The methods whose maps of the target classes a step holds, in `metadata.METHODS`' order:
+    Grad-CAM's and Grad-CAM++'s at every step, the others' where its index lists them (a
+    many-pass method is logged at some steps only)."""
+    try:
+        index = predictions(source, mode, step)[1]
+    except (KeyError, FormatError):
+        index = None
+    listed = index.get(METHOD_MAPS) if isinstance(index, dict) else None
+    logged = {GRADCAM, GRADCAM_PP, *(listed if isinstance(listed, dict) else ())}
+    return [method for method in METHODS if method in logged]
+
+
+def method_maps(source: Source, mode: str, step: int, method: str) -> tuple:
+    """(kind, blobs, decoded header) of a step's maps of the target classes by `method`; NotFound
+    listing the step's methods for one it did not log."""
+    if method not in step_methods(source, mode, step):
+        raise NotFound(f"the {mode} event at step {step} holds no {method} maps; it holds the maps of "
+                       f"{', '.join(step_methods(source, mode, step))}", step_methods(source, mode, step))
+    kind, name = (method, None) if method in (GRADCAM, GRADCAM_PP) else (METHOD_MAPS, method)
+    blobs, header = summary(source, kind, mode, step, name)
+    return kind, blobs, header
+
+
 def stats(source: Source, mode: str, step: int, path: str) -> np.ndarray:
     """(len(STAT_NAMES), filters) statistics of a conv layer at a step."""
     by_step = _tensors(source, tag(STATS, mode, path))
@@ -312,9 +337,17 @@ def layer_summaries(source: Source, mode: str) -> dict:
     return summaries
 
 
-def metrics(source: Source, mode: str) -> tuple:
-    """(steps, {name: mean over the probes per step}) of the trust figures."""
-    return series.metric_series(source.steps(mode), _tensors(source, tag(METRICS, mode)))
+def metrics_tag(mode: str, method: str) -> str:
+    """The tag of a method's trust figures: Grad-CAM's are METRICS, the others' METHOD_METRICS."""
+    return tag(METRICS, mode) if method == GRADCAM else tag(METHOD_METRICS, mode, method)
+
+
+def metrics(source: Source, mode: str, method: str = GRADCAM) -> tuple:
+    """(steps, {name: mean over the probes per step}) of a method's trust figures, over the
+    steps that logged them."""
+    if method not in METHODS:
+        raise NotFound(f"no method {method!r}; methods: {', '.join(METHODS)}", METHODS)
+    return series.metric_series(source.steps(mode), _tensors(source, metrics_tag(mode, method)))
 
 
 def faithfulness(source: Source, mode: str) -> tuple:

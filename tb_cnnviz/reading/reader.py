@@ -6,7 +6,9 @@
     event.gradcam                      # (N, H, W) float32
     event.activations("block1_conv1")  # (N, channels, h, w) and the channel indices
     run.filter_drift("block1_conv1", "cos_to_first")  # steps, (filters, steps)
-    run.metrics()                      # steps, {"deletion_auc": (steps,), ...}
+    run.metrics()                      # steps, {"deletion_auc": (steps,), ...} of Grad-CAM
+    event.maps("hirescam")             # (N, H, W) of a method the callback's methods= logs
+    run.metrics(method="hirescam")     # its trust figures
     event.top_examples("block3_conv2").of(5)      # filter 5's best reference images, peaks, values
     event.top_example_patches("block3_conv2", 5)  # their receptive-field patches, boxes
     run.layer_summary()                # steps, {layer: {"dead_fraction": (steps,), ...}}
@@ -81,6 +83,23 @@ class Event:
     def gradcam_pp(self) -> np.ndarray:
         """Grad-CAM++ maps (N, H, W) float32."""
         return self._maps(GRADCAM_PP)[0]
+
+    @property
+    def methods(self) -> list:
+        """The methods whose maps this event holds (`maps`): the callback's `methods` (with
+        Grad-CAM++ always), the many-pass ones at the events that ran them."""
+        return lookups.step_methods(self._run, self.mode, self.step)
+
+    def maps(self, method: str = "gradcam") -> np.ndarray:
+        """The target classes' maps (N, H, W) float32 by one of `methods`, at the input
+        resolution; KeyError listing this event's methods for another."""
+        kind, blobs, _ = lookups.method_maps(self._run, self.mode, self.step, method)
+        return lookups.maps_of(self._run, kind, blobs)
+
+    def method_metrics(self, method: str) -> dict:
+        """`metrics` of a method's maps: {name: (N,) float32}, NaN where not computed (faithfulness
+        is Grad-CAM's alone); KeyError if this event did not score that method."""
+        return dict(zip(tensors.METRIC_NAMES, self._run.tensor(lookups.metrics_tag(self.mode, method), self.step)))
 
     def gradcam_classes(self, sample: int) -> list:
         """The classes whose maps are stored for probe `sample`: the target first."""
@@ -254,10 +273,11 @@ class Run:
         steps, values = lookups.faithfulness(self, mode)
         return np.asarray(steps), np.asarray(values)
 
-    def metrics(self, mode: str = "train") -> tuple:
+    def metrics(self, mode: str = "train", method: str = "gradcam") -> tuple:
         """(steps, {name: (steps,) mean over the probes, NaN where not computed}) of the trust
-        figures (`storage.tensors.METRIC_NAMES`) of each event of `mode`."""
-        steps, found = lookups.metrics(self, mode)
+        figures (`storage.tensors.METRIC_NAMES`) of a method's maps (one the run logs,
+        `header.logged_methods()`) at each event of `mode` that scored it."""
+        steps, found = lookups.metrics(self, mode, method)
         return np.asarray(steps), found
 
     def filter_stats(self, layer: str, channel: int, mode: str = "train") -> tuple:

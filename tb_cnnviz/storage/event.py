@@ -11,8 +11,8 @@ import numpy as np
 from tb_cnnviz.storage import codec
 from tb_cnnviz.storage.maps import CLASS_MAP_METHODS, KERNEL_VIEW, MEAN_VIEW, pack_maps
 from tb_cnnviz.storage.metadata import (ACTIVATIONS, CLASS_MAPS, FAITHFULNESS, FEATURE_VIS, FILTERS, GRADCAM,
-                                        GRADCAM_PP, MASKS, METRICS, MULTILABEL, PREDICTIONS, SCALAR, STATS,
-                                        TOP_EXAMPLES, scalar_tag, tag)
+                                        GRADCAM_PP, MASKS, METHOD_MAPS, METHOD_METRICS, METRICS, MULTILABEL,
+                                        PIXEL_METHODS, PREDICTIONS, SCALAR, STATS, TOP_EXAMPLES, scalar_tag, tag)
 from tb_cnnviz.storage.run_header import RunHeader, labels_stored, shown_images
 from tb_cnnviz.storage.step_index import STEP_INDEX
 from tb_cnnviz.storage.tensors import METRIC_NAMES, metric_means, pack_stats, pack_tensor
@@ -29,7 +29,9 @@ class EventData:
     the classes explained, target first; class_gradcam, class_gradcam_pp (N, slots, h, w);
     masked_probability (N,); activations {path: (N, channels, h, w)}; filters {path: (n, kh, kw,
     c)}; stats {path: (len(STAT_NAMES), filters)}; a segmentation head's masks (N, H, W),
-    pixel_share (N, classes) and target_pixels (N,), else None.
+    pixel_share (N, classes) and target_pixels (N,), else None; method_maps {method: (N, h, w)}
+    of the target classes by the logged methods besides Grad-CAM and Grad-CAM++ (a class
+    activation map at its layer's resolution, a pixel attribution at the input's).
     """
 
     probabilities: np.ndarray
@@ -46,6 +48,7 @@ class EventData:
     masks: np.ndarray | None = None
     pixel_share: np.ndarray | None = None
     target_pixels: np.ndarray | None = None
+    method_maps: dict = dataclasses.field(default_factory=dict)
 
 
 class _Items:
@@ -78,6 +81,9 @@ def _pack_maps(items: _Items, result, run: RunHeader) -> None:
     items.add_maps(CLASS_MAPS, np.concatenate([result.class_gradcam, result.class_gradcam_pp], axis=1),
                    layer=run.gradcam_layer, size=size, classes=result.classes.tolist(),
                    methods=list(CLASS_MAP_METHODS))
+    for method, method_maps in result.method_maps.items():
+        layer = {} if method in PIXEL_METHODS else {"layer": run.gradcam_layer}
+        items.add_maps(METHOD_MAPS, method_maps, method, size=size, **layer)
     if result.masks is not None:
         items.add_maps(MASKS, result.masks)
     for path, maps in result.activations.items():
@@ -137,14 +143,15 @@ def _predictions(result, labels, head_fields: dict, index: dict) -> bytes:
 
 def pack_event(mode: str, result: EventData, run: RunHeader, labels, metrics: np.ndarray,
                cascade: list | None = None, top_examples: dict | None = None,
-               feature_vis: dict | None = None) -> dict:
+               feature_vis: dict | None = None, method_metrics: dict | None = None) -> dict:
     """{tag: (kind, value)} of every summary of one event.
 
     labels: as `capture.plan.Plan` holds them; metrics: (len(METRIC_NAMES), N) of
     `explanations.trust.event_metrics`; cascade: `sanity_check`'s result, if run; top_examples:
     {path: (images, positions, values, map size, first filter)} of the filters whose examples
     this event stores; feature_vis: {path: (channels, H, W, C)} of the run header's
-    `feature_vis` channels, if made at this event.
+    `feature_vis` channels, if made at this event; method_metrics: {method: (len(METRIC_NAMES),
+    N)} of the other logged methods (`metrics` are Grad-CAM's).
     """
     items = _Items(mode)
     _pack_maps(items, result, run)
@@ -154,9 +161,12 @@ def pack_event(mode: str, result: EventData, run: RunHeader, labels, metrics: np
     drop = result.probabilities[np.arange(len(result.target)), result.target] - result.masked_probability
     items.add_tensor(FAITHFULNESS, pack_tensor(drop.mean()))
     items.add_tensor(METRICS, pack_tensor(metrics))
-    for name, mean in zip(METRIC_NAMES, metric_means(metrics)):  # beside the loss in the Scalars tab
-        if np.isfinite(mean):
-            items.items[scalar_tag(mode, name)] = (SCALAR, pack_tensor(mean))
+    for method, values in (method_metrics or {}).items():
+        items.add_tensor(METHOD_METRICS, pack_tensor(values), method)
+    for method, values in {"gradcam": metrics, **(method_metrics or {})}.items():
+        for name, mean in zip(METRIC_NAMES, metric_means(values)):  # beside the loss in the Scalars tab
+            if np.isfinite(mean):
+                items.items[scalar_tag(mode, name, method)] = (SCALAR, pack_tensor(mean))
     items.index[FAITHFULNESS] = float(drop.mean())
     header = _predictions(result, labels, _head_fields(result, run, cascade), items.index)
     items.items[tag(PREDICTIONS, mode)] = (PREDICTIONS, np.asarray([header], dtype=object))

@@ -9,7 +9,7 @@ import numpy as np
 
 from tb_cnnviz.storage import codec
 from tb_cnnviz.storage.metadata import (ACTIVATIONS, CLASS_MAPS, FEATURE_VIS, FILTERS, GRADCAM, GRADCAM_PP, MASKS,
-                                        REFERENCE, RUN_HEADER, FormatError)
+                                        METHOD_MAPS, REFERENCE, RUN_HEADER, FormatError)
 
 # A CLASS_MAPS item holds a probe's maps of each explained class, by method: [Grad-CAM of each
 # class ..., Grad-CAM++ of each class ...]; its header's `classes` lists each probe's classes.
@@ -40,6 +40,7 @@ LAYOUTS = {
     FEATURE_VIS: _IMAGES,  # one image per visualised channel (its header's `channels`)
     GRADCAM: _HEAT_MAPS,
     GRADCAM_PP: _HEAT_MAPS,
+    METHOD_MAPS: _HEAT_MAPS,  # a class activation map's at its layer's resolution, a pixel attribution's at the input's
     MASKS: Layout(  # (N, H, W) class indices, exact through 8 bits for up to 256 classes
         lambda masks: masks[:, None, :, :, None].astype(np.float32),
         lambda stored: np.rint(stored[:, 0, :, :, 0]).astype(np.int64),

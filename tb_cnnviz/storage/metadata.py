@@ -35,20 +35,32 @@ METRICS = "metrics"  # per-probe trust figures (format 2; `tb_cnnviz.explanation
 TOP_EXAMPLES = "top_examples"  # each filter's top-activating reference images (format 2; `storage.top_examples`)
 FEATURE_VIS = "feature_vis"  # images that maximise chosen filters (format 2; `tb_cnnviz.explanations.feature_vis`)
 REFERENCE = "reference"  # the reference images of top examples, once per run when they are not the probes
+METHOD_MAPS = "method_maps"  # the target class's maps by a method other than Grad-CAM and Grad-CAM++
+METHOD_METRICS = "method_metrics"  # per-probe trust figures of a method other than Grad-CAM (METRICS)
+
+# The explanation methods a run may log (`tb_cnnviz.explanations.gradcam.PARAMETERS`): Grad-CAM's maps
+# and trust figures are GRADCAM and METRICS, Grad-CAM++'s maps GRADCAM_PP; every other method's are
+# METHOD_MAPS, and every method's but Grad-CAM's figures METHOD_METRICS, tagged with its name.
+METHODS = ("gradcam", "gradcam_pp", "hirescam", "xgradcam", "layercam", "eigencam", "scorecam", "smoothgrad",
+           "integrated_gradients")
+PIXEL_METHODS = ("smoothgrad", "integrated_gradients")  # attributions to the input's pixels, stored at its size
 
 BLOB_KINDS = (RUN_HEADER, PREDICTIONS, GRADCAM, GRADCAM_PP, ACTIVATIONS, FILTERS, MASKS, CLASS_MAPS, TOP_EXAMPLES,
-              FEATURE_VIS, REFERENCE)
-TENSOR_KINDS = (STATS, FAITHFULNESS, METRICS)
+              FEATURE_VIS, REFERENCE, METHOD_MAPS)
+TENSOR_KINDS = (STATS, FAITHFULNESS, METRICS, METHOD_METRICS)
 LAYER_KINDS = (ACTIVATIONS, FILTERS, STATS, TOP_EXAMPLES, FEATURE_VIS)
+METHOD_KINDS = (METHOD_MAPS, METHOD_METRICS)  # their tags end in a method's name where others' end in a layer path
+NAMED_KINDS = LAYER_KINDS + METHOD_KINDS
 RUN_KINDS = (RUN_HEADER, REFERENCE)  # once per run: their tags have no mode
 
 
 SCALAR = "scalar"  # an ordinary TensorBoard scalar (the Scalars tab's), not a cnnviz summary
 
 
-def scalar_tag(mode: str, name: str) -> str:
-    """Tag of the scalar copy of a trust figure: `cnnviz/<mode>/<name>`."""
-    return f"{PLUGIN_NAME}/{mode}/{name}"
+def scalar_tag(mode: str, name: str, method: str = "gradcam") -> str:
+    """Tag of the scalar copy of a trust figure: `cnnviz/<mode>/<name>` of Grad-CAM's,
+    `cnnviz/<mode>/<method>/<name>` of another method's."""
+    return f"{PLUGIN_NAME}/{mode}/{name}" if method == "gradcam" else f"{PLUGIN_NAME}/{mode}/{method}/{name}"
 
 
 class FormatError(ValueError):
@@ -58,23 +70,23 @@ class FormatError(ValueError):
 class Tag(NamedTuple):
     kind: str
     mode: str | None
-    layer: str | None
+    name: str | None  # the layer path of LAYER_KINDS, the method of METHOD_KINDS
 
 
-def tag(kind: str, mode: str | None = None, layer: str | None = None) -> str:
-    """Tag of a summary: `probes` (the run header), `reference`, `<mode>/<kind>` or
-    `<mode>/<kind>/<layer path>`.
+def tag(kind: str, mode: str | None = None, name: str | None = None) -> str:
+    """Tag of a summary: `probes` (the run header), `reference`, `<mode>/<kind>`,
+    `<mode>/<kind>/<layer path>` (LAYER_KINDS) or `<mode>/<kind>/<method>` (METHOD_KINDS).
 
     Raises:
-      ValueError: an unknown mode, or a layer given to a kind that takes none (or missing).
+      ValueError: an unknown mode, or a name given to a kind that takes none (or missing).
     """
     if kind in RUN_KINDS:
         return kind
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if (kind in LAYER_KINDS) != (layer is not None):
-        raise ValueError(f"kind {kind!r} {'needs' if kind in LAYER_KINDS else 'takes no'} layer")
-    return "/".join(p for p in (mode, kind, layer) if p is not None)
+    if (kind in NAMED_KINDS) != (name is not None):
+        raise ValueError(f"kind {kind!r} {'needs' if kind in NAMED_KINDS else 'takes no'} layer or method")
+    return "/".join(p for p in (mode, kind, name) if p is not None)
 
 
 def parse_tag(name: str) -> Tag:
@@ -85,10 +97,10 @@ def parse_tag(name: str) -> Tag:
     if len(parts) < 2 or parts[0] not in MODES or parts[1] not in BLOB_KINDS + TENSOR_KINDS:
         raise FormatError(f"not a cnnviz tag: {name!r}")
     kind = parts[1]
-    layer = parts[2] if len(parts) == 3 else None
-    if (kind in LAYER_KINDS) != (layer is not None):
+    named = parts[2] if len(parts) == 3 else None
+    if (kind in NAMED_KINDS) != (named is not None):
         raise FormatError(f"not a cnnviz tag: {name!r}")
-    return Tag(kind, parts[0], layer)
+    return Tag(kind, parts[0], named)
 
 
 def create_summary_metadata(kind: str) -> summary_pb2.SummaryMetadata:

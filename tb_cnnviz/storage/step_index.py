@@ -6,12 +6,13 @@ from collections.abc import Callable
 
 from tb_cnnviz.storage import codec
 from tb_cnnviz.storage.metadata import (ACTIVATIONS, CLASS_MAPS, FAITHFULNESS, FEATURE_VIS, FILTERS, GRADCAM,
-                                        GRADCAM_PP, MASKS, TOP_EXAMPLES, FormatError, tag)
+                                        GRADCAM_PP, MASKS, METHOD_MAPS, TOP_EXAMPLES, FormatError, tag)
 from tb_cnnviz.storage.run_header import RunHeader
 
 # Key of the predictions header that indexes its step: {GRADCAM: header, GRADCAM_PP: header,
 # ACTIVATIONS: {layer: header}, FILTERS: {layer: header}, FAITHFULNESS: value}, MASKS: header
-# for a segmentation head, and TOP_EXAMPLES, FEATURE_VIS: {layer: header} at steps that have them.
+# for a segmentation head, TOP_EXAMPLES, FEATURE_VIS: {layer: header} at steps that have them, and
+# METHOD_MAPS: {method: header} of the methods besides Grad-CAM and Grad-CAM++ logged at the step.
 STEP_INDEX = "summaries"
 
 
@@ -52,7 +53,7 @@ def checked_step_index(index, run: RunHeader, step: int) -> dict:
     for kind in (MASKS, CLASS_MAPS):  # a segmentation head's masks; class maps since they were added
         if kind in index:
             summaries[kind] = _header_or_error(lambda k=kind: codec.check_header(index[k]))
-    for kind in (TOP_EXAMPLES, FEATURE_VIS):  # at some steps only
+    for kind in (TOP_EXAMPLES, FEATURE_VIS, METHOD_MAPS):  # at some steps only
         if isinstance(index.get(kind), dict):
             summaries[kind] = {str(path): _header_or_error(lambda h=h: codec.check_header(h))
                                for path, h in index[kind].items()}
