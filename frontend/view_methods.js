@@ -75,18 +75,22 @@ function ranked(methods, answers, [name, , , better], step) {
 }
 
 // "At step 752, HiResCAM's deletion AUC 0.21 is the lowest, Grad-CAM's 0.27; all are below
-// their random order's 0.70." for deletion and insertion, where the step computed them.
+// their random order's 0.70." for deletion and insertion, where the step computed them: the
+// methods tied for the best named together, beside them Grad-CAM (or the next best).
 function verdict(figure, order, chance, step) {
   const [, title, , better] = figure;
   if (!order.length) return null;
-  const [[best, value], ...others] = order;
-  const other = best !== "gradcam" ? order.find(([method]) => method === "gradcam") : others[0];
+  const value = order[0][1];
+  const leaders = order.filter(([, v]) => v === value).map(([method]) => possessive(method));
+  const rest = order.filter(([, v]) => v !== value);
+  const other = rest.find(([method]) => method === "gradcam") ?? rest[0];
   const beside = other ? `, ${possessive(other[0])} ${fmt(other[1])}` : "";
   const side = better === "low" ? "below" : "above";
   const beat = chance === null ? null : order.filter(([, v]) => (better === "low" ? v < chance : v > chance)).length;
   const share = beat === null ? "" : beat === order.length ? `; ${order.length === 1 ? "it is" : "all are"} ${side}`
     : beat === 0 ? `; none is ${side}` : `; ${beat} of ${order.length} are ${side}`;
-  return `At step ${step}, ${possessive(best)} ${title} ${fmt(value)} is the ${better === "low" ? "lowest" : "highest"}${beside}${share}${chance === null ? "" : ` their random order's ${fmt(chance)}`}.`;
+  const named = leaders.length > 1 ? `${leaders.slice(0, -1).join(", ")} and ${leaders.at(-1)}` : leaders[0];
+  return `At step ${step}, ${named} ${title} ${fmt(value)} is the ${better === "low" ? "lowest" : "highest"}${beside}${share}${chance === null ? "" : ` their random order's ${fmt(chance)}`}.`;
 }
 
 function possessive(method) {

@@ -344,10 +344,17 @@ def test_screenshots_of_every_view(page, request, tensorboard_server, tmp_path):
     for view, check in checks.items():
         frame.locator(f"button[data-view={view}]").click()
         wait_ready(frame, view)
+        evaluated = view == "methods" and info["steps"]["eval"]  # an eval event runs and scores every method
+        if evaluated:
+            frame.locator("button[data-mode=eval]").click()
+            main.locator("p.note", has_text="at eval step").wait_for(timeout=60000)
         assert main.locator(".message.error").count() == 0, main.locator(".message.error").all_text_contents()
         images_loaded(page)
         *_, regions = check()
         screenshot(page, os.path.join(out, f"{view}.png"), regions)
+        if evaluated:
+            frame.locator("button[data-mode=train]").click()
+            main.locator("p.note", has_text="at train step").wait_for(timeout=60000)
     # the card of a visualised filter of the Grad-CAM layer, at the last step that visualised it
     layer = info["gradcam_layer"]
     channel = info["feature_vis"].get(layer, [0])[0]

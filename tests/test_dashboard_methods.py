@@ -60,19 +60,23 @@ def possessive(method):
 
 
 def sentence(figures, name, title, better, step):
-    """The view's sentence about one figure, written out: the best method, Grad-CAM beside it
-    (or the runner-up where Grad-CAM is the best), how many beat their random order."""
+    """The view's sentence about one figure, written out: the methods tied for the best, beside
+    them Grad-CAM (or the next best), how many beat their random order."""
     order = sorted(((m, f[name]) for m, f in figures.items() if f[name] is not None),
                    key=lambda pair: pair[1] if better == "low" else -pair[1])
-    (best, value), others = order[0], order[1:]
-    other = next(pair for pair in order if pair[0] == "gradcam") if best != "gradcam" else others[0]
+    value = order[0][1]
+    leaders = [possessive(m) for m, v in order if v == value]
+    rest = [(m, v) for m, v in order if v != value]
+    other = next((pair for pair in rest if pair[0] == "gradcam"), rest[0] if rest else None)
+    beside = f", {possessive(other[0])} {fmt(other[1])}" if other else ""
     chance = figures["gradcam"][f"{name}_random"]
     beat = sum((v < chance) if better == "low" else (v > chance) for _, v in order)
     side = "below" if better == "low" else "above"
     share = f"; all are {side}" if beat == len(order) else f"; none is {side}" if beat == 0 else \
         f"; {beat} of {len(order)} are {side}"
-    return (f"At step {step}, {possessive(best)} {title} {fmt(value)} is the {'lowest' if better == 'low' else 'highest'}, "
-            f"{possessive(other[0])} {fmt(other[1])}{share} their random order's {fmt(chance)}.")
+    named = f"{', '.join(leaders[:-1])} and {leaders[-1]}" if len(leaders) > 1 else leaders[0]
+    return (f"At step {step}, {named} {title} {fmt(value)} is the {'lowest' if better == 'low' else 'highest'}"
+            f"{beside}{share} their random order's {fmt(chance)}.")
 
 
 def test_the_methods_view_ranks_every_method_by_the_served_figures(page, server):
