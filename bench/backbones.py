@@ -6,8 +6,8 @@ in a classifier (backbone -> GlobalAveragePooling2D -> Dense(10, softmax); adam,
 categorical crossentropy), a CNNViz with default options on 8 photographs bundled with
 scikit-image (tests/helpers.py photographs: uint8, centre-cropped and resized). After a
 train step and a warm-up event (which traces the probe and writes the once-per-run `probes`
-header as a record of its own), three events alternate with three more train steps on a batch
-of 32 synthetic images. Prints per model the layers logged and:
+header as a record of its own), three events (`--repeats`) alternate with three more train steps
+on a batch of 32 synthetic images. Prints per model the layers logged and:
   - bytes of the first event after the warm-up (so no header, no tracing), as stored in the
     event file, by kind of summary (the tag's second part: train/<kind>/...; "framing" is
     the rest of the record); target <= 300 KB (1 KB = 1000 bytes, as event_cost.py counts);
@@ -16,7 +16,7 @@ With --methods (the callback's methods=, "all" for the nine; the many-pass ones 
 event, expensive_every=1), also the bytes each method other than Grad-CAM adds to the event: its
 maps, its trust figures and their scalars.
 
-    python3 -m bench.backbones [--models vgg16,resnet50] [--size 96] [--methods all] [--json]
+    python3 -m bench.backbones [--models vgg16,resnet50] [--size 96] [--methods all] [--repeats 3] [--json]
 """
 
 import collections
@@ -45,7 +45,7 @@ BACKBONES = {  # name: (constructor, input size)
     "densenet121": (keras.applications.DenseNet121, 224),
     "xception": (keras.applications.Xception, 299),
 }
-CLASSES, BATCH, REPEATS = 10, 32, 3
+CLASSES, BATCH = 10, 32
 
 
 def classifier(backbone, size):
@@ -83,7 +83,7 @@ def event_bytes(logdir, step):
     raise LookupError(f"no train event at step {step} in {logdir}")
 
 
-def measure(report, name, size, methods):
+def measure(report, name, size, methods, repeats):
     """(KB of one event, event time / train step time) of one backbone, with the details said."""
     start = time.perf_counter()
     model = classifier(BACKBONES[name][0], size)
@@ -97,7 +97,7 @@ def measure(report, name, size, methods):
         callback.log(1)  # warm-up: traces the probe, writes the run header
         setup = time.perf_counter() - start
         steps, events = [], []
-        for step in range(2, 2 + REPEATS):
+        for step in range(2, 2 + repeats):
             steps.append(timed(lambda: model.train_on_batch(images, labels)))
             events.append(timed(lambda: callback.log(step)))
         sizes, counts, by_method = event_bytes(logdir, 2)
@@ -110,7 +110,7 @@ def measure(report, name, size, methods):
                + ", ".join(f"{kind} {n / 1000:.1f}" for kind, n in sizes.most_common()) + f"; total {kb:.1f}")
     if by_method:
         report.say("  KB each method adds: " + ", ".join(f"{method} {n / 1000:.1f}" for method, n in by_method.items()))
-    report.say(f"  event {event * 1e3:.0f} ms, train step {train_step * 1e3:.0f} ms (medians of {REPEATS}): "
+    report.say(f"  event {event * 1e3:.0f} ms, train step {train_step * 1e3:.0f} ms (medians of {repeats}): "
                f"ratio {ratio:.3f}; build + warm-up {setup:.0f} s")
     del model, callback
     keras.backend.clear_session()
@@ -123,6 +123,7 @@ def main():
     parser.add_argument("--models", default=",".join(BACKBONES),
                         help="comma-separated, of: " + ", ".join(BACKBONES))
     parser.add_argument("--size", type=int, help="input size for every model (default 224, Xception 299)")
+    parser.add_argument("--repeats", type=int, default=3, help="events and train steps timed (default: 3)")
     parser.add_argument("--methods", default="gradcam,gradcam_pp",
                         help="the callback's methods=, comma-separated, or all (default: gradcam,gradcam_pp)")
     args = parser.parse_args()
@@ -133,7 +134,7 @@ def main():
         parser.error(f"unknown models {sorted(unknown)}; choose from {list(BACKBONES)}")
     report = Report(args.json)
     start = time.perf_counter()
-    results = {name: measure(report, name, args.size or BACKBONES[name][1], methods) for name in models}
+    results = {name: measure(report, name, args.size or BACKBONES[name][1], methods, args.repeats) for name in models}
     report.say(f"\n{len(models)} models in {time.perf_counter() - start:.0f} s")
     for name, (kb, ratio) in results.items():
         report.figure(f"backbones_{name}_kb_per_event", kb, 300, f"{name}: KB per event")

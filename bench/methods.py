@@ -44,9 +44,9 @@ def scores(trained, logdir) -> dict:
         found[method]["energy"] = float(np.nanmean(trust.energy_in_mask(maps, masks)))
         found[method]["seconds"] = median_seconds(lambda method=method: tb_cnnviz.explain(
             model, probes, method, class_index=target), 3)
-    alone = event_seconds(trained, f"{logdir}/events_gradcam", ("gradcam",))
+    alone = event_seconds(trained, f"{logdir}/events_alone", ("gradcam",))
     for method in METHODS:
-        found[method]["event"] = event_seconds(trained, f"{logdir}/events_{method}", ("gradcam", method)) / alone
+        found[method]["event"] = event_seconds(trained, f"{logdir}/events_with_{method}", ("gradcam", method)) / alone
     return found
 
 
