@@ -14,7 +14,7 @@
 // computed at that step) instead of leaving a gap (a value that is not defined there).
 // format: a value as the tooltip writes it. moveMarker moves the marker of a chart drawn once
 // and shown again at other steps. The pieces other drawings share are exported too: svg,
-// ticks, stepScale and linePath (the heat map's axis), and sparklines (sparkPath, sparkline).
+// ticks, stepScale and linePath (the heat map's axis), and sparklines (sparkX, sparkPath, sparkline).
 
 import { el, extent, fmt, placeTooltip } from "./dom.js";
 

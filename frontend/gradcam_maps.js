@@ -4,7 +4,7 @@
 
 import { ApiError, getJSON, part } from "./api.js";
 import { Recent } from "./cache.js";
-import { className, el, labelled } from "./dom.js";
+import { className, el, labelled, select } from "./dom.js";
 import { sharedRange } from "./scale.js";
 
 // The explanation methods a run may log (tb_cnnviz/storage/metadata.py METHODS), by name.
@@ -15,11 +15,23 @@ export const METHOD_NAMES = {
 // The methods whose maps of other classes are stored (the class picker's); the others map the target alone.
 export const CLASS_MAP_METHODS = ["gradcam", "gradcam_pp"];
 
-// The methods a run logs (its callback's methods=, Grad-CAM++ always; runs written before
-// methods= log Grad-CAM and Grad-CAM++), in METHOD_NAMES' order.
+// The methods whose maps a run scores with the trust figures: its callback's methods= (runs
+// written before methods= score Grad-CAM's alone), in METHOD_NAMES' order.
+export function scoredMethods(run) {
+  const scored = new Set(Array.isArray(run.methods) ? run.methods : ["gradcam"]);
+  return Object.keys(METHOD_NAMES).filter((method) => scored.has(method));
+}
+
+// The methods whose maps a run logs: those it scores, and Grad-CAM++ always.
 export function loggedMethods(run) {
-  const logged = new Set([...(Array.isArray(run.methods) ? run.methods : ["gradcam"]), "gradcam_pp"]);
+  const logged = new Set([...scoredMethods(run), "gradcam_pp"]);
   return Object.keys(METHOD_NAMES).filter((method) => logged.has(method));
+}
+
+// The Method picker of a view: `methods` by name, setting state.method.
+export function methodPicker(methods, state, store) {
+  return labelled("Method", select(methods.map((method) => [method, METHOD_NAMES[method]]), state.method,
+    (method) => store.update({ method }), { name: "method" }));
 }
 
 // The header of a step's maps of the target classes by `method` (from its `event` answer);
@@ -113,16 +125,22 @@ export function sharedScale(run, mode, method, choice) {
     const los = [];
     const his = [];
     let counted = 0;
+    let absent = 0;  // steps that did not log the method (a many-pass one runs at some events only)
     await inTurn(steps, 6, async (step) => {
       try {
-        const ranges = maps(await getJSON("event", { run: run.run, step, mode }), method, choice).filter((m) => m.lo !== undefined);
+        const event = await getJSON("event", { run: run.run, step, mode });
+        if (!CLASS_MAP_METHODS.includes(method) && methodHeader(event, method) === null) {
+          absent += 1;
+          return;
+        }
+        const ranges = maps(event, method, choice).filter((m) => m.lo !== undefined);
         los.push(...ranges.map((m) => m.lo));
         his.push(...ranges.map((m) => m.hi));
         counted += 1;
       } catch { /* a damaged step: the scale is taken over the others, and says how many */ }
     });
     const [low, high] = sharedRange(los, his);
-    return { low, high, steps: counted, of: steps.length, maps: his.length };
+    return { low, high, steps: counted, of: steps.length - absent, maps: his.length };
   });
 }
 

@@ -9,7 +9,7 @@ import { classColour, drawMask } from "./masks.js";
 import { drawLevels } from "./mosaic.js";
 import { drawOutline } from "./outline.js";
 import { CLASS_MAP_METHODS, METHOD_NAMES, classMapPosition, classPicker, hasClasses, loggedMethods, maps, methodHeader,
-  sharedScale } from "./gradcam_maps.js";
+  methodPicker, sharedScale } from "./gradcam_maps.js";
 import { levelTable, negligibleRule, relevel, short } from "./scale.js";
 
 export const label = "Grad-CAM";
@@ -26,8 +26,7 @@ export function toolbar({ state, store, content, runs }) {
   const outline = run.truth ? el("input", { type: "checkbox", name: "outline", checked: state.outline === "1" }) : null;
   outline?.addEventListener("change", () => store.update({ outline: outline.checked ? "1" : "" }));
   return [
-    labelled("Method", select(loggedMethods(run).map((method) => [method, METHOD_NAMES[method]]), state.method,
-      (method) => store.update({ method }), { name: "method" })),
+    methodPicker(loggedMethods(run), state, store),
     CLASS_MAP_METHODS.includes(state.method) ? classPicker(run, state, store) : null,
     labelled("Colormap", select(Object.keys(COLORMAPS), state.cmap, (cmap) => store.update({ cmap }), { name: "cmap" })),
     labelled("Scale", select(Object.entries(SCALES), state.scale, (scale) => store.update({ scale }), { name: "scale" })),

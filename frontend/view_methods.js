@@ -9,7 +9,7 @@ import { getJSON, url } from "./api.js";
 import { sparkPath, sparkX, sparkline } from "./chart.js";
 import { COLORMAPS } from "./colormap.js";
 import { el, fmt, labelled, select } from "./dom.js";
-import { METHOD_NAMES, loggedMethods, methodHeader } from "./gradcam_maps.js";
+import { METHOD_NAMES, loggedMethods, methodHeader, scoredMethods } from "./gradcam_maps.js";
 import { negligibleRule } from "./scale.js";
 import { drawHeat } from "./view_gradcam.js";
 
@@ -29,14 +29,24 @@ export function toolbar({ state, store }) {
 }
 
 function methodTitle(method, header) {
-  const where = !header ? "" : header.layer ? ` at ${header.layer}` : " on the input's pixels";
+  const where = !header || header.error ? "" : header.layer ? ` at ${header.layer}` : " on the input's pixels";
   return el("th", { title: `${METHOD_NAMES[method]}${where}` }, el("div", { text: METHOD_NAMES[method] }),
     method === "eigencam" ? el("div", { class: "note", text: "the same map for every class" }) : null);
+}
+
+// A step's header of a method's maps: null where the step did not log it, { error } where damaged.
+function headerOf(event, method) {
+  try {
+    return methodHeader(event, method);
+  } catch (error) {
+    return { error: error.message };
+  }
 }
 
 // One probe's map by one method, on its own range (flat where negligible among the method's maps).
 function mapCell(params, header, rule, lut, draws) {
   if (!header) return el("td", { class: "missing", text: "not computed at this step" });
+  if (header.error) return el("td", { class: "missing error", text: header.error });
   const { sample } = params;
   const flat = rule.test(header.lo[sample][0], header.hi[sample][0]);
   const canvas = el("canvas", { class: "heat", dataset: { sample: String(sample), method: params.method } });
@@ -50,8 +60,8 @@ function mapCell(params, header, rule, lut, draws) {
 async function mapGrid(state, run, step, event, methods) {
   const lut = COLORMAPS[state.cmap] || COLORMAPS.jet;
   const count = Math.min(event.predictions.predicted.length, run.samples);
-  const headers = methods.map((method) => methodHeader(event, method));
-  const rules = headers.map((header) => header && negligibleRule(header.lo.map((lo) => lo[0]), header.hi.map((hi) => hi[0])));
+  const headers = methods.map((method) => headerOf(event, method));
+  const rules = headers.map((header) => header && !header.error && negligibleRule(header.lo.map((lo) => lo[0]), header.hi.map((hi) => hi[0])));
   const draws = [];
   const rows = Array.from({ length: count }, (_, sample) => el("tr", {}, el("th", { text: String(sample) }),
     ...methods.map((method, i) => mapCell({ run: run.run, step, mode: state.mode, method, sample }, headers[i], rules[i], lut, draws))));
@@ -81,8 +91,8 @@ function verdict(figure, order, chance, step) {
   const [, title, , better] = figure;
   if (!order.length) return null;
   const value = order[0][1];
-  const leaders = order.filter(([, v]) => v === value).map(([method]) => possessive(method));
-  const rest = order.filter(([, v]) => v !== value);
+  const leaders = order.filter(([, v]) => fmt(v) === fmt(value)).map(([method]) => possessive(method));
+  const rest = order.filter(([, v]) => fmt(v) !== fmt(value));
   const other = rest.find(([method]) => method === "gradcam") ?? rest[0];
   const beside = other ? `, ${possessive(other[0])} ${fmt(other[1])}` : "";
   const side = better === "low" ? "below" : "above";
@@ -98,10 +108,10 @@ function possessive(method) {
   return name.endsWith("s") ? `${name}'` : `${name}'s`;
 }
 
-// The methods marked best of a figure: those whose value equals the best one, none where every
-// method has it (nothing is ranked: e.g. the rank correlations of a run's first event, all 1).
+// The methods marked best of a figure: those whose value shows as the best one, none where every
+// method's does (nothing is ranked: e.g. the rank correlations of a run's first event, all 1).
 function bestOf(order) {
-  const best = order.filter(([, value]) => value === order[0]?.[1]).map(([method]) => method);
+  const best = order.filter(([, value]) => fmt(value) === fmt(order[0]?.[1])).map(([method]) => method);
   return best.length === order.length && order.length > 1 ? [] : best;
 }
 
@@ -124,7 +134,8 @@ async function ranking(state, run, step, methods) {
     el("th", { title: meaning, text: chances[i] === null ? title : `${title} (chance ${fmt(chances[i])})` })));
   const rows = methods.map((method, m) => el("tr", { dataset: { method } }, el("td", { class: "layer-name", text: METHOD_NAMES[method] }),
     ...figures.map(([name], i) => figureCell(answers[m], name, step, bestOf(orders[i]).includes(method)))));
-  const sentences = figures.slice(0, 2).map((figure, i) => verdict(figure, orders[i], chances[i], step)).filter(Boolean);
+  const sentences = figures.map((figure, i) => (figure[0] === "deletion_auc" || figure[0] === "insertion_auc"
+    ? verdict(figure, orders[i], chances[i], step) : null)).filter(Boolean);
   const curves = figures.some(([name]) => name === "deletion_auc") && !orders[0]?.length;
   return el("div", { class: "methods-ranking" },
     ...sentences.map((text) => el("p", { class: "verdict", text })),
@@ -135,7 +146,8 @@ async function ranking(state, run, step, methods) {
 export async function render({ state }, run, step) {
   const methods = loggedMethods(run);
   const event = await getJSON("event", { run: run.run, step, mode: state.mode });
-  const [table, grid] = await Promise.all([ranking(state, run, step, methods), mapGrid(state, run, step, event, methods)]);
+  const [table, grid] = await Promise.all([ranking(state, run, step, scoredMethods(run)),
+    mapGrid(state, run, step, event, methods)]);
   return el("div", { class: "methods-view" },
     el("p", { class: "note", text: `${methods.length} methods at ${state.mode} step ${step}: the maps of each probe's target class, each map on its own range; the figures are means over the probes (★ the best of each column, unmarked where all are equal; hover a column's title for what it means). Faithfulness is Grad-CAM's alone (Trust view).` }),
     table, grid);

@@ -4,15 +4,19 @@
 
 import { getJSON, loadImage, pixels } from "./api.js";
 import { lineChart } from "./chart.js";
-import { el, faithfulnessMeaning, labelled, message, select } from "./dom.js";
-import { METHOD_NAMES, loggedMethods } from "./gradcam_maps.js";
+import { el, faithfulnessMeaning, message } from "./dom.js";
+import { METHOD_NAMES, methodPicker, scoredMethods } from "./gradcam_maps.js";
 
 export const label = "Trust";
 
-// The method whose figures are charted: state.method, shared with the Grad-CAM view.
+// The method whose figures are charted: state.method (shared with the Grad-CAM view) where the
+// run scores it, else Grad-CAM.
+function charted(run, state) {
+  return scoredMethods(run).includes(state.method) ? state.method : "gradcam";
+}
+
 export function toolbar({ state, store, runs }) {
-  return [labelled("Method", select(loggedMethods(runs[0]).map((method) => [method, METHOD_NAMES[method]]), state.method,
-    (method) => store.update({ method }), { name: "method" }))];
+  return [methodPicker(scoredMethods(runs[0]), { ...state, method: charted(runs[0], state) }, store)];
 }
 
 // The chance levels, averaged over the probes: the share of the image the object covers (where
@@ -124,21 +128,22 @@ function objectFigures(steps, series, chance) {
 }
 
 export async function render({ state }, run, step) {
+  const method = charted(run, state);
   const [metrics, chance, cascade] = await Promise.all([
-    getJSON("metrics", { run: run.run, mode: state.mode, method: state.method }, { fresh: true }),
+    getJSON("metrics", { run: run.run, mode: state.mode, method }, { fresh: true }),
     run.truth ? objectShare(run).catch(() => null) : null,
     state.mode === "eval" && step !== undefined ? cascadeChart(run, step).catch(() => null) : null,
   ]);
   const { steps, series } = metrics;
   if (!steps.length) {
-    return message("error", `No trust figures of ${METHOD_NAMES[state.method]} in run ${run.run} (${state.mode}): it was logged before tb_cnnviz stored them, or no event of this mode has them yet.`);
+    return message("error", `No trust figures of ${METHOD_NAMES[method]} in run ${run.run} (${state.mode}): it was logged before tb_cnnviz stored them, or no event of this mode has them yet.`);
   }
   const chart = ([names, options, missing]) => (names.some((name) => computed(series[name]))
     ? lineChart({ steps, marker: step, connectNulls: true, ...options }) : missingChart(options.title, missing));
   const cascadeCard = state.mode !== "eval" ? []
     : [cascade ?? missingChart("Cascading randomisation", "Not run at this eval step: log with CNNViz(sanity_check=True) to run it at every eval event.")];
   return el("div", {},
-    el("p", { class: "note", text: `Can the heat maps be believed? Each figure is the mean over the ${run.samples} probes of the target class's ${METHOD_NAMES[state.method]}, at each ${state.mode} step that computed it (the Methods view ranks the methods at a step). Hover a chart for values.` }),
+    el("p", { class: "note", text: `Can the heat maps be believed? Each figure is the mean over the ${run.samples} probes of the target class's ${METHOD_NAMES[method]}, at each ${state.mode} step that computed it (the Methods view ranks the methods at a step). Hover a chart for values.` }),
     el("div", { class: "charts trust" }, ...modelFigures(run, state.mode, series).map(chart), ...cascadeCard,
       ...objectFigures(steps, series, chance).map(chart)));
 }

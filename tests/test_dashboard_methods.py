@@ -65,8 +65,8 @@ def sentence(figures, name, title, better, step):
     order = sorted(((m, f[name]) for m, f in figures.items() if f[name] is not None),
                    key=lambda pair: pair[1] if better == "low" else -pair[1])
     value = order[0][1]
-    leaders = [possessive(m) for m, v in order if v == value]
-    rest = [(m, v) for m, v in order if v != value]
+    leaders = [possessive(m) for m, v in order if fmt(v) == fmt(value)]  # tied as shown
+    rest = [(m, v) for m, v in order if fmt(v) != fmt(value)]
     other = next((pair for pair in rest if pair[0] == "gradcam"), rest[0] if rest else None)
     beside = f", {possessive(other[0])} {fmt(other[1])}" if other else ""
     chance = figures["gradcam"][f"{name}_random"]
@@ -94,7 +94,7 @@ def test_the_methods_view_ranks_every_method_by_the_served_figures(page, server)
         cells = frame.locator(f"table.ranking td[data-figure={name}] span.number").all_text_contents()
         values = {m: figures[m][name] for m in metadata.METHODS if figures[m][name] is not None}
         top = (min if better == "low" else max)(values.values())
-        best = {m for m, v in values.items() if v == top}
+        best = {m for m, v in values.items() if fmt(v) == fmt(top)}  # tied as shown
         best = set() if len(best) == len(values) else best  # all equal: nothing ranked
         assert cells == [("—" if m not in values else fmt(values[m])) + (" ★" if m in best else "")
                          for m in metadata.METHODS], name

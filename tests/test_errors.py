@@ -32,6 +32,7 @@ IMAGES = np.zeros((4, 32, 32, 3), np.float32)
     ({"layers": []}, ValueError, "at least one conv layer"),
     ({"methods": ("gradcam", "gradcam+")}, ValueError, r"names among gradcam, gradcam_pp, hirescam.*\['gradcam\+'\]"),
     ({"methods": "hirescam"}, ValueError, "must include 'gradcam'"),
+    ({"methods": None}, ValueError, "a method's name or a list of them"),
     ({"expensive_every": 0}, ValueError, r"expensive_every \(or None for the events of trust_every\) must be a positive"),
 ])
 def test_constructor_errors(tmp_path, kwargs, error, message):

@@ -2,6 +2,7 @@
 figures at every event, read back by the reader, the routes and as TensorBoard scalars, equal to
 `explain` and to the figures computed here."""
 
+import hashlib
 import os
 
 import keras
@@ -170,3 +171,23 @@ def test_expensive_every_sets_the_many_pass_methods_events(tmp_path, data):
     steps, series = run.metrics(method="smoothgrad")  # no curves (trust_every=None): localisation, rank correlation
     assert list(steps) == [0, 3] and np.isnan(series["deletion_auc"]).all()
     assert np.isfinite(series["sanity_rank_corr"]).all()
+
+
+@pytest.mark.slow
+def test_a_run_started_again_does_not_compare_with_an_earlier_starts_first_maps(tmp_path, data):
+    """A method's first maps kept from an earlier start of the run (started again without that
+    method, then resumed with it) are replaced, not compared with."""
+    images, labels, _ = data
+    model = small_cnn()
+    logdir, both = str(tmp_path), ("gradcam", "hirescam")
+    tb_cnnviz.CNNViz(logdir, images[:4], model=model, methods=both, strict=True).log(0)
+    earlier = np.load(tmp_path / "cnnviz_first_maps_hirescam.npz")["maps"]
+    model.fit(images, labels, epochs=1, verbose=0)
+    with pytest.warns(UserWarning, match="already holds a cnnviz run"):
+        tb_cnnviz.CNNViz(logdir, images[:4], model=model, strict=True).log(0)  # started again, without HiResCAM
+    tb_cnnviz.CNNViz(logdir, images[:4], model=model, methods=both, strict=True).log(100)  # resumed, with it
+    kept = np.load(tmp_path / "cnnviz_first_maps_hirescam.npz")
+    assert str(kept["run"]) == hashlib.sha1((tmp_path / "cnnviz_reference.npz").read_bytes()).hexdigest()
+    assert not np.allclose(kept["maps"], earlier)
+    corr = tb_cnnviz.read_run(logdir).event(100).method_metrics("hirescam")["sanity_rank_corr"]
+    assert np.all(np.isnan(corr) | (corr > 0.99)) and np.isfinite(corr).any()  # its own maps: the first

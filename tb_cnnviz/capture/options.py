@@ -232,6 +232,9 @@ class Options:
         self._check_methods()
 
     def _check_methods(self):
+        if not isinstance(self.methods, (str, list, tuple)):
+            raise ValueError(f"methods must be a method's name or a list of them (of {', '.join(METHODS)}); "
+                             f"got {self.methods!r}")
         methods = (self.methods,) if isinstance(self.methods, str) else tuple(self.methods)
         unknown = [method for method in methods if method not in METHODS]
         if unknown:

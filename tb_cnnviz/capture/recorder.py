@@ -59,7 +59,9 @@ class EventRecorder:
         target_maps = self._target_maps(mode, step, result)
         result = dataclasses.replace(result, method_maps={method: found for method, found in target_maps.items()
                                                           if method not in EVENT_METHODS})
-        metrics = self._metrics(result, target_maps, self._curves(mode, target_maps, result.target))
+        curves = self._optional(mode, step, "deletion and insertion",
+                                lambda: self._curves(mode, target_maps, result.target))
+        metrics = self._metrics(result, target_maps, curves or {})
         if not self._header_written:
             writer.write(self._header_items(), step)
             self._header_written = True

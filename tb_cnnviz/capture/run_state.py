@@ -4,6 +4,7 @@ first event (what filter drift is measured from, `FIRST_FILTERS_FILE`), its maps
 besides Grad-CAM) and the step of its latest event of each mode (`STATE_FILE`). Read and
 written through `backend.files`, so remote logdirs work."""
 
+import hashlib
 import io
 import json
 import os
@@ -24,6 +25,7 @@ class RunState:
         self._first_filters_from = None  # "logdir" or "self", once this process has settled it
         self._latest = None  # the state file as this process last wrote it
         self._first_maps = {}  # method -> (classes, maps, source) once settled
+        self._run_id = None  # a digest of the first filters' file: which start of the run kept maps belong to
 
     def latest(self, mode: str) -> int | None:
         """The step of the run's latest `mode` event as the state file has it, whichever
@@ -67,30 +69,36 @@ class RunState:
                 f"keras.models.load_model(), or a checkpoint of model and optimizer) so its step count "
                 f"goes on; for a new run, use a new logdir or run_name=.", stacklevel=4)
         if exists and not restarts:
-            saved = np.load(io.BytesIO(files.read_file(path)))
+            data = files.read_file(path)
+            saved = np.load(io.BytesIO(data))
             first = {key: saved[key] for key in saved.files}
-            self._first_filters_from = "logdir"
+            self._first_filters_from, self._run_id = "logdir", hashlib.sha1(data).hexdigest()
             return first
         first = current_filters()
         self._first_maps = {}  # a run started again: its next event's maps are the first
         files.makedirs(self.logdir)
-        _save(path, **first)
-        self._first_filters_from = "self"
+        self._first_filters_from, self._run_id = "self", hashlib.sha1(_save(path, **first)).hexdigest()
         return first
 
     def first_maps(self, classes: np.ndarray, maps: np.ndarray, source: str, method: str = "gradcam") -> tuple | None:
         """(classes, maps) of the run's first event that logged `method`, given this event's:
         Grad-CAM's of every class explained ((N, slots), (N, slots, h, w)), another method's of the
         targets ((N,), (N, h, w)). Kept in the logdir with the first filters (a resumed run keeps
-        them, a run started again replaces them). `source` names the probes and the Grad-CAM layer;
-        None if the kept maps are of another source (other probes, another layer)."""
+        them; a run started again replaces them: a file kept from an earlier start, of a method
+        that start logged, is replaced at the method's next event). `source` names the probes and
+        the Grad-CAM layer; None if the kept maps are of another source (other probes, another layer)."""
         if method not in self._first_maps:
             path = os.path.join(self.logdir, first_maps_file(method))
-            if self._first_filters_from == "self" or not files.exists(path):
-                _save(path, classes=classes, maps=maps, source=source)
+            saved = None
+            if self._first_filters_from != "self" and files.exists(path):
+                saved = np.load(io.BytesIO(files.read_file(path)))
+                kept = str(saved["run"]) if "run" in saved.files else None  # None: written before the field
+                if kept != self._run_id and not (kept is None and method == "gradcam"):
+                    saved = None
+            if saved is None:
+                _save(path, classes=classes, maps=maps, source=source, run=self._run_id or "")
                 self._first_maps[method] = (classes, maps, source)
             else:
-                saved = np.load(io.BytesIO(files.read_file(path)))
                 self._first_maps[method] = (saved["classes"], saved["maps"], str(saved["source"]))
         first_classes, first_maps, first_source = self._first_maps[method]
         return (first_classes, first_maps) if first_source == source else None
@@ -101,7 +109,9 @@ def first_maps_file(method: str) -> str:
     return FIRST_MAPS_FILE if method == "gradcam" else FIRST_MAPS_FILE.replace(".npz", f"_{method}.npz")
 
 
-def _save(path: str, **arrays) -> None:
+def _save(path: str, **arrays) -> bytes:
+    """Writes the arrays as an .npz file; returns its bytes."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     files.write_file(path, buffer.getvalue())
+    return buffer.getvalue()

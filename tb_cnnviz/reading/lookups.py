@@ -203,9 +203,10 @@ def step_methods(source: Source, mode: str, step: int) -> list:
 def method_maps(source: Source, mode: str, step: int, method: str) -> tuple:
     """(kind, blobs, decoded header) of a step's maps of the target classes by `method`; NotFound
     listing the step's methods for one it did not log."""
-    if method not in step_methods(source, mode, step):
+    held = step_methods(source, mode, step)
+    if method not in held:
         raise NotFound(f"the {mode} event at step {step} holds no {method} maps; it holds the maps of "
-                       f"{', '.join(step_methods(source, mode, step))}", step_methods(source, mode, step))
+                       f"{', '.join(held)}", held)
     kind, name = (method, None) if method in (GRADCAM, GRADCAM_PP) else (METHOD_MAPS, method)
     blobs, header = summary(source, kind, mode, step, name)
     return kind, blobs, header
