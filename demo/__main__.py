@@ -121,9 +121,9 @@ def report(run_dir, probe_labels, probe_masks):
           f"energy in object {figures['energy_in_object']:.2f}, "
           f"accuracy on clean images {figures['clean_accuracy']:.2f}, faithfulness {last.faithfulness:.2f}, "
           f"{len(run.steps())} train and {len(run.steps('eval'))} eval events")
-    if run.steps("eval") and len(run.header.logged_methods()) > 2:  # the Methods view's figures, at the last eval event
+    if run.steps("eval") and len(run.header.scored_methods()) > 2:  # the Methods view's figures, at the last eval event
         final = run.event(run.steps("eval")[-1], "eval")
-        for method in (m for m in run.header.logged_methods() if m in final.methods):
+        for method in (m for m in run.header.scored_methods() if m in final.methods):
             figures_of = final.metrics if method == "gradcam" else final.method_metrics(method)
             found = {name: float(np.nanmean(figures_of[name])) for name in (
                 "deletion_auc", "deletion_auc_random", "insertion_auc", "insertion_auc_random", "pointing_game")}

@@ -5,7 +5,7 @@
 // best of each column marked, a sparkline over training, and sentences saying which method the
 // figures favour and by how much. A view as views.js describes one.
 
-import { getJSON, url } from "./api.js";
+import { getJSON, overSteps, url } from "./api.js";
 import { sparkPath, sparkX, sparkline } from "./chart.js";
 import { COLORMAPS } from "./colormap.js";
 import { el, fmt, labelled, select } from "./dom.js";
@@ -126,7 +126,9 @@ function figureCell(answer, name, step, best) {
 
 // One row per method, one column per figure some method has in this run, with its chance level.
 async function ranking(state, run, step, methods) {
-  const answers = await Promise.all(methods.map((method) => getJSON("metrics", { run: run.run, mode: state.mode, method }, { fresh: true }).catch(() => null)));
+  // asked again only when the run has logged other steps: moving through the steps costs no request
+  const answers = await Promise.all(methods.map((method) => overSteps("metrics", { run: run.run, mode: state.mode, method },
+    run.steps[state.mode]).catch(() => null)));
   const figures = FIGURES.filter(([name]) => answers.some((answer) => answer?.series[name]?.some((v) => v !== null)));
   const orders = figures.map((figure) => ranked(methods, answers, figure, step));
   const chances = figures.map(([, , , , chance]) => (chance ? answers.map((answer) => valueAt(answer, chance, step)).find((v) => v !== null) ?? null : null));

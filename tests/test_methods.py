@@ -48,7 +48,7 @@ def test_the_methods_are_one_list():
 @pytest.mark.slow
 def test_each_event_holds_the_maps_of_its_methods_equal_to_explain(every_method):
     model, probes, _, _, run = every_method
-    assert run.header.logged_methods() == list(metadata.METHODS)
+    assert run.header.scored_methods() == list(metadata.METHODS)
     for step, mode, methods in ((0, "train", metadata.METHODS), (1, "train", CHEAP), (2, "eval", metadata.METHODS)):
         event = run.event(step, mode)
         assert event.methods == list(methods)

@@ -117,8 +117,9 @@ def scorecam(variants: Variants, inputs, images: np.ndarray, target, region, max
     Neural Networks", CVPR workshops 2020): each channel's map, upsampled to the input and
     scaled to [0, 1], masks the image (image x mask); the channel's weight is the target's
     probability on the masked image, and the map is relu(sum_k w_k A_k), at the layer's
-    resolution (N, h, w) as the other class activation maps. Of more than `max_channels` channels, the `max_channels` of
-    largest spatial variance per image (Faster Score-CAM's rule, Wang et al. 2020)."""
+    resolution (N, h, w) as the other class activation maps. Of more than `max_channels`
+    channels, the `max_channels` of largest spatial variance per image (Faster Score-CAM's rule,
+    Wang et al. 2020)."""
     activations = ops.convert_to_numpy(variants.activations(inputs))  # (N, h, w, K)
     count, channels = len(images), activations.shape[-1]
     kept = np.argsort(-activations.var(axis=(1, 2)), axis=1, kind="stable")[:, :min(channels, max_channels)]

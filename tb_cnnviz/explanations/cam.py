@@ -183,10 +183,10 @@ class ClassExplainer:
             raise backend.cannot_differentiate(
                 error, f"the class scores with respect to the output of layer {self.layer!r}") from error
         activations = ops.cast(recorded[self.layer], "float32")
+        gradients = [ops.cast(g, "float32") for g in gradients]
         for name in self.methods:
-            out[name] = ops.stack([CAM_METHODS[name](activations, ops.cast(g, "float32")) for g in gradients], axis=1)
-        out["method_maps"] = {name: CAM_METHODS[name](activations, ops.cast(gradients[0], "float32"))
-                              for name in self.target_methods}
+            out[name] = ops.stack([CAM_METHODS[name](activations, g) for g in gradients], axis=1)
+        out["method_maps"] = {name: CAM_METHODS[name](activations, gradients[0]) for name in self.target_methods}
         return out, recorded
 
     def _classes(self, out, true):

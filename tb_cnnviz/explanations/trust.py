@@ -60,8 +60,8 @@ def event_metrics(result, *, curves=None, first=None, objects=None) -> np.ndarra
     its Grad-CAM maps, on events that compute them; first: (classes, class maps) of the run's
     first event; objects: (N, H, W) bool masks of the probes' objects at the input resolution.
     """
-    return method_metrics(result, result.gradcam, curves=curves, objects=objects,
-                          sanity=None if first is None else sanity_to_first(result.classes, result.class_gradcam, *first),
+    sanity = None if first is None else sanity_to_first(result.classes, result.class_gradcam, *first)
+    return method_metrics(result, result.gradcam, curves=curves, objects=objects, sanity=sanity,
                           faithfulness=result.faithfulness_drop)
 
 

@@ -276,7 +276,7 @@ class Run:
     def metrics(self, mode: str = "train", method: str = "gradcam") -> tuple:
         """(steps, {name: (steps,) mean over the probes, NaN where not computed}) of the trust
         figures (`storage.tensors.METRIC_NAMES`) of a method's maps (one the run logs,
-        `header.logged_methods()`) at each event of `mode` that scored it."""
+        `header.scored_methods()`) at each event of `mode` that scored it."""
         steps, found = lookups.metrics(self, mode, method)
         return np.asarray(steps), found
 

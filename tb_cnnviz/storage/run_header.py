@@ -51,7 +51,7 @@ class RunHeader:
     receptive_fields: dict = dataclasses.field(default_factory=dict)  # path -> [h, w, jump y, x, start y, x] or None
     feature_vis: dict = dataclasses.field(default_factory=dict)  # path -> channels given images that maximise them
     filters_every: int | None = None  # own-reference top examples and feature vis: every k-th event
-    methods: list | None = None  # of `metadata.METHODS`, whose target maps and trust figures events log, in its order
+    methods: list | None = None  # of `metadata.METHODS`, whose target maps events log and score, in its order
     expensive_every: int | None = None  # the many-pass methods: every k-th train event (None: trust_every's)
 
     @classmethod
@@ -73,11 +73,11 @@ class RunHeader:
             raise FormatError(f"not a cnnviz run header (fields of the wrong type: {wrong})")
         return header
 
-    def logged_methods(self) -> list:
-        """The methods whose maps and trust figures events log (the callback's `methods`; Grad-CAM++'s
-        maps are logged whatever it says); in runs written before the others were, Grad-CAM's and
-        Grad-CAM++'s maps (their trust figures are Grad-CAM's alone)."""
-        return list(self.methods) if isinstance(self.methods, list) else ["gradcam", "gradcam_pp"]
+    def scored_methods(self) -> list:
+        """The methods whose maps events score with the trust figures: the callback's `methods`
+        (Grad-CAM++'s maps are logged whatever it says); Grad-CAM alone in runs written before
+        `methods` (the frontend's gradcam_maps.js scoredMethods says the same)."""
+        return list(self.methods) if isinstance(self.methods, list) else ["gradcam"]
 
     def stored(self) -> dict:
         return dataclasses.asdict(self)
