@@ -9,7 +9,8 @@ setup(
     packages=find_packages(include=["tb_cnnviz", "tb_cnnviz.*"]) + ["tb_cnnviz.frontend"],
     package_dir={"tb_cnnviz.frontend": "frontend"},
     package_data={"tb_cnnviz.frontend": ["*.js", "*.css"]},
-    entry_points={"tensorboard_plugins": ["cnnviz = tb_cnnviz.plugin.loader:CNNVizLoader"]},
+    entry_points={"tensorboard_plugins": ["cnnviz = tb_cnnviz.plugin.loader:CNNVizLoader"],
+                  "console_scripts": ["tb-cnnviz = tb_cnnviz.cli.main:run"]},
     python_requires=">=3.10",
     # A Keras backend comes as an extra: [tensorflow], [jax] or [torch] (README, "Keras backends").
     install_requires=[

@@ -1,9 +1,14 @@
 """Reading the CNN Viz tab in Chromium (Playwright), for the browser tests: conftest's `browser`
 and `page` fixtures give the page."""
 
+import re
 import urllib.parse
 
 import numpy as np
+
+# what a panel or card section says when the tab itself failed (api.js errorText), not the plugin
+TAB_FAULT = re.compile(r"^(TypeError|RangeError|ReferenceError|SyntaxError|Error|InternalError)\b")
+NOT_FOUND = "Failed to load resource: the server responded with a status of 404"
 
 
 def open_tab(page, base, **state):
@@ -62,3 +67,18 @@ def assert_drawn(page, selector, count, what, varied="each"):
         assert min(canvas["size"]) > 0 and min(canvas["shown"]) > 0 and canvas["drawn"], f"{what}: {selector} #{index}: {canvas}"
     several = [canvas["colours"] > 1 for canvas in found]
     assert {"each": all, "any": any, None: lambda _: True}[varied](several), f"{what}: {selector} in one colour: {found}"
+
+
+def assert_no_tab_fault(frame, where="main"):
+    """No panel under `where` says that the tab's own code failed."""
+    said = frame.locator(f"{where} .message.error").all_text_contents()
+    assert not [text for text in said if TAB_FAULT.match(text)], said
+
+
+def console_errors(page):
+    """The console errors of `page` from now on, but for the 404s the tab asks for knowingly (a
+    step without a layer's statistics, top examples ...), which say so in its panels."""
+    errors = []
+    page.on("console", lambda message: message.type == "error" and not message.text.startswith(NOT_FOUND)
+            and errors.append(message.text))
+    return errors

@@ -10,7 +10,6 @@ import itertools
 import json
 import logging
 import math
-import re
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ import tb_cnnviz
 from tb_cnnviz.plugin.routes import ROUTES
 from tb_cnnviz.storage.metadata import ACTIVATIONS, FILTERS, GRADCAM, FormatError
 from tb_cnnviz.storage.tensors import METRIC_NAMES, STAT_NAMES
-from tests.browser_helpers import open_tab, wait_ready
+from tests.browser_helpers import assert_no_tab_fault, console_errors, open_tab, wait_ready
 from tests.changed_models import CHANGES, MAX_CHANNELS, process_at, write_changed_runs
 from tests.plugin_helpers import logged_steps, wsgi_client
 
@@ -343,9 +342,6 @@ def test_the_reader_answers_or_raises_key_or_format_errors_with_a_message(client
 # the layer each run's views and filter card are opened at: the one that changed
 CHANGED_LAYER = {"widened": "conv2", "added": "conv3", "removed": "conv3", "probes": "conv2", "narrowed": "conv1",
                  "segmentation": "conv2"}
-# what a panel or card section says when the tab itself failed (api.js errorText), not the plugin
-TAB_FAULT = re.compile(r"^(TypeError|RangeError|ReferenceError|SyntaxError|Error|InternalError)\b")
-NOT_FOUND = "Failed to load resource: the server responded with a status of 404"
 
 
 @pytest.fixture(scope="module")
@@ -353,14 +349,9 @@ def server_logdir(logdir):
     return str(logdir), logged_steps(str(logdir))
 
 
-def _no_tab_fault(frame, where="main"):
-    said = frame.locator(f"{where} .message.error").all_text_contents()
-    assert not [text for text in said if TAB_FAULT.match(text)], said
-
-
 def _check_view(frame, server, run, view, step):
     """The view at `step` draws what that step has, and says what it lacks."""
-    _no_tab_fault(frame)
+    assert_no_tab_fault(frame)
     process, info, layer = process_at(run, step), server.runs()[run], CHANGED_LAYER[run]
     errors = frame.locator("main .message.error").all_text_contents()
     if view == "gradcam":
@@ -389,15 +380,6 @@ def _check_view(frame, server, run, view, step):
         assert frame.locator("figure.chart-card").count() >= 4
 
 
-def _console_errors(page):
-    """The console errors of `page` from now on, but for the 404s the tab asks for knowingly (a
-    step without a layer's statistics, top examples ...), which say so in its panels."""
-    errors = []
-    page.on("console", lambda message: message.type == "error" and not message.text.startswith(NOT_FOUND)
-            and errors.append(message.text))
-    return errors
-
-
 def _move(page, frame, key, view, step):
     frame.locator("input.step-slider").focus()
     page.keyboard.press(key)
@@ -408,7 +390,7 @@ def _move(page, frame, key, view, step):
 @pytest.mark.browser
 @pytest.mark.parametrize("run", sorted(CHANGES))
 def test_every_view_shows_what_each_step_has(page, server, run):
-    errors = _console_errors(page)
+    errors = console_errors(page)
     steps = server.runs()[run]["steps"]["train"]
     layer = CHANGED_LAYER[run]
     for view in ("gradcam", "methods", "activations", "filters", "evolution", "layers", "trust"):
@@ -427,7 +409,7 @@ def test_every_view_shows_what_each_step_has(page, server, run):
 def test_the_filter_card_shows_what_each_step_has(page, server, run):
     """The card of the changed layer's last filter (in the latest model): each section drawn, or
     saying what that step lacks."""
-    errors = _console_errors(page)
+    errors = console_errors(page)
     info = server.runs()[run]
     steps, layer = info["steps"]["train"], CHANGED_LAYER[run]
     channel = info["conv_layers"][layer]["output_shape"][-1] - 1
@@ -437,7 +419,7 @@ def test_the_filter_card_shows_what_each_step_has(page, server, run):
             _move(page, frame, key, "filters", step)
         card = frame.locator(f"aside.filter-card[data-ready={json.dumps(f'{layer}:{channel}:{step}')}]")
         card.wait_for(timeout=30000)
-        _no_tab_fault(frame, "aside.filter-card")
+        assert_no_tab_fault(frame, "aside.filter-card")
         for part in ("kernel", "examples", "feature-vis", "stats"):
             section = card.locator(f"section[data-part={part}]")
             assert section.locator("canvas, svg, p").count() > 0, (part, step, section.text_content())

@@ -68,12 +68,17 @@ class Variants:
         return ops.cast(recorded[self._layer], "float32")
 
 
-def _in_passes(function, variants: np.ndarray, count: int) -> np.ndarray:
+def _in_passes(function, variants: np.ndarray, count: int, progress=None) -> np.ndarray:
     """function((copies * N, ...)) over `variants` (V, N, ...), in passes of at most the backend's
-    pass_pixels (at least one variant a pass): (V, N, ...) of the results."""
+    pass_pixels (at least one variant a pass): (V, N, ...) of the results. progress: (passes) ->
+    a bar updated after each pass (`progress.progress_bars`), or None."""
     per_pass = max(1, backend.current().pass_pixels // int(np.prod(variants.shape[1:4])))
-    found = [ops.convert_to_numpy(function(np.reshape(part, (-1, *variants.shape[2:]))))
-             for part in np.array_split(variants, -(-len(variants) // per_pass))]
+    parts = np.array_split(variants, -(-len(variants) // per_pass))
+    bar, found = progress(len(parts)) if progress else None, []
+    for done, part in enumerate(parts, 1):
+        found.append(ops.convert_to_numpy(function(np.reshape(part, (-1, *variants.shape[2:])))))
+        if bar:
+            bar.update(done)
     return np.concatenate(found).reshape(len(variants), count, *found[0].shape[1:])
 
 
@@ -82,7 +87,8 @@ def _shown(attributions: np.ndarray) -> np.ndarray:
     return np.abs(attributions).max(axis=-1).astype(np.float32)
 
 
-def smoothgrad(variants: Variants, inputs, images: np.ndarray, target, samples: int, noise: float) -> np.ndarray:
+def smoothgrad(variants: Variants, inputs, images: np.ndarray, target, samples: int, noise: float,
+               progress=None) -> np.ndarray:
     """SmoothGrad (Smilkov et al., "SmoothGrad: removing noise by adding noise", 2017): the
     gradient of the class score with respect to the input, averaged over `samples` copies of
     each image with Gaussian noise of standard deviation `noise` x (the image's max - min),
@@ -91,12 +97,12 @@ def smoothgrad(variants: Variants, inputs, images: np.ndarray, target, samples: 
     spread = noise * (images.max(axis=(1, 2, 3)) - images.min(axis=(1, 2, 3)))
     draws = np.random.default_rng(0).normal(size=(samples, *images.shape)).astype(np.float32)
     noisy = images[None] + draws * spread[None, :, None, None, None].astype(np.float32)
-    gradients = _in_passes(lambda batch: variants.gradient(inputs, batch, target), noisy, len(images))
+    gradients = _in_passes(lambda batch: variants.gradient(inputs, batch, target), noisy, len(images), progress)
     return _shown(gradients.mean(axis=0))
 
 
 def integrated_gradients(variants: Variants, inputs, images: np.ndarray, target, steps: int,
-                         baseline: str) -> np.ndarray:
+                         baseline: str, progress=None) -> np.ndarray:
     """Integrated Gradients (Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep
     Networks", ICML 2017): (image - baseline) times the gradient of the class score averaged
     along the straight path from the baseline to the image, here over `steps` equal steps by
@@ -106,13 +112,14 @@ def integrated_gradients(variants: Variants, inputs, images: np.ndarray, target,
     start = np.zeros_like(images) if baseline == "black" else ops.convert_to_numpy(blur(images)).astype(np.float32)
     fractions = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32)
     path = start[None] + fractions[:, None, None, None, None] * (images - start)[None]
-    gradients = _in_passes(lambda batch: variants.gradient(inputs, batch, target), path, len(images))
+    gradients = _in_passes(lambda batch: variants.gradient(inputs, batch, target), path, len(images), progress)
     weights = np.full(steps + 1, 1.0 / steps)
     weights[[0, -1]] /= 2
     return _shown((images - start) * np.tensordot(weights, gradients, axes=1))
 
 
-def scorecam(variants: Variants, inputs, images: np.ndarray, target, region, max_channels: int) -> np.ndarray:
+def scorecam(variants: Variants, inputs, images: np.ndarray, target, region, max_channels: int,
+             progress=None) -> np.ndarray:
     """Score-CAM (Wang et al., "Score-CAM: Score-Weighted Visual Explanations for Convolutional
     Neural Networks", CVPR workshops 2020): each channel's map, upsampled to the input and
     scaled to [0, 1], masks the image (image x mask); the channel's weight is the target's
@@ -129,5 +136,5 @@ def scorecam(variants: Variants, inputs, images: np.ndarray, target, region, max
     low, high = masks.min(axis=(2, 3), keepdims=True), masks.max(axis=(2, 3), keepdims=True)
     masks = np.where(high > low, (masks - low) / np.where(high > low, high - low, 1.0), 0.0)
     masked = np.moveaxis(images[:, None] * masks[..., None], 1, 0).astype(np.float32)  # (kept, N, H, W, C)
-    weights = _in_passes(lambda batch: variants.probability(inputs, batch, target, region), masked, count)
+    weights = _in_passes(lambda batch: variants.probability(inputs, batch, target, region), masked, count, progress)
     return np.maximum(np.einsum("nhwk,kn->nhw", chosen, weights), 0.0).astype(np.float32)

@@ -13,6 +13,7 @@ from tb_cnnviz import backend
 from tb_cnnviz.anatomy import checks, conv_layers, heads, model_inputs
 from tb_cnnviz.explanations import attributions
 from tb_cnnviz.explanations.cam import CAM_METHODS, ClassExplainer, upsample
+from tb_cnnviz.explanations.progress import progress_bars
 from tb_cnnviz.storage.metadata import METHODS, PIXEL_METHODS  # PARAMETERS names them in this order
 
 _EXPLAINERS = weakref.WeakKeyDictionary()  # model -> {(layer path, head, output, image input, method,
@@ -107,7 +108,7 @@ def check_method(method: str, params: dict, layer=None) -> dict:
 
 
 def explain(model, images, method: str = "gradcam", layer: str | None = None, class_index=None, *,
-            head: str | None = None, output=None, image_input=None, **params) -> np.ndarray:
+            head: str | None = None, output=None, image_input=None, verbose="auto", **params) -> np.ndarray:
     """An explanation method's maps of `images` for a class.
 
     Class activation maps (A: the layer's activations, G: the gradients of the class score
@@ -126,6 +127,8 @@ def explain(model, images, method: str = "gradcam", layer: str | None = None, cl
       model, images, layer, class_index, head, output, image_input: as for `gradcam` (`layer`:
         the class activation maps' layer; the pixel attributions take none).
       method: one of the names above.
+      verbose: a progress bar over a many-pass method's passes ("scorecam", "smoothgrad",
+        "integrated_gradients"): "auto" where standard output is a terminal, True, False.
       **params: the method's own parameters, named above.
 
     Returns:
@@ -136,12 +139,13 @@ def explain(model, images, method: str = "gradcam", layer: str | None = None, cl
         ones); and what `gradcam` raises.
     """
     chosen = check_method(method, params, layer)
+    bars = progress_bars(verbose, "pass")
     prepared = prepare(model, images, layer, class_index, head, output, image_input)
     cached = _EXPLAINERS.setdefault(model, {})
     key = (prepared.layer, head, output, prepared.samples.image_key, method, tuple(sorted(chosen.items())))
     if key not in cached:
         cached[key] = MethodMaps(model, prepared.head, prepared.layer, prepared.samples.image_key, method, chosen)
-    return cached[key](prepared.samples.inputs, prepared.target)[1]
+    return cached[key](prepared.samples.inputs, prepared.target, progress=bars)[1]
 
 
 class MethodMaps:
@@ -156,10 +160,11 @@ class MethodMaps:
         else:
             self._variants = attributions.Variants(model, head, image_input, background_class, layer=layer)
 
-    def __call__(self, inputs, target, at_input: bool = True) -> tuple:
+    def __call__(self, inputs, target, at_input: bool = True, progress=None) -> tuple:
         """(the classes explained (N,), the maps) of `inputs` (as the model takes them) for
         `target` (N,), -1 for each image's predicted class; Score-CAM's maps at the layer's
-        resolution unless `at_input` (the other class activation maps are always at the input's)."""
+        resolution unless `at_input` (the other class activation maps are always at the input's).
+        progress: a many-pass method's bar over its passes (`progress.progress_bars`), or None."""
         method, chosen = self._method, self._chosen
         if method in CAM_METHODS:
             explained, maps = self._maps(inputs, target)
@@ -169,14 +174,15 @@ class MethodMaps:
         variants = self._variants
         explained, region = variants.targets(inputs, target)
         if method == "scorecam":
-            maps = attributions.scorecam(variants, inputs, pixels, explained, region, chosen["max_channels"])
+            maps = attributions.scorecam(variants, inputs, pixels, explained, region, chosen["max_channels"], progress)
             if at_input:
                 maps = ops.convert_to_numpy(upsample(maps, pixels.shape[1:3]))
         elif method == "smoothgrad":
-            maps = attributions.smoothgrad(variants, inputs, pixels, explained, chosen["samples"], chosen["noise"])
+            maps = attributions.smoothgrad(variants, inputs, pixels, explained, chosen["samples"], chosen["noise"],
+                                           progress)
         else:
             maps = attributions.integrated_gradients(variants, inputs, pixels, explained, chosen["steps"],
-                                                     chosen["baseline"])
+                                                     chosen["baseline"], progress)
         return ops.convert_to_numpy(explained), maps
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from tb_cnnviz.anatomy import conv_layers, heads
 from tb_cnnviz.explanations.gradcam import MethodMaps, check_method, prepare
+from tb_cnnviz.explanations.progress import progress_bars
 from tb_cnnviz.explanations.similarity import rank_correlations
 
 
@@ -135,7 +136,7 @@ def _copy(model, inputs) -> tuple:
 
 def sanity_check(model, images, layer: str | None = None, class_index=None, *, head: str | None = None,
                  output=None, image_input=None, background_class: int = 0, max_steps: int = 20,
-                 seed: int = 0, method: str = "gradcam", **params) -> list:
+                 seed: int = 0, method: str = "gradcam", verbose="auto", **params) -> list:
     """The cascading model-parameter randomisation test of Grad-CAM (Adebayo et al. 2018), or of
     another of `explain`'s methods.
 
@@ -175,6 +176,7 @@ def sanity_check(model, images, layer: str | None = None, class_index=None, *, h
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     chosen = check_method(method, params, layer)
+    bars = progress_bars(verbose, "step")
     prepared = prepare(model, images, layer, class_index, head, output, image_input)
     inputs = prepared.samples.float32_inputs()
     copy, copy_paths = _copy(model, inputs)
@@ -184,10 +186,12 @@ def sanity_check(model, images, layer: str | None = None, class_index=None, *, h
     explain = MethodMaps(copy, heads.find_head(copy, prepared.head.kind, prepared.head.output),
                          copy_paths[prepared.layer], prepared.samples.image_key, method, chosen, background_class)
     target, original = explain(inputs, prepared.target)
-    results = []
+    results, bar = [], bars(len(steps)) if bars else None
     for name, assignments in steps:
         for variable, initializer in assignments:
             variable.assign(initializer(variable.shape, dtype=variable.dtype))
         maps = explain(inputs, target)[1]
         results.append((name, float(np.mean(rank_correlations(maps, original)))))
+        if bar:
+            bar.update(len(results))
     return results

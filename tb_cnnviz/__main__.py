@@ -1,0 +1,5 @@
+"""`python -m tb_cnnviz`: the `tb-cnnviz` command."""
+
+from tb_cnnviz.cli.main import run
+
+run()

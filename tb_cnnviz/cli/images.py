@@ -1,0 +1,128 @@
+"""The command line's probe images: a folder of image files or a `.npy` array, read as
+`keras.utils.image_dataset_from_directory` reads a folder (classes from the subfolders' names,
+sorted; bilinear resizing without antialiasing to the model's input size; float32 in 0-255), with
+Pillow and NumPy, so that it needs no TensorFlow."""
+
+import dataclasses
+import os
+import re
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from tb_cnnviz.backend import resizing
+from tb_cnnviz.cli.errors import CommandError
+
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # image_dataset_from_directory's
+COLOUR_MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # channels -> Pillow's mode, as tf.image.decode_image converts
+
+
+@dataclasses.dataclass
+class Images:
+    """Probe images (N, H, W, C) float32, their class per image (None without class folders) and
+    the folders' names (None without)."""
+
+    pixels: np.ndarray
+    labels: np.ndarray | None = None
+    folder_classes: list | None = None
+
+
+def natural_key(name: str) -> list:
+    """Sorts names with numbers in them by the numbers' values: epoch 10 after epoch 9."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def read_images(path: str, input_shape: tuple, max_images: int) -> Images:
+    """The images at `path` (a folder or a `.npy` file) for a model whose image input is
+    `input_shape` (H, W, C), at most `max_images`, spread evenly over the classes.
+
+    Raises:
+      CommandError: no such path, nothing readable in it, a file that is not an image, or images
+        that cannot fit the model (the message says which and what the model takes).
+    """
+    if not os.path.exists(path):
+        raise CommandError(f"--images: no such file or folder: {path}")
+    if os.path.isdir(path):
+        return _read_folder(path, input_shape, max_images)
+    if not path.endswith(".npy"):
+        raise CommandError(f"--images: {path} is neither a folder of images nor a .npy array")
+    try:
+        pixels = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"--images: cannot read {path} as a NumPy array: {error}") from None
+    if pixels.ndim != 4 or not np.issubdtype(pixels.dtype, np.number):
+        raise CommandError(f"--images: {path} holds an array of shape {pixels.shape} and type {pixels.dtype}; "
+                           f"give images (N, H, W, C) of numbers")
+    if pixels.shape[-1] != input_shape[2]:
+        raise CommandError(f"--images: {path} holds images of {pixels.shape[-1]} channels, shape {pixels.shape[1:]}; "
+                           f"the model takes {_described(input_shape)}")
+    if len(pixels) == 0:
+        raise CommandError(f"--images: {path} holds no images")
+    size = _target_size(input_shape, [pixels.shape[1:3]], path)
+    kept = pixels[:max_images].astype(np.float32)
+    return Images(np.stack([_resized(image, size) for image in kept]))
+
+
+def _read_folder(path, input_shape, max_images):
+    classes = sorted(entry.name for entry in os.scandir(path) if entry.is_dir() and not entry.name.startswith("."))
+    folders = [os.path.join(path, name) for name in classes] if classes else [path]
+    files = [_image_files(folder) for folder in folders]
+    if not any(files):
+        raise CommandError(f"--images: no images ({', '.join(IMAGE_EXTENSIONS)}) in {path}"
+                           + (f" or its class folders {classes}" if classes else ""))
+    chosen = _spread(files, max_images)
+    if input_shape[2] not in COLOUR_MODES:
+        raise CommandError(f"the model takes {_described(input_shape)}: image files have 1, 3 or 4 channels")
+    decoded = [(_decoded(name, COLOUR_MODES[input_shape[2]]), label) for label, name in chosen]
+    size = _target_size(input_shape, [image.shape[:2] for image, _ in decoded], path)
+    pixels = np.stack([_resized(image, size) for image, _ in decoded])
+    labels = np.array([label for _, label in decoded], np.int64) if classes else None
+    return Images(pixels, labels, classes or None)
+
+
+def _image_files(folder):
+    """The image files in `folder` and below, sorted."""
+    found = [os.path.join(root, name) for root, _, names in os.walk(folder, followlinks=True)
+             for name in names if name.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(found, key=natural_key)
+
+
+def _spread(files, limit):
+    """[(class, file)] of at most `limit` files, taken from each class in turn, grouped by class."""
+    chosen = []
+    for rank in range(max(len(names) for names in files)):
+        chosen += [(label, names[rank]) for label, names in enumerate(files) if rank < len(names)]
+    return sorted(chosen[:limit], key=lambda pair: pair[0])
+
+
+def _decoded(name, mode):
+    try:
+        with Image.open(name) as image:
+            image.seek(0)  # an animation's first frame
+            return np.asarray(image.convert(mode), np.float32).reshape(image.height, image.width, -1)
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise CommandError(f"--images: cannot read {name} as an image: {error}") from None
+
+
+def _target_size(input_shape, sizes, path):
+    height, width = input_shape[:2]
+    if height is not None and width is not None:
+        return height, width
+    found = {tuple(int(side) for side in size) for size in sizes}
+    if len(found) != 1:
+        raise CommandError(f"--images: {path} holds images of {len(found)} sizes and the model takes any size: "
+                           f"resize them to one size first")
+    return found.pop()
+
+
+def _resized(image, size):
+    """`image` (H, W, C) resized as tf.image.resize's bilinear does (`backend.resizing`)."""
+    if image.shape[:2] == tuple(size):
+        return image
+    rows, columns = resizing.weights(image.shape[0], size[0], "bilinear"), resizing.weights(image.shape[1], size[1], "bilinear")
+    return np.einsum("xw,ywc->yxc", columns, np.einsum("yh,hwc->ywc", rows, image)).astype(np.float32)
+
+
+def _described(input_shape):
+    height, width, channels = ("any" if side is None else side for side in input_shape)
+    return f"images of {height} x {width} pixels and {channels} channels"
