@@ -14,6 +14,7 @@ from tensorboard.util import tensor_util
 import tb_cnnviz
 from tests.helpers import assert_maps_agree, small_cnn
 from tests.plugin_helpers import wsgi_client
+from tests.polling import wait_for
 from tb_cnnviz.explanations import trust
 from tb_cnnviz.explanations.gradcam import PARAMETERS
 from tb_cnnviz.storage import metadata
@@ -128,6 +129,23 @@ def test_every_methods_figures_are_scalars_beside_the_loss(every_method):
         value = tensor_util.make_ndarray(scalars.Tensors(name)[0].tensor_proto)
         assert float(value) == pytest.approx(float(series["insertion_auc"][0]), abs=1e-6)
     assert "cnnviz/eval/hirescam/faithfulness" not in tags  # Grad-CAM's alone, never NaN scalars
+
+
+@pytest.mark.slow
+def test_the_scalars_tab_lists_every_methods_figures(every_method, tensorboard_server):
+    """What TensorBoard's Scalars tab shows is what its plugin's routes serve: the tags of the run
+    (/data/plugin/scalars/tags) and each tag's [wall time, step, value] rows."""
+    _, _, _, logdir, run = every_method
+    server = tensorboard_server(os.path.dirname(logdir), runs=["run"])
+    tags = wait_for(lambda: server.json("/data/plugin/scalars/tags").get("run"), 60,
+                    "the Scalars plugin to list the run's tags")
+    for method in metadata.METHODS:
+        steps, series = run.metrics("eval", method)
+        name = metadata.scalar_tag("eval", "deletion_auc", method)
+        assert name in tags, (name, sorted(tags))
+        rows = server.json("/data/plugin/scalars/scalars", run="run", tag=name)
+        assert [row[1] for row in rows] == steps.tolist()
+        np.testing.assert_allclose([row[2] for row in rows], series["deletion_auc"], atol=1e-6)
 
 
 @pytest.mark.slow
