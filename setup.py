@@ -12,7 +12,7 @@ setup(
     entry_points={"tensorboard_plugins": ["cnnviz = tb_cnnviz.plugin.loader:CNNVizLoader"],
                   "console_scripts": ["tb-cnnviz = tb_cnnviz.cli.main:run"]},
     python_requires=">=3.10",
-    # A Keras backend comes as an extra: [tensorflow], [jax] or [torch] (README, "Keras backends").
+    # A Keras backend comes as an extra: [tensorflow], [jax] or [torch] (docs/guide/backends.md).
     install_requires=[
         "keras>=3.6",
         "tensorboard>=2.16",
@@ -28,13 +28,14 @@ setup(
     ],
     # scikit-image: photographs shipped in the package (skimage.data) as real probe images;
     # the three backends: the suite runs on each (.ci/run);
-    # import-linter: the import contracts between tb_cnnviz's packages (.importlinter).
+    # import-linter: the import contracts between tb_cnnviz's packages (.importlinter);
+    # mkdocs-material: the documentation site (mkdocs.yml), built in CI with --strict.
     extras_require={
         "tensorflow": ["tensorflow>=2.16"],
         "jax": ["jax>=0.4.30"],
         "torch": ["torch>=2.1"],
         "test": ["pytest", "playwright", "scikit-image", "scipy", "import-linter", "tree-sitter", "tf-keras-vis",
-                 "tree-sitter-javascript", "tensorflow>=2.16", "jax>=0.4.30", "torch>=2.1"],
+                 "tree-sitter-javascript", "tensorflow>=2.16", "jax>=0.4.30", "torch>=2.1", "mkdocs-material"],
     },
     license="Apache-2.0",
 )

@@ -198,7 +198,7 @@ def long_run(report, load_fast, dirs, args):
     for key in ("runs", "event", "images", "total"):
         a, b = (p50([t[key] for t in times]) for times in opened)
         report.say(f"{key:10} {a * 1e3:8.1f}ms {b * 1e3:10.1f}ms {b / a:6.2f}")
-    limit = 2 if load_fast else None  # the Python loader's cost is its provider's (README, Performance)
+    limit = 2 if load_fast else None  # the Python loader's cost is its provider's (docs/performance.md)
     a, b = (p50([t["runs"] + t["event"] for t in times]) for times in opened)
     report.figure(f"open_runs_event_ratio_{args.long_steps}_vs_{args.short_steps}_load_fast_{str(load_fast).lower()}",
                   b / a, limit, f"first runs + event, {args.long_steps} / {args.short_steps} steps")

@@ -12,7 +12,7 @@ same model log events after a warm-up event each (which traces):
   - all on: an eval event of a callback with sanity_check=True (curves and the cascading test).
 Prints the medians of three events each and the ratios to "without" (and of "without" to
 "target only"). No targets: trust_every
-(README) decides how often a train event pays for the curves; fit_overhead.py checks the total.
+(docs/trust.md) decides how often a train event pays for the curves; fit_overhead.py checks the total.
 
     python3 -m bench.trust_cost [--models demo,vgg16] [--json]
 """

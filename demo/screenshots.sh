@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates docs/screenshots/*.png (shown in the README): trains the demo, then the browser
+# Regenerates docs/screenshots/*.png (shown in the README and the docs): trains the demo, then the browser
 # test takes a screenshot of each view of its run in a real TensorBoard and Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."

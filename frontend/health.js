@@ -8,7 +8,7 @@ import { className, el } from "./dom.js";
 
 // A filter is dead at a step when it is dead (max <= 0) on every probe: dead_fraction 1, as
 // the Evolution view's statistic defines it. Statistics are stored in 8 bits over their range
-// across the layer's filters (README, "Summary format"): a dead filter reads 1 within float
+// across the layer's filters (docs/format.md): a dead filter reads 1 within float
 // rounding, a filter dead on N - 1 of N <= 256 probes at most 0.9961 + 1/508 = 0.9981. So a
 // filter reads dead from `deadAt` on, a threshold between the two: DEAD_AT in
 // tb_cnnviz/reading/series.py defines it, and the `runs` route sends it as dead_at (views have

@@ -25,7 +25,7 @@ function params(state, run, step, layer) {
   return { run: run.run, step, mode: state.mode, layer };
 }
 
-// A layer whose maps are larger than max_layer_pixels is stored area-downsampled (README).
+// A layer whose maps are larger than max_layer_pixels is stored area-downsampled (docs/format.md).
 function downsampling(run, layer) {
   const factor = run.downsampled?.[layer];
   const [height, width] = run.conv_layers[layer].output_shape;

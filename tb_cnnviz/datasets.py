@@ -65,7 +65,7 @@ def training_shapes(count, size=40, seed=1, mark=False, smooth=1 / 3):
     """(images, labels, masks) of `shapes` for training: a `smooth` share of them (seed + 4) on
     a nearly smooth background (noise 0.02), the others on the usual noisy one. A model that
     has seen smooth backgrounds reads a blurred image as one: deletion and insertion, which blur
-    pixels, then measure the map rather than the blur (README, "Can the heat maps be trusted?")."""
+    pixels, then measure the map rather than the blur (docs/trust.md)."""
     noisy_count = count - round(count * smooth)
     on_noise = shapes(noisy_count, size=size, seed=seed, mark=mark)
     on_smooth = shapes(count - noisy_count, size=size, seed=seed + 4, noise=0.02, mark=mark)

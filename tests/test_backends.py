@@ -2,7 +2,7 @@
 loaded under each of TensorFlow, JAX and PyTorch (a subprocess each, tests/backend_run.py) give
 events whose stored arrays agree, read back through the reader.
 
-The bound (README, "Keras backends"): every stored map within one quantisation step of its own
+The bound (docs/guide/backends.md): every stored map within one quantisation step of its own
 range (range / 255: a value that float rounding moves across a rounding boundary lands one
 level away) plus 1e-3 of its largest value (tests.helpers.assert_maps_agree); predictions the same classes, probabilities within
 1e-5; statistics within 1e-4 relative (1e-5 absolute); trust figures within 1e-3; top examples

@@ -20,7 +20,7 @@ from tests.plugin_helpers import (HOSTILE_CLASSES, HOSTILE_LAYERS, damage_images
 sync_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e .[test]")
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 HOSTILE = "<img src=x onerror=alert(1)>"
-# demo/screenshots.sh points these at a demo run and at docs/screenshots for the README
+# demo/screenshots.sh points these at a demo run and at docs/screenshots for the README and docs/tab.md
 SHOT_LOGDIR = os.environ.get("CNNVIZ_SCREENSHOT_LOGDIR")
 SHOT_DIR = os.environ.get("CNNVIZ_SCREENSHOT_DIR")
 

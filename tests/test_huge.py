@@ -1,4 +1,4 @@
-"""Huge inputs: either logged within the memory the README states, or refused up front."""
+"""Huge inputs: either logged within the memory docs/reliability.md states, or refused up front."""
 
 import json
 import subprocess
@@ -11,7 +11,7 @@ import pytest
 import tb_cnnviz
 from tests.tensorboard_process import ROOT
 
-# README, Reliability: an event needs at most this much memory beyond the model's forward pass.
+# docs/reliability.md: an event needs at most this much memory beyond the model's forward pass.
 BYTES_PER_VALUE, FIXED_BYTES = 32, 150 * 2**20
 
 

@@ -1,82 +1,57 @@
-"""The README's Python examples run as written and print what they claim."""
+"""The README: at most 200 lines, the quick start's two commands, links that resolve, and its Python
+example runs as written and prints what it claims. (The pages of docs/: tests/test_docs.py.)"""
 
-import contextlib
-import io
-import pathlib
 import re
 
-import numpy as np
 import pytest
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+from tests.test_docs import DOCS, ROOT, python_blocks, run_blocks
+
+README = ROOT / "README.md"
 
 
-def python_blocks():
-    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+def test_readme_is_short_and_starts_with_the_two_quick_start_commands():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200
+    first_shell = re.search(r"^```bash\n(.*?)^```", text, re.S | re.M).group(1)
+    commands = [line.split("#")[0].strip() for line in first_shell.splitlines()]
+    assert commands == ["bash demo/quickstart.sh", "bash .ci/run"]
+
+
+def slug(heading: str) -> str:
+    """A heading's anchor as Python-Markdown's toc makes it (mkdocs.yml)."""
+    text = re.sub(r"[^\w\s-]", "", re.sub(r"<[^>]+>|`", "", heading)).strip().lower()
+    return re.sub(r"[-\s]+", "-", text)
+
+
+def test_readme_links_and_images_resolve():
+    """GitHub renders docs/*.md from the README's relative links: each file exists, each anchor is a
+    heading of its page."""
+    links = re.findall(r"\]\(([^)\s]+)\)", README.read_text(encoding="utf-8"))
+    local = [link for link in links if not re.match(r"\w+://", link)]
+    assert any(link.startswith("docs/screenshots/") for link in local)
+    for link in local:
+        path, _, anchor = link.partition("#")
+        target = ROOT / path
+        assert target.is_file(), link
+        if anchor:
+            headings = re.findall(r"^#+ (.*)$", target.read_text(encoding="utf-8"), re.M)
+            assert anchor in {slug(heading) for heading in headings}, link
+    linked = {(ROOT / link.partition("#")[0]).resolve() for link in local}
+    unlinked = [path.relative_to(DOCS).as_posix() for path in DOCS.rglob("*.md") if path.resolve() not in linked]
+    assert not unlinked, f"pages the README does not link to: {unlinked}"
 
 
 @pytest.mark.slow
 @pytest.mark.every_backend
-def test_readme_python_examples_run(tmp_path, monkeypatch):
-    """The training examples, on every Keras backend; the HTTP example runs against a real server
-    in test_server."""
-    blocks = python_blocks()[:6]
-    assert "CNNViz" in blocks[0] and "cb.log(step)" in blocks[1] and "gradcam(" in blocks[2]
-    assert "methods=" in blocks[3]
-    assert "BinaryCrossentropy(from_logits=True)" in blocks[4] and "MobileNetV2" in blocks[5]
-    monkeypatch.chdir(tmp_path)
-    namespace = {}
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        for block in blocks:
-            exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
-    lines = output.getvalue().splitlines()
-    assert lines[0] == "[0, 8, 16] [16]"
-    assert lines[1] == "(8, 32, 32)"
-    assert namespace["maps"].shape == (4, 32, 32)
-    assert namespace["drift"].shape == (16, 3)
-    assert namespace["run"].event(16).activations("block1_conv1")[0].shape == (8, 4, 30, 30)
-    assert namespace["event"].methods == ["gradcam", "gradcam_pp", "hirescam", "layercam", "smoothgrad"]
-    assert namespace["event"].maps("hirescam").shape == (8, 32, 32)
-    assert np.isfinite(namespace["figures"]["deletion_auc"][0])  # trust_every=5: the first event
-    custom = namespace["read_run"]("logs/custom")
-    assert custom.steps() == [0, 100, 200]
-    assert sorted(eval(lines[3])) == [0, 1, 2, 3] and lines[4] == "(32, 32)"  # noqa: S307 - a printed list
-    trust = namespace["trust"]
-    assert len(trust["pointing_game"]) == 3 and np.isfinite(trust["pointing_game"]).all()
-    assert np.isfinite(trust["deletion_auc"][0]) and np.isnan(trust["deletion_auc"][1:]).all()  # trust_every=5
-    assert lines[6] == "binary"
-    assert lines[7] == str(["expanded_conv_project", "block_2_project", "block_5_project", "block_12_project",
-                            "Conv_1"])
-    binary = namespace["read_run"]("logs/binary")
-    assert binary.event(binary.steps()[-1]).predictions["target"] == [0, 1] * 4
-
-
-@pytest.mark.slow
-def test_readme_jupyter_magic_starts_tensorboard_with_the_tab(tmp_path, monkeypatch):
-    """`%tensorboard ARGS` runs tensorboard.notebook.start(ARGS); do that with the README's ARGS."""
-    import json
-    import os
-    import signal
-
-    from tests.http_api import http_get
-    from tests.plugin_helpers import write_logs
-    from tests.tensorboard_process import free_port
-
-    magic = re.search(r"^%tensorboard (.*)$", README.read_text(), re.M).group(1)
-    assert magic == "--logdir logs"
-    write_logs(str(tmp_path / "logs"), epochs=1)
-    port = free_port()
-    monkeypatch.chdir(tmp_path)
-    from tensorboard import manager, notebook
-
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        notebook.start(f"{magic} --host 127.0.0.1 --port {port}")
-    try:
-        status, _, body = http_get(f"http://127.0.0.1:{port}/data/plugins_listing")
-        assert status == 200 and json.loads(body)["cnnviz"]["enabled"]
-    finally:
-        for info in manager.get_all():
-            if info.port == port:
-                os.kill(info.pid, signal.SIGTERM)
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    """The README's example, on every Keras backend."""
+    (block,) = python_blocks(README)
+    assert "CNNViz" in block and len(block.splitlines()) <= 15
+    namespace, lines = run_blocks(README, tmp_path, monkeypatch)
+    assert lines == ["[0, 8, 16]"]
+    run = namespace["read_run"]("logs/run1")
+    event = run.event(16)
+    assert event.gradcam.shape == (8, 32, 32)
+    assert run.objects.shape == (8, 32, 32)  # masks= is stored with the run
+    assert len(event.metrics["pointing_game"]) == 8

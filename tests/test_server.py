@@ -69,10 +69,12 @@ def test_every_route_in_a_real_tensorboard(logdir, tensorboard_server, load_fast
         assert error["valid"] == ["alpha", "beta"]
 
 
-def test_readme_npy_example_against_a_real_server(logdir, tensorboard_server):
-    from tests.test_readme import python_blocks
+def test_docs_npy_example_against_a_real_server(logdir, tensorboard_server):
+    """The HTTP API page's Python example (tests/test_docs.py runs the other pages')."""
+    from tests.test_docs import DOCS, python_blocks
 
-    example = next(block for block in python_blocks() if "urlopen" in block)
+    (example,) = python_blocks(DOCS / "http-api.md")
+    assert "urlopen" in example
     with tensorboard_server(logdir, runs=logged_steps(logdir)) as server:
         code = example.replace("http://localhost:6006", server.base).replace("run=vgg_style_lr0.002", "run=alpha")
         namespace = {}

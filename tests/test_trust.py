@@ -24,7 +24,7 @@ REGION = (slice(8, 16), slice(16, 24))  # the pixels the detail model's score re
 
 
 def blur(images):
-    """The faithfulness check's blur, as the README defines it: area-downsample by 8, bilinear back."""
+    """The faithfulness check's blur, as docs/trust.md defines it: area-downsample by 8, bilinear back."""
     height, width = images.shape[1:3]
     small = tf.image.resize(images, (height // 8, width // 8), method="area")
     return tf.image.resize(small, (height, width), method="bilinear")

@@ -32,6 +32,7 @@ class CNNViz(keras.callbacks.Callback):
     Args:
       logdir: directory of this run's event files (`run_name` adds a subdirectory); any path
         tf.io.gfile opens where TensorFlow is installed.
+      run_name: a subdirectory of `logdir` for this run (logdir/run_name), as TensorBoard names runs.
       samples: probe images (N, H, W, C), 1 <= N <= 256, shaped like the model input; for a
         model with several inputs, a dict or list of arrays as the model takes them (image
         and metadata, say).

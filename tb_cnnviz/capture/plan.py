@@ -18,7 +18,7 @@ from tb_cnnviz.storage.tensors import STAT_NAMES
 from tb_cnnviz.storage.top_examples import OWN_REFERENCE, PROBES_REFERENCE
 
 # Feature-map values one event may log (probes x logged maps x pixels). An event needs at most
-# ~32 bytes of memory per value beyond the model's own forward pass (README, Reliability).
+# ~32 bytes of memory per value beyond the model's own forward pass (docs/reliability.md, "Memory").
 MAX_LOGGED_VALUES = 128 * 2**20
 RGB_FILTER_TILES = 64  # colour tiles of the first layer's filters; deeper layers log max_channels
 MAX_EXAMPLES = 9  # top examples per filter, as deep-visualization-toolbox shows them

@@ -1,4 +1,4 @@
-"""The plugin's data routes, served under /data/plugin/cnnviz/ (README, HTTP API).
+"""The plugin's data routes, served under /data/plugin/cnnviz/ (docs/http-api.md).
 
 Each route reads its query parameters (`Query`), calls the HTTP-free lookups of `reading.lookups`
 on the requested run and returns a `web.Answer`; `ROUTES` maps paths to them.
