@@ -17,7 +17,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ["event_cost", "vs_tf_explain", "fit_overhead", "long_run", "backend_latency", "frontend_fps",
            "scaling", "fuzz_routes", "big_logdir", "demo_seeds", "backbones", "shortcut_seeds", "trust_seeds",
-           "curve_steps", "trust_cost", "evolution_fps", "backends", "quickstart_backends", "methods"]
+           "curve_steps", "trust_cost", "evolution_fps", "backends", "quickstart_backends", "methods", "demo_methods"]
 
 
 def run(script):
