@@ -2,4 +2,5 @@
 
 from tb_cnnviz.cli.main import run
 
-run()
+if __name__ == "__main__":
+    run()

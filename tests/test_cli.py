@@ -34,7 +34,9 @@ STEPS = [STEPS_PER_EPOCH * epoch for epoch in range(1, EPOCHS + 1)]
 # Each photograph in a format image_dataset_from_directory reads, in two class folders.
 PHOTOGRAPHS = {"animals": [("chelsea", "jpg"), ("cat", "png"), ("astronaut", "bmp")],
                "things": [("coffee", "jpeg"), ("rocket", "gif"), ("camera", "png")]}
-JPEG_DECODERS = 4.0  # of 255: TensorFlow's JPEG decoder and Pillow's differ by up to this per pixel
+# of 255: TensorFlow's JPEG decoder and Pillow's (their IDCT and chroma upsampling) differ by up to
+# this per pixel: 3.5 measured here at 32 px, 4.0 at 224 px; their builds vary by machine
+JPEG_DECODERS = 8.0
 
 
 def command(*arguments, timeout=300, **popen):
@@ -115,23 +117,31 @@ def test_replay_logs_a_train_event_per_checkpoint_at_its_step(trained, replayed)
 
 
 @pytest.mark.slow
-def test_an_interrupted_replay_of_weights_files_leaves_a_run_that_the_same_command_finishes(trained, replayed):
+def test_an_interrupted_replay_of_weights_files_leaves_a_run_that_the_same_command_finishes(trained, replayed,
+                                                                                           monkeypatch, capsys):
     """Weights-only checkpoints with --model: the step is the optimizer's, saved in each file.
-    Interrupted after its first event, the replay leaves a readable run; run again, it skips
-    that step and logs the others, whose drift is measured from the first run's first event."""
+    Interrupted (Ctrl-C: KeyboardInterrupt) as its second event begins, the replay exits 130 and
+    leaves a readable run of its first event; run again, the same command skips that step and
+    logs the others, whose drift is measured from the first run's first event."""
+    from tb_cnnviz.capture.callback import CNNViz
+    from tb_cnnviz.cli.main import EXIT_INTERRUPTED, main
+
     path, _, _ = trained
     logdir = path / "interrupted"
     arguments = ["replay", path / "weights" / "w_*.weights.h5", "--model", path / "model.keras", "--images",
                  path / "shapes", "--logdir", logdir, "--rescale", "1/255", "--methods", "all"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen([sys.executable, "-m", "tb_cnnviz", *map(str, arguments)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
-    wait_for(lambda: (logdir / "cnnviz_state.json").exists() or process.poll() is not None, 300,
-             "the replay's first event")
-    process.send_signal(signal.SIGINT)  # the other two events, with every method, take seconds
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 130, (out, err)
-    assert "Interrupted: 1 events written" in out and "Traceback" not in err
+    logged, log = [], CNNViz.log
+
+    def interrupted_log(callback, step, mode="train"):
+        if logged:
+            raise KeyboardInterrupt
+        logged.append(step)
+        return log(callback, step, mode)
+
+    monkeypatch.setattr(CNNViz, "log", interrupted_log)
+    assert main([str(argument) for argument in arguments]) == EXIT_INTERRUPTED
+    assert "Interrupted: 1 events written" in capsys.readouterr().out
+    monkeypatch.undo()
     assert tb_cnnviz.read_run(logdir).steps("train") == STEPS[:1]
     finished = command(*arguments)
     assert finished.returncode == 0, finished.stderr
@@ -144,16 +154,43 @@ def test_an_interrupted_replay_of_weights_files_leaves_a_run_that_the_same_comma
                                    whole.event(step).stats("block1_conv1")["cos_to_first"], atol=1e-6)
 
 
+def uncompiled_checkpoints(path, folder, names) -> str:
+    """The trained weights of epochs 1, 2, ... as `names` in `folder`, saved from a model that was
+    never compiled (so without an optimizer's state); returns that model's file, beside the folder."""
+    import h5py
+    from demo.model import vgg_style
+
+    plain = vgg_style(40, classes=len(SHAPE_NAMES))
+    folder.mkdir(exist_ok=True)
+    plain.save(folder.parent / f"{folder.name}_model.keras")
+    for epoch, name in enumerate(names, 1):
+        plain.set_weights(keras.models.load_model(path / "models" / f"epoch_{epoch:02d}.keras").get_weights())
+        plain.save_weights(folder / name)
+        with h5py.File(folder / name) as saved:
+            assert "optimizer" not in saved
+    return folder.parent / f"{folder.name}_model.keras"
+
+
+@pytest.mark.slow
+def test_checkpoints_are_replayed_in_the_order_of_their_steps(trained, tmp_path):
+    """Names that sort otherwise (ModelCheckpoint's "{val_loss}_{epoch}"): the first event, which
+    drift is measured from, is the first step's."""
+    path, _, _ = trained
+    folder = tmp_path / "checkpoints"
+    plain = uncompiled_checkpoints(path, folder, ["val0.9_ep1.weights.h5", "val0.4_ep2.weights.h5"])
+    done = command("replay", folder / "val0.4_ep2.weights.h5", folder / "val0.9_ep1.weights.h5", "--model",
+                   plain, "--images", path / "shapes", "--logdir", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    assert "at steps [1, 2]" in done.stdout
+    run = tb_cnnviz.read_run(tmp_path / "run")
+    assert np.all(run.event(1).stats("block1_conv1")["cos_to_first"] < 1e-6)
+
+
 @pytest.mark.slow
 def test_checkpoints_without_an_optimizer_take_their_steps_from_the_epochs_in_their_names(trained):
     path, _, _ = trained
-    plain = keras.models.clone_model(keras.models.load_model(path / "model.keras"))  # not compiled
-    plain.save(path / "plain.keras")
-    (path / "plain").mkdir()
-    for epoch in (1, 2, 3):  # named as ModelCheckpoint("ckpt-{epoch}-loss{loss:.1f}.weights.h5") names them
-        plain.load_weights(path / "weights" / f"w_{epoch:02d}.weights.h5")
-        plain.save_weights(path / "plain" / f"ckpt-{epoch}-loss0.5.weights.h5")
-    done = command("replay", path / "plain", "--model", path / "plain.keras", "--images", path / "shapes",
+    plain = uncompiled_checkpoints(path, path / "plain", [f"ckpt-{epoch}-loss0.5.weights.h5" for epoch in (1, 2, 3)])
+    done = command("replay", path / "plain", "--model", plain, "--images", path / "shapes",
                    "--logdir", path / "plain_run", "--steps-per-epoch", STEPS_PER_EPOCH, "--quiet")
     assert done.returncode == 0 and done.stdout == "", done.stderr
     assert tb_cnnviz.read_run(path / "plain_run").steps("train") == STEPS
@@ -161,6 +198,8 @@ def test_checkpoints_without_an_optimizer_take_their_steps_from_the_epochs_in_th
 
 def test_the_epoch_is_the_number_that_differs_between_the_names():
     assert epochs_in_names(["m_resnet50_03.keras", "m_resnet50_10.keras"]) == [3, 10]
+    assert epochs_in_names(["best.weights.h5"]) is None  # not the 5 of .h5
+    assert epochs_in_names(["ckpt.weights.h5", "ckpt2.weights.h5"]) is None
     assert epochs_in_names(["weights.02-0.45.keras", "weights.09-0.31.keras"]) == [2, 9]
     assert epochs_in_names(["model.keras"]) is None
     assert epochs_in_names(["epoch_7.keras"]) == [7]
@@ -230,7 +269,7 @@ def test_serve_prints_the_tabs_url_and_serves_the_plugin(replayed):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing model", "not a model", "missing images", "empty folder", "not an image",
                                   "channels", "folders and classes", "no checkpoint", "weights that do not fit",
-                                  "weights without --model"])
+                                  "weights without --model", "two outputs", "logdir is a file"])
 def test_bad_input_is_told_in_one_line_with_exit_status_2(trained, tmp_path, case):
     path = trained[0]
     shapes_folder, model = path / "shapes", path / "model.keras"
@@ -240,7 +279,10 @@ def test_bad_input_is_told_in_one_line_with_exit_status_2(trained, tmp_path, cas
     (tmp_path / "text.keras").write_text("not a model")
     np.save(tmp_path / "grey.npy", np.zeros((2, 40, 40, 1), np.float32))
     keras.utils.set_random_seed(0)
-    small_cnn(40, classes=4).save(tmp_path / "other.keras")
+    other = small_cnn(40, classes=4)
+    other.save(tmp_path / "other.keras")
+    keras.Model(other.inputs, [other.output, other.get_layer("conv4").output]).save(tmp_path / "two.keras")
+    (tmp_path / "file").write_text("")
     arguments, said = {
         "missing model": (["explain", tmp_path / "nothing.keras", "--images", shapes_folder], "no such model file"),
         "not a model": (["explain", tmp_path / "text.keras", "--images", shapes_folder], "is not a .keras file"),
@@ -255,8 +297,11 @@ def test_bad_input_is_told_in_one_line_with_exit_status_2(trained, tmp_path, cas
         "weights that do not fit": (["replay", path / "weights", "--model", tmp_path / "other.keras", "--images",
                                      shapes_folder], "layer 'conv1' (Conv2D) has a weight of shape (3, 3, 3, 8), the file (3, 3, 3, 16)"),
         "weights without --model": (["replay", path / "weights", "--images", shapes_folder], "give --model"),
+        "two outputs": (["explain", tmp_path / "two.keras", "--images", shapes_folder], "--output"),
+        "logdir is a file": (["explain", model, "--images", shapes_folder, "--logdir", tmp_path / "file"],
+                             "cannot write to --logdir"),
     }[case]
-    done = command(*arguments, "--logdir", tmp_path / "run")
+    done = command(*arguments, *([] if "--logdir" in arguments else ["--logdir", tmp_path / "run"]))
     told = [line for line in done.stderr.splitlines() if line.startswith("tb-cnnviz")]
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert len(told) == 1 and said in told[0] and re.match(r"tb-cnnviz (explain|replay): error: ", told[0]), told
@@ -300,3 +345,13 @@ def test_a_replayed_run_in_the_tab_evolution_trust_and_the_filter_card(replayed,
             for part in ("kernel", "examples", "stats"):
                 assert card.locator(f"section[data-part={part}] canvas, section[data-part={part}] svg").count() > 0, part
     assert errors == []
+
+
+def test_16_bit_images_are_scaled_to_8_bits_and_a_side_the_model_fixes_is_kept(tmp_path):
+    """As TensorFlow's decoder reads a 16-bit PNG (0-65535 to 0-255); a model of any width but a
+    fixed height gets that height and the images' own width."""
+    ramp = np.linspace(0, 65535, 6 * 8).reshape(6, 8).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    found = read_images(str(tmp_path), (None, None, 1), 4).pixels
+    np.testing.assert_allclose(found[0, ..., 0], ramp / 257, atol=0.5 + 1e-4)
+    assert read_images(str(tmp_path), (12, None, 3), 4).pixels.shape == (1, 12, 8, 3)

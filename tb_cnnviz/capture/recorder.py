@@ -171,7 +171,7 @@ class EventRecorder:
         plan = self.plan
         return sanity.sanity_check(self._model, plan.samples.inputs, layer=plan.spec.gradcam_layer,
                                    head=plan.head.kind, output=plan.head.output, image_input=plan.samples.image_key,
-                                   background_class=plan.spec.background_class)
+                                   background_class=plan.spec.background_class, verbose=False)
 
     def _feature_visualiser(self):
         """The visualiser of the run header's feature_vis channels (None if none are asked for):

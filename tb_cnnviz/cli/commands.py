@@ -3,6 +3,7 @@ saved model), `replay` (a train event per checkpoint, as if the callback had bee
 `serve` (TensorBoard on a logdir). Each says what it did on `say` (print, or nothing when quiet)."""
 
 import os
+import re
 import sys
 import threading
 
@@ -25,11 +26,11 @@ def explain(model_path, images_path, logdir, *, step=None, max_images=32, rescal
     its step (`step`, else the saved optimizer's step count, else 0). `options` go to CNNViz."""
     model = models.load_model(model_path)
     probes = _probes(images_path, model, max_images, rescale)
-    labels, names = class_labels(probes, model, class_names)
+    labels, names = class_labels(probes, model, class_names, options)
     step = models.model_step(model) if step is None else step
     callback = _callback(logdir, probes, labels, names, model, options)
     try:
-        callback.log(step, "eval")
+        _log(callback, step, "eval", logdir)
     finally:
         callback.close()
     say(f"Logged the eval event of {model_path} at step {step} ({len(probes.pixels)} images"
@@ -39,8 +40,9 @@ def explain(model_path, images_path, logdir, *, step=None, max_images=32, rescal
 
 def replay(checkpoints, images_path, logdir, *, model_path=None, steps_per_epoch=None, max_images=32,
            rescale=None, class_names=None, say=print, verbose="auto", **options) -> list:
-    """Logs a train event per checkpoint, at its step; returns the steps logged. Steps the logdir
-    holds already are skipped (a replay interrupted or extended goes on where it stopped).
+    """Logs a train event per checkpoint, at its step, in the order of the steps (drift is measured
+    from the first); returns the steps logged. Steps the logdir holds already are skipped (a
+    replay interrupted or extended goes on where it stopped).
     verbose: a progress bar over the checkpoints, as `progress.progress_bars` takes it."""
     files = models.checkpoint_files(checkpoints)
     architecture = model_path or next((name for name in files if name.endswith(".keras")), None)
@@ -49,26 +51,25 @@ def replay(checkpoints, images_path, logdir, *, model_path=None, steps_per_epoch
                            "(.keras) whose architecture they fit")
     model = models.load_model(architecture)
     probes = _probes(images_path, model, max_images, rescale)
-    labels, names = class_labels(probes, model, class_names)
-    epochs = models.epochs_in_names(files)
+    labels, names = class_labels(probes, model, class_names, options)
+    steps = models.checkpoint_steps(model, files, architecture, steps_per_epoch)
     held, done, skipped = logged_steps(logdir, "train"), [], []
     bars = progress_bars(verbose, "checkpoint")
     callback, bar = None, bars(len(files)) if bars else None
     try:
-        for position, path in enumerate(files):
-            saved = models.load_checkpoint(model, path, architecture)
-            step = saved or (epochs[position] * (steps_per_epoch or 1) if epochs else position + 1)
+        for count, (step, path) in enumerate(sorted(zip(steps, files), key=lambda pair: pair[0]), 1):
             if step in held or step in done:
                 skipped.append(step)
             else:
+                models.load_checkpoint(model, path, architecture)
                 callback = callback or _callback(logdir, probes, labels, names, model, options)
-                callback.log(step, "train")
+                _log(callback, step, "train", logdir)
                 done.append(step)
             if bar:
-                bar.update(position + 1)
+                bar.update(count)
     except KeyboardInterrupt:
-        say(f"Interrupted: {len(done)} events written to {logdir} (steps {done}); the same command goes on "
-            f"from there.")
+        say(f"{chr(10) if bar else ''}Interrupted: {len(done)} events written to {logdir} (steps {done}); the same "
+            f"command goes on from there.")
         raise
     finally:
         if callback is not None:
@@ -93,15 +94,21 @@ def serve(logdir, *, port=6006, host="localhost", say=print, stop=None):
         url = board.launch()
     except program.TensorBoardServerException as error:
         raise CommandError(f"TensorBoard cannot listen on {host}:{port}: {error.msg}; give another --port") from None
+    except OSError as error:
+        raise CommandError(f"TensorBoard cannot listen on {host}:{port}: {error}; give another --host") from None
     say(f"TensorBoard serves {logdir}; the cnnviz tab: {url}{TAB}  (Ctrl-C stops it)")
     sys.stdout.flush()
     (stop or threading.Event()).wait()
 
 
-def class_labels(probes, model, class_names):
+def class_labels(probes, model, class_names, options):
     """(labels, class names) of the probes: from their class folders (labels in the model's
-    classes by name where `class_names` are given), else none and `class_names`."""
-    head = heads.find_head(model, guess=True)
+    classes by name where `class_names` are given), else none and `class_names`. `options`:
+    CNNViz's, whose head= and output= say what the model's output is."""
+    try:
+        head = heads.find_head(model, options.get("head"), options.get("output"), guess=True)
+    except ValueError as error:
+        raise CommandError(_in_options(error)) from None
     folders = probes.folder_classes
     if folders is None or head.kind == heads.SEGMENTATION:
         return None, class_names
@@ -141,4 +148,19 @@ def _callback(logdir, probes, labels, names, model, options):
     try:
         return CNNViz(logdir, probes.pixels, labels, class_names=names, model=model, strict=True, **options)
     except (ValueError, TypeError) as error:
-        raise CommandError(str(error)) from None
+        raise CommandError(_in_options(error)) from None
+    except OSError as error:
+        raise CommandError(f"cannot write to --logdir {logdir}: {error}") from None
+
+
+def _in_options(error) -> str:
+    """CNNViz's message with its head= and output= said as the command's --head and --output."""
+    return re.sub(r"\b(head|output)=('?)([\w-]*)\2", lambda found: " ".join(filter(None, (
+        f"--{found[1]}", found[3]))), str(error))
+
+
+def _log(callback, step, mode, logdir):
+    try:
+        callback.log(step, mode)
+    except OSError as error:
+        raise CommandError(f"cannot write to --logdir {logdir}: {error}") from None

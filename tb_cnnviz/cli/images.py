@@ -27,11 +27,6 @@ class Images:
     folder_classes: list | None = None
 
 
-def natural_key(name: str) -> list:
-    """Sorts names with numbers in them by the numbers' values: epoch 10 after epoch 9."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
 def read_images(path: str, input_shape: tuple, max_images: int) -> Images:
     """The images at `path` (a folder or a `.npy` file) for a model whose image input is
     `input_shape` (H, W, C), at most `max_images`, spread evenly over the classes.
@@ -81,10 +76,10 @@ def _read_folder(path, input_shape, max_images):
 
 
 def _image_files(folder):
-    """The image files in `folder` and below, sorted."""
-    found = [os.path.join(root, name) for root, _, names in os.walk(folder, followlinks=True)
-             for name in names if name.lower().endswith(IMAGE_EXTENSIONS)]
-    return sorted(found, key=natural_key)
+    """The image files in `folder` and below, in image_dataset_from_directory's order: by folder,
+    then name, as strings (img10 before img9); links to folders not followed, as its default."""
+    return [os.path.join(root, name) for root, _, names in sorted(os.walk(folder))
+            for name in sorted(names) if name.lower().endswith(IMAGE_EXTENSIONS)]
 
 
 def _spread(files, limit):
@@ -99,20 +94,24 @@ def _decoded(name, mode):
     try:
         with Image.open(name) as image:
             image.seek(0)  # an animation's first frame
+            if image.mode.startswith("I"):  # 16-bit (or 32-bit) grey: to 8 bits, as TensorFlow's decoder scales it
+                image = Image.fromarray(np.round(np.asarray(image, np.float64) / 257).clip(0, 255).astype(np.uint8))
             return np.asarray(image.convert(mode), np.float32).reshape(image.height, image.width, -1)
-    except (OSError, UnidentifiedImageError, ValueError) as error:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
         raise CommandError(f"--images: cannot read {name} as an image: {error}") from None
 
 
 def _target_size(input_shape, sizes, path):
-    height, width = input_shape[:2]
-    if height is not None and width is not None:
-        return height, width
-    found = {tuple(int(side) for side in size) for size in sizes}
+    """The model's size where it has one; where it takes any, the images' own, which must agree."""
+    wanted = input_shape[:2]
+    if None not in wanted:
+        return wanted
+    found = {tuple(int(side) for side, fixed in zip(size, wanted) if fixed is None) for size in sizes}
     if len(found) != 1:
-        raise CommandError(f"--images: {path} holds images of {len(found)} sizes and the model takes any size: "
+        raise CommandError(f"--images: {path} holds images of {len(found)} sizes where the model takes any: "
                            f"resize them to one size first")
-    return found.pop()
+    free = iter(found.pop())
+    return tuple(next(free) if fixed is None else fixed for fixed in wanted)
 
 
 def _resized(image, size):

@@ -4,6 +4,7 @@ told in one line on stderr with exit status 2, never a traceback; Ctrl-C exits w
 import argparse
 import os
 import sys
+import tempfile
 
 from tb_cnnviz.cli.errors import CommandError
 from tb_cnnviz.storage.metadata import METHODS
@@ -46,8 +47,9 @@ def parser() -> argparse.ArgumentParser:
 
 def _event_arguments(verb):
     verb.add_argument("--images", required=True, metavar="PATH",
-                      help="a folder of images (PNG, JPEG, BMP, GIF; subfolders are classes, named after them) or a "
-                      ".npy array (N, H, W, C); resized to the model's input size (bilinear), float32 in 0-255")
+                      help="a folder of images (PNG, JPEG, BMP, GIF; subfolders are classes, named after them; read "
+                      "as float32 in 0-255) or a .npy array (N, H, W, C) of values as they are; resized to the "
+                      "model's input size (bilinear)")
     verb.add_argument("--logdir", required=True, metavar="DIR", help="the run's directory")
     verb.add_argument("--max-images", type=_positive, default=32, metavar="N",
                       help="at most N images, spread evenly over the classes (default 32)")
@@ -56,6 +58,9 @@ def _event_arguments(verb):
     verb.add_argument("--class-names", nargs="+", metavar="NAME",
                       help="the model's class names in its order, or a text file of them, one per line "
                       "(default: the class folders' names)")
+    verb.add_argument("--head", choices=("softmax", "binary", "multilabel", "segmentation"),
+                      help="what the model's output is, where its activation and compiled loss do not tell")
+    verb.add_argument("--output", help="the name of the output to explain, of a model with several")
     verb.add_argument("--layer", help="the layer whose maps explain the images (default: the last conv layer)")
     verb.add_argument("--layers", nargs="+", metavar="LAYER",
                       help="the conv layers whose activations and filters are logged, or 'all'")
@@ -65,7 +70,10 @@ def _event_arguments(verb):
 
 
 def _positive(text):
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
     return value
@@ -94,6 +102,7 @@ def _options(arguments) -> dict:
         options["methods"] = tuple(method for method in METHODS if method in chosen)
     if arguments.layer:
         options["gradcam_layer"] = arguments.layer
+    options.update({name: getattr(arguments, name) for name in ("head", "output") if getattr(arguments, name)})
     if arguments.layers:
         options["layers"] = "all" if arguments.layers == ["all"] else arguments.layers
     return options
@@ -108,18 +117,23 @@ def _class_names(given):
 
 def _import_commands():
     """tb_cnnviz.cli.commands, with Keras and its backend: imported here, after --help and usage
-    errors, with the C++ start-up chatter on stderr that TensorFlow prints whatever
-    TF_CPP_MIN_LOG_LEVEL says (Python's own errors are raised, and shown after)."""
+    errors, with stderr captured meanwhile (the C++ start-up lines TensorFlow prints whatever
+    TF_CPP_MIN_LOG_LEVEL says) and shown only if the import fails."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        from tb_cnnviz.cli import commands
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    with tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        try:
+            os.dup2(captured.fileno(), 2)
+            from tb_cnnviz.cli import commands
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
     return commands
 
 

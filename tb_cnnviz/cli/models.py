@@ -11,10 +11,14 @@ import keras
 import numpy as np
 
 from tb_cnnviz.cli.errors import CommandError
-from tb_cnnviz.cli.images import natural_key
 
 MODEL_FILES = (".keras", ".h5", ".hdf5")
 CHECKPOINT_FILES = (".keras", ".weights.h5")
+
+
+def natural_key(name: str) -> list:
+    """Sorts names with numbers in them by the numbers' values: epoch 10 after epoch 9."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def load_model(path: str) -> keras.Model:
@@ -36,11 +40,15 @@ def load_model(path: str) -> keras.Model:
 
 def image_shape(model) -> tuple:
     """(H, W, C) of the model's one image input (None for a side it takes at any size)."""
-    if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
-        shapes = [tuple(tensor.shape[1:]) for tensor in model.inputs]
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        raise CommandError("the model has no inputs Keras can read (a subclassed model?): save a functional or "
+                           "Sequential model, or use tb_cnnviz.CNNViz from Python")
+    if len(inputs) != 1 or len(inputs[0].shape) != 4:
+        shapes = [tuple(tensor.shape[1:]) for tensor in inputs]
         raise CommandError(f"the command explains models with one image input (H, W, C); this one takes {shapes}: "
                            f"use tb_cnnviz.CNNViz from Python, which takes several inputs")
-    return tuple(model.inputs[0].shape[1:])
+    return tuple(inputs[0].shape[1:])
 
 
 def checkpoint_files(arguments: list) -> list:
@@ -64,7 +72,8 @@ def checkpoint_files(arguments: list) -> list:
 def epochs_in_names(names: list) -> list | None:
     """Each file's epoch, as ModelCheckpoint's `{epoch}` writes it: the first whole number in the
     names that differs between them (the only file's first one); None if the names have none."""
-    numbers = [re.findall(r"(?<!\d)(?<!\d\.)\d+(?!\d|\.\d)", os.path.basename(name)) for name in names]
+    stems = [re.sub(r"(\.weights\.h5|\.keras|\.h5)$", "", os.path.basename(name)) for name in names]
+    numbers = [re.findall(r"(?<!\d)(?<!\d\.)\d+(?!\d|\.\d)", stem) for stem in stems]
     places = min(len(found) for found in numbers)
     if places == 0:
         return None
@@ -73,6 +82,18 @@ def epochs_in_names(names: list) -> list | None:
         if len(names) == 1 or len(set(column)) == len(column):
             return column
     return None
+
+
+def checkpoint_steps(model, files: list, architecture: str, steps_per_epoch: int | None) -> list:
+    """Each checkpoint's step (loading each into `model`, which checks that it fits): its saved
+    optimizer's step count; else the epoch in the names (`epochs_in_names`) times
+    `steps_per_epoch` (1 if not given); else its place in `files`, from 1."""
+    epochs = epochs_in_names(files)
+    steps = []
+    for position, path in enumerate(files):
+        saved = load_checkpoint(model, path, architecture)
+        steps.append(saved or (epochs[position] * (steps_per_epoch or 1) if epochs else position + 1))
+    return steps
 
 
 def load_checkpoint(model, path: str, architecture: str) -> int | None:
