@@ -16,6 +16,12 @@ from tests.polling import wait_for
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def checkout_env() -> dict:
+    """This process's environment with this checkout first on PYTHONPATH: a child process imports
+    this checkout's tb_cnnviz, whichever copy is installed."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -70,7 +76,7 @@ def tensorboard(logdir, load_fast, *, samples=None, logdir_spec=None, reload_int
     if python:  # the other environment's installed code
         env, cwd = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}, os.path.dirname(log.name)
     else:  # this checkout's code, whichever copy of tb_cnnviz is installed
-        env, cwd = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}, ROOT
+        env, cwd = checkout_env(), ROOT
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     server = Server(f"http://127.0.0.1:{port}", process)
 

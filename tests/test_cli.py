@@ -5,7 +5,6 @@ compared with keras.utils.image_dataset_from_directory; `serve` answering with t
 interrupted replay that the same command finishes; and each bad input, told in one line."""
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -26,7 +25,7 @@ from tests.browser_helpers import assert_no_tab_fault, console_errors, open_tab,
 from tests.helpers import cosine_distance_np, filter_rows, small_cnn, stats_tolerance
 from tests.http_api import Api
 from tests.polling import wait_for
-from tests.tensorboard_process import ROOT, free_port
+from tests.tensorboard_process import checkout_env, free_port
 
 EPOCHS, BATCH, TRAIN_IMAGES = 3, 32, 600
 STEPS_PER_EPOCH = -(-TRAIN_IMAGES // BATCH)
@@ -39,11 +38,10 @@ PHOTOGRAPHS = {"animals": [("chelsea", "jpg"), ("cat", "png"), ("astronaut", "bm
 JPEG_DECODERS = 8.0
 
 
-def command(*arguments, timeout=300, **popen):
+def command(*arguments, timeout=300):
     """Runs `python -m tb_cnnviz` (the console script's code) with this checkout's package."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "tb_cnnviz", *map(str, arguments)], capture_output=True, text=True,
-                          env=env, timeout=timeout, **popen)
+                          env=checkout_env(), timeout=timeout)
 
 
 def shape_folders(path, count=24):
@@ -252,9 +250,8 @@ def test_at_most_max_images_spread_over_the_classes(tmp_path):
 def test_serve_prints_the_tabs_url_and_serves_the_plugin(replayed):
     logdir, _ = replayed
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen([sys.executable, "-m", "tb_cnnviz", "serve", str(logdir.parent), "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=checkout_env())
     try:
         line = process.stdout.readline()
         assert f"http://localhost:{port}/#cnnviz" in line, (line, process.stderr.read() if process.poll() else "")

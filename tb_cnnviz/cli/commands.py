@@ -2,6 +2,7 @@
 saved model), `replay` (a train event per checkpoint, as if the callback had been in fit) and
 `serve` (TensorBoard on a logdir). Each says what it did on `say` (print, or nothing when quiet)."""
 
+import contextlib
 import os
 import re
 import sys
@@ -146,11 +147,10 @@ def _probes(images_path, model, max_images, rescale):
 
 def _callback(logdir, probes, labels, names, model, options):
     try:
-        return CNNViz(logdir, probes.pixels, labels, class_names=names, model=model, strict=True, **options)
+        with _writing(logdir):
+            return CNNViz(logdir, probes.pixels, labels, class_names=names, model=model, strict=True, **options)
     except (ValueError, TypeError) as error:
         raise CommandError(_in_options(error)) from None
-    except OSError as error:
-        raise CommandError(f"cannot write to --logdir {logdir}: {error}") from None
 
 
 def _in_options(error) -> str:
@@ -159,8 +159,15 @@ def _in_options(error) -> str:
         f"--{found[1]}", found[3]))), str(error))
 
 
-def _log(callback, step, mode, logdir):
+@contextlib.contextmanager
+def _writing(logdir):
+    """An OSError of writing the logdir (a file in its place, no permission) told as bad input."""
     try:
-        callback.log(step, mode)
+        yield
     except OSError as error:
         raise CommandError(f"cannot write to --logdir {logdir}: {error}") from None
+
+
+def _log(callback, step, mode, logdir):
+    with _writing(logdir):
+        callback.log(step, mode)

@@ -1,13 +1,13 @@
 """The command line's probe images: a folder of image files or a `.npy` array, read as
 `keras.utils.image_dataset_from_directory` reads a folder (classes from the subfolders' names,
 sorted; bilinear resizing without antialiasing to the model's input size; float32 in 0-255), with
-Pillow and NumPy, so that it needs no TensorFlow."""
+Pillow and `backend.resizing`, so that it needs no TensorFlow."""
 
 import dataclasses
 import os
-import re
 
 import numpy as np
+from keras import ops
 from PIL import Image, UnidentifiedImageError
 
 from tb_cnnviz.backend import resizing
@@ -54,8 +54,7 @@ def read_images(path: str, input_shape: tuple, max_images: int) -> Images:
     if len(pixels) == 0:
         raise CommandError(f"--images: {path} holds no images")
     size = _target_size(input_shape, [pixels.shape[1:3]], path)
-    kept = pixels[:max_images].astype(np.float32)
-    return Images(np.stack([_resized(image, size) for image in kept]))
+    return Images(_resized(pixels[:max_images].astype(np.float32), size))
 
 
 def _read_folder(path, input_shape, max_images):
@@ -70,7 +69,7 @@ def _read_folder(path, input_shape, max_images):
         raise CommandError(f"the model takes {_described(input_shape)}: image files have 1, 3 or 4 channels")
     decoded = [(_decoded(name, COLOUR_MODES[input_shape[2]]), label) for label, name in chosen]
     size = _target_size(input_shape, [image.shape[:2] for image, _ in decoded], path)
-    pixels = np.stack([_resized(image, size) for image, _ in decoded])
+    pixels = np.concatenate([_resized(image[None], size) for image, _ in decoded])
     labels = np.array([label for _, label in decoded], np.int64) if classes else None
     return Images(pixels, labels, classes or None)
 
@@ -114,12 +113,11 @@ def _target_size(input_shape, sizes, path):
     return tuple(next(free) if fixed is None else fixed for fixed in wanted)
 
 
-def _resized(image, size):
-    """`image` (H, W, C) resized as tf.image.resize's bilinear does (`backend.resizing`)."""
-    if image.shape[:2] == tuple(size):
-        return image
-    rows, columns = resizing.weights(image.shape[0], size[0], "bilinear"), resizing.weights(image.shape[1], size[1], "bilinear")
-    return np.einsum("xw,ywc->yxc", columns, np.einsum("yh,hwc->ywc", rows, image)).astype(np.float32)
+def _resized(images, size):
+    """(N, H, W, C) images resized to `size` as tf.image.resize's bilinear does (`backend.resizing`)."""
+    if images.shape[1:3] == tuple(size):
+        return images
+    return ops.convert_to_numpy(resizing.resize(images, size, "bilinear"))
 
 
 def _described(input_shape):

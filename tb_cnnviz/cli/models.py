@@ -8,7 +8,6 @@ import warnings
 import zipfile
 
 import keras
-import numpy as np
 
 from tb_cnnviz.cli.errors import CommandError
 
@@ -152,4 +151,4 @@ def model_step(model) -> int:
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None or not optimizer.built:
         return 0
-    return int(np.asarray(keras.ops.convert_to_numpy(optimizer.iterations)))
+    return int(keras.ops.convert_to_numpy(optimizer.iterations))
