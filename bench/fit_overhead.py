@@ -50,32 +50,30 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def timed(callback_class):
-    """The callback class with the wall time of its training hooks summed per epoch."""
+    """The callback class with the wall time of its training hooks summed per epoch. A batch hook
+    the class leaves to keras.callbacks.Callback stays Keras' own: Keras dispatches batch-end
+    hooks on a thread only where every callback's are its defaults (or `async_safe`), which a
+    wrapper of a hook the class does not define would turn off (on JAX, +14 % per epoch here)."""
 
-    class Timed(callback_class):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.hook_times = [0.0]
-
-        def _time(self, hook, *args, **kwargs):
+    def wrapped(name):
+        def hook(self, *args, **kwargs):
             start = time.perf_counter()
-            hook(*args, **kwargs)
+            getattr(callback_class, name)(self, *args, **kwargs)
             self.hook_times[-1] += time.perf_counter() - start
+        return hook
 
-        def on_train_batch_begin(self, *args, **kwargs):
-            self._time(super().on_train_batch_begin, *args, **kwargs)
+    def on_epoch_begin(self, *args, **kwargs):
+        self.hook_times.append(0.0)
+        wrapped("on_epoch_begin")(self, *args, **kwargs)
 
-        def on_train_batch_end(self, *args, **kwargs):
-            self._time(super().on_train_batch_end, *args, **kwargs)
+    def __init__(self, *args, **kwargs):
+        callback_class.__init__(self, *args, **kwargs)
+        self.hook_times = [0.0]
 
-        def on_epoch_begin(self, *args, **kwargs):
-            self.hook_times.append(0.0)
-            self._time(super().on_epoch_begin, *args, **kwargs)
-
-        def on_epoch_end(self, *args, **kwargs):
-            self._time(super().on_epoch_end, *args, **kwargs)
-
-    return Timed
+    hooks = {name: wrapped(name) for name in ("on_train_batch_begin", "on_train_batch_end", "on_epoch_end")
+             if getattr(callback_class, name) is not getattr(keras.callbacks.Callback, name)}
+    return type(f"Timed{callback_class.__name__}", (callback_class,),
+                {"__init__": __init__, "on_epoch_begin": on_epoch_begin, **hooks})
 
 
 # name: (model, image size, training images, batch size)
