@@ -373,3 +373,30 @@ def test_a_run_started_again_after_an_eval_event_takes_its_own_first_maps(tmp_pa
     np.testing.assert_array_equal(first["maps"], own.class_gradcam)  # this run's maps, not the earlier run's
     correlation = tb_cnnviz.read_run(str(tmp_path)).event(0).metrics["sanity_rank_corr"]
     assert np.all(np.isnan(correlation) | (correlation == 1))
+
+
+def test_a_resumed_run_computes_the_curves_at_the_events_an_uninterrupted_run_would(tmp_path):
+    from tests.helpers import small_cnn
+
+    images = np.random.default_rng(7).random((4, SIZE, SIZE, 3)).astype(np.float32)
+    keras.utils.set_random_seed(8)
+    model = small_cnn()
+
+    def scored_steps(logdir):
+        steps, figures = tb_cnnviz.read_run(logdir).metrics()
+        return [int(step) for step, value in zip(steps, figures["deletion_auc"]) if np.isfinite(value)]
+
+    def log(logdir, steps):
+        callback = tb_cnnviz.CNNViz(str(tmp_path / logdir), images, model=model, trust_every=2, strict=True)
+        for step in steps:
+            callback.log(step)
+        callback.close()
+
+    log("whole", range(5))
+    assert scored_steps(str(tmp_path / "whole")) == [0, 2, 4]
+    log("resumed", range(3))
+    log("resumed", range(3, 5))  # another process resumes the run: its first event is the run's fourth
+    assert scored_steps(str(tmp_path / "resumed")) == [0, 2, 4]
+    with pytest.warns(UserWarning, match="replace the earlier ones"):
+        log("resumed", [0])  # a run started again counts its events from none: its first has the curves
+    assert scored_steps(str(tmp_path / "resumed")) == [0, 2, 4]

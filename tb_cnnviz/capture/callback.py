@@ -73,7 +73,8 @@ class CNNViz(keras.callbacks.Callback):
         input size, or boxes [y0, x0, y1, x1] (half-open, input pixels); each event then
         scores the maps with the pointing game and the energy on the object.
       trust_every: deletion and insertion AUC (38 passes of the probes) on every k-th
-        train event, counting the first, and on every eval event; None: eval events only.
+        train event of the run, counting the first, and on every eval event; None: eval events
+        only. A resumed run counts the events before it (the every-k-th options all do).
       sanity_check: run `tb_cnnviz.sanity_check` (the cascading randomisation test, on a copy
         of the model) at every eval event.
       methods: the explanation methods whose maps of each probe's target class, and their trust

@@ -49,7 +49,6 @@ class EventRecorder:
         self.probe = Probe(model, plan.spec, plan.head)
         self._visualiser = self._feature_visualiser()
         self._header_written = False
-        self._events = dict.fromkeys(metadata.MODES, 0)  # logged by this recorder: the every-k-th options count them
         self._many_pass_maps = {}  # method -> MethodMaps, made at its first event
 
     def record(self, writer: EventWriter, mode: str, step: int) -> None:
@@ -68,14 +67,13 @@ class EventRecorder:
         cascade = None
         if mode == "eval" and self._options.sanity_check:
             cascade = self._optional(mode, step, "the sanity check", self._cascade)
-        filters_due = self._events[mode] % self._options.filters_every == 0
+        filters_due = self._run_state.events(mode) % self._options.filters_every == 0
         feature_vis = None
         if self._visualiser is not None and filters_due:
             feature_vis = self._optional(mode, step, "the feature visualisation", self._visualise)
         writer.write(event.pack_event(mode, result, plan.header, plan.labels, metrics.pop("gradcam"), cascade,
                                       self._top_examples(mode, step, result, filters_due), feature_vis,
                                       method_metrics=metrics), step)
-        self._events[mode] += 1
 
     def _header_items(self) -> dict:
         """The run header with the probe images, and the reference images of top examples."""
@@ -98,7 +96,7 @@ class EventRecorder:
     def _due(self, mode, every) -> bool:
         """Whether work done on eval events and on every `every`-th train event (None: on eval
         events only) is due at this event."""
-        return mode == "eval" or (every is not None and self._events["train"] % every == 0)
+        return mode == "eval" or (every is not None and self._run_state.events("train") % every == 0)
 
     def _target_maps(self, mode, step, result) -> dict:
         """{method: (N, h, w)} of the probes' target classes by the logged methods this event
@@ -159,11 +157,11 @@ class EventRecorder:
         probes' own at every event, a reference set's every filters_every-th."""
         plan, per_event = self.plan, self._options.max_example_filters
         if plan.reference is None:
-            found, turn = result.top_examples, self._events[mode]
+            found, turn = result.top_examples, self._run_state.events(mode)
         else:
             found = self._optional(mode, step, "the search of the reference images for top examples",
                                    lambda: self.probe.reference_examples(plan.reference.inputs)) if filters_due else {}
-            turn = self._events[mode] // self._options.filters_every
+            turn = self._run_state.events(mode) // self._options.filters_every
         return {path: in_turn(arrays, per_event, turn) for path, arrays in (found or {}).items()}
 
     def _cascade(self):

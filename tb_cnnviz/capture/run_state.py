@@ -16,7 +16,8 @@ from tb_cnnviz.backend import files
 
 FIRST_FILTERS_FILE = "cnnviz_reference.npz"  # the name existing logdirs hold it under
 FIRST_MAPS_FILE = "cnnviz_first_maps.npz"  # Grad-CAM's class maps of the run's first event (sanity over training)
-STATE_FILE = "cnnviz_state.json"  # {mode: step of the run's latest event}
+STATE_FILE = "cnnviz_state.json"  # {mode: step of the run's latest event, EVENTS: {mode: events the run holds}}
+EVENTS = "events"
 
 
 class RunState:
@@ -39,11 +40,23 @@ class RunState:
             return {}
         return state if isinstance(state, dict) else {}
 
-    def logged(self, mode: str, step: int) -> None:
-        """Records an event of `mode` at `step` as the run's latest."""
+    def events(self, mode: str) -> int:
+        """How many `mode` events the run holds, whichever process logged them: the every-k-th
+        work (trust_every, expensive_every, filters_every) counts them, so that a resumed run
+        (a fit from a saved model, a replay finished by a second command) does it at the
+        events an uninterrupted run would (0 in a state file written before the count)."""
         if self._latest is None:
             self._latest = self._read_state()
+        counts = self._latest.get(EVENTS)
+        count = counts.get(mode, 0) if isinstance(counts, dict) else 0
+        return count if isinstance(count, int) and count >= 0 else 0
+
+    def logged(self, mode: str, step: int) -> None:
+        """Records an event of `mode` at `step` as the run's latest, and counts it."""
+        count = self.events(mode)
         self._latest[mode] = step
+        counts = self._latest.get(EVENTS)
+        self._latest[EVENTS] = {**(counts if isinstance(counts, dict) else {}), mode: count + 1}
         files.write_file(os.path.join(self.logdir, STATE_FILE), json.dumps(self._latest).encode())
 
     def first_filters(self, mode: str, step: int, current_filters) -> dict | None:
@@ -76,6 +89,8 @@ class RunState:
             return first
         first = current_filters()
         self._first_maps = {}  # a run started again: its next event's maps are the first
+        kept = self._latest if self._latest is not None else self._read_state()
+        self._latest = {key: value for key, value in kept.items() if key != EVENTS}  # its events counted from none
         files.makedirs(self.logdir)
         self._first_filters_from, self._run_id = "self", hashlib.sha1(_save(path, **first)).hexdigest()
         return first
