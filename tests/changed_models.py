@@ -4,8 +4,10 @@ logs later steps into the same logdir with a new CNNViz, whose run header then w
 
 Each process logs train events at STEPS_PER_PROCESS steps of its own (its weights nudged between
 them, so that they differ) and an eval event at its last; deletion and insertion curves at its
-first event of each mode, and there too, in the runs of FEATURE_VIS (they take a few seconds),
-feature visualisations of 1 channel per layer."""
+first train event (the every-k-th options count the run's events: k = STEPS_PER_PROCESS) and at
+every eval event; in the runs of FEATURE_VIS (they take a few seconds) feature visualisations of 1
+channel per layer at each process's first train event and at the eval events of every other
+process."""
 
 import os
 from typing import NamedTuple

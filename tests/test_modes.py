@@ -76,6 +76,8 @@ def test_resume_continues_the_step_axis_and_the_reference(tmp_path, data):
     resumed.fit(images, labels, epochs=1, batch_size=32, verbose=0, callbacks=[callback])
     run = tb_cnnviz.read_run(logdir)
     assert run.steps() == [0, 3, 6] and run.steps("eval") == [3]
+    steps, figures = run.metrics()  # step 6, the run's third train event, is not a 5th: no curves
+    assert [int(step) for step, value in zip(steps, figures["deletion_auc"]) if np.isfinite(value)] == [0]
     # step 3 keeps the first process's event (the resumed fit writes none at its start) ...
     np.testing.assert_array_equal(run.event(3).stats("conv4")["cos_to_prev"], step_3["cos_to_prev"])
     assert np.all(np.isfinite(step_3["cos_to_prev"]))

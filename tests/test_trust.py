@@ -1,6 +1,7 @@
 """Whether heat maps can be trusted: Grad-CAM of other classes, deletion and insertion, sanity
 over training and localisation, each checked against a computation written here."""
 
+import json
 import math
 import os
 
@@ -13,6 +14,7 @@ from scipy import stats
 import tb_cnnviz
 from tests.helpers import quantisation_ok, reference_cam
 from tests.plugin_helpers import wsgi_client
+from tb_cnnviz.capture import run_state
 from tb_cnnviz.storage import metadata
 from tb_cnnviz.storage.maps import upsample
 from tb_cnnviz.explanations import curves, trust
@@ -382,21 +384,60 @@ def test_a_resumed_run_computes_the_curves_at_the_events_an_uninterrupted_run_wo
     keras.utils.set_random_seed(8)
     model = small_cnn()
 
-    def scored_steps(logdir):
-        steps, figures = tb_cnnviz.read_run(logdir).metrics()
+    def scored_steps(logdir, mode="train"):
+        steps, figures = tb_cnnviz.read_run(str(tmp_path / logdir)).metrics(mode)
         return [int(step) for step, value in zip(steps, figures["deletion_auc"]) if np.isfinite(value)]
 
-    def log(logdir, steps):
+    def log(logdir, steps, mode="train"):  # each call a new callback: another process
         callback = tb_cnnviz.CNNViz(str(tmp_path / logdir), images, model=model, trust_every=2, strict=True)
         for step in steps:
-            callback.log(step)
+            callback.log(step, mode)
         callback.close()
 
     log("whole", range(5))
-    assert scored_steps(str(tmp_path / "whole")) == [0, 2, 4]
+    assert scored_steps("whole") == [0, 2, 4]
     log("resumed", range(3))
-    log("resumed", range(3, 5))  # another process resumes the run: its first event is the run's fourth
-    assert scored_steps(str(tmp_path / "resumed")) == [0, 2, 4]
+    log("resumed", range(3, 5))  # the run resumed: its first event is the run's fourth
+    assert scored_steps("resumed") == [0, 2, 4]
+    log("again", range(5))
+    log("again", range(2, 4))  # steps logged again (a fit resumed from an earlier backup) keep their places
+    assert scored_steps("again") == [0, 2, 4]
     with pytest.warns(UserWarning, match="replace the earlier ones"):
         log("resumed", [0])  # a run started again counts its events from none: its first has the curves
-    assert scored_steps(str(tmp_path / "resumed")) == [0, 2, 4]
+    assert scored_steps("resumed") == [0, 2, 4]
+
+
+def test_an_evaluator_and_a_trainer_logging_one_run_keep_each_others_steps(tmp_path):
+    from tests.helpers import small_cnn
+
+    images = np.random.default_rng(9).random((4, SIZE, SIZE, 3)).astype(np.float32)
+    model = small_cnn()
+    trainer, evaluator = (tb_cnnviz.CNNViz(str(tmp_path), images, model=model, trust_every=2, strict=True)
+                          for _ in range(2))
+    for step in range(4):  # in turn, as two processes would
+        trainer.log(step)
+        evaluator.log(step, "eval")
+    trainer.close(), evaluator.close()
+    resumed = tb_cnnviz.CNNViz(str(tmp_path), images, model=model, trust_every=2, strict=True)
+    resumed.log(4)  # the run's fifth train event: curves due
+    resumed.log(5)
+    resumed.close()
+    steps, figures = tb_cnnviz.read_run(str(tmp_path)).metrics()
+    assert [int(step) for step, value in zip(steps, figures["deletion_auc"]) if np.isfinite(value)] == [0, 2, 4]
+    state = json.loads((tmp_path / run_state.STATE_FILE).read_text())
+    held = {mode: run_state.run_steps(runs) for mode, runs in state[run_state.STEPS].items()}
+    assert held == {"train": [0, 1, 2, 3, 4, 5], "eval": [0, 1, 2, 3]}
+    assert state["train"] == 5 and state["eval"] == 3
+
+
+@pytest.mark.parametrize("steps", [[], [0], [0, 5], [0, 3, 6, 9, 10, 20, 30, 31], list(range(0, 10**6, 50)),
+                                   [1, 2, 4, 8, 16]])
+def test_the_state_file_keeps_the_steps_as_runs_and_reads_them_back(steps):
+    runs = run_state.step_runs(steps)
+    assert run_state.run_steps(runs) == steps
+    assert len(runs) <= 3  # an event every k steps is one run
+
+
+@pytest.mark.parametrize("damaged", [None, "text", 5, [[1, 2]], [["a", 1, 2]], [[0, 1, 10**9]]])
+def test_a_damaged_state_file_counts_from_none(damaged):
+    assert run_state.run_steps(damaged) == []

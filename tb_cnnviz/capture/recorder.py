@@ -54,12 +54,13 @@ class EventRecorder:
     def record(self, writer: EventWriter, mode: str, step: int) -> None:
         """Makes the event of `mode` at `step` and writes it (and, first, the run header)."""
         plan = self.plan
+        index = self._run_state.event_index(mode, step)  # the every-k-th options count the run's events
         result = self.probe(plan.samples.inputs, plan.targets, mode=mode, true=plan.true)
-        target_maps = self._target_maps(mode, step, result)
+        target_maps = self._target_maps(mode, step, index, result)
         result = dataclasses.replace(result, method_maps={method: found for method, found in target_maps.items()
                                                           if method not in EVENT_METHODS})
         curves = self._optional(mode, step, "deletion and insertion",
-                                lambda: self._curves(mode, target_maps, result.target))
+                                lambda: self._curves(mode, index, target_maps, result.target))
         metrics = self._metrics(result, target_maps, curves or {})
         if not self._header_written:
             writer.write(self._header_items(), step)
@@ -67,12 +68,12 @@ class EventRecorder:
         cascade = None
         if mode == "eval" and self._options.sanity_check:
             cascade = self._optional(mode, step, "the sanity check", self._cascade)
-        filters_due = self._run_state.events(mode) % self._options.filters_every == 0
+        filters_due = index % self._options.filters_every == 0
         feature_vis = None
         if self._visualiser is not None and filters_due:
             feature_vis = self._optional(mode, step, "the feature visualisation", self._visualise)
         writer.write(event.pack_event(mode, result, plan.header, plan.labels, metrics.pop("gradcam"), cascade,
-                                      self._top_examples(mode, step, result, filters_due), feature_vis,
+                                      self._top_examples(mode, step, index, result, filters_due), feature_vis,
                                       method_metrics=metrics), step)
 
     def _header_items(self) -> dict:
@@ -93,18 +94,19 @@ class EventRecorder:
             self._report(mode, step, error, f"{what} at {mode} step {step} failed and is left out of the event")
             return None
 
-    def _due(self, mode, every) -> bool:
+    @staticmethod
+    def _due(mode, index, every) -> bool:
         """Whether work done on eval events and on every `every`-th train event (None: on eval
-        events only) is due at this event."""
-        return mode == "eval" or (every is not None and self._run_state.events("train") % every == 0)
+        events only) is due at the train event of this `index` among the run's."""
+        return mode == "eval" or (every is not None and index % every == 0)
 
-    def _target_maps(self, mode, step, result) -> dict:
+    def _target_maps(self, mode, step, index, result) -> dict:
         """{method: (N, h, w)} of the probes' target classes by the logged methods this event
         computes: every method but the many-pass ones at the events of expensive_every (or
         trust_every), which are left out where they fail (`report`ed)."""
         options = self._options
         computed = {"gradcam": result.gradcam, "gradcam_pp": result.gradcam_pp, **result.method_maps}
-        many_pass_due = self._due(mode, options.expensive_every or options.trust_every)
+        many_pass_due = self._due(mode, index, options.expensive_every or options.trust_every)
         found = {}
         for method in options.methods:
             if method in computed:
@@ -126,10 +128,10 @@ class EventRecorder:
                                                       plan.spec.background_class)
         return self._many_pass_maps[method]
 
-    def _curves(self, mode, target_maps: dict, target) -> dict:
+    def _curves(self, mode, index, target_maps: dict, target) -> dict:
         """{method: deletion and insertion curves} of every map in `target_maps`, on eval events
         and every trust_every-th train event ({} on the others)."""
-        if not self._due(mode, self._options.trust_every):
+        if not self._due(mode, index, self._options.trust_every):
             return {}
         found = self.probe.deletion_insertion(self.plan.samples.inputs, list(target_maps.values()), target,
                                               self.plan.random_ranks, trust.CURVE_STEPS)
@@ -152,16 +154,16 @@ class EventRecorder:
                                                        sanity=trust.target_sanity(result, method_maps, first))
         return metrics
 
-    def _top_examples(self, mode, step, result, filters_due) -> dict:
+    def _top_examples(self, mode, step, index, result, filters_due) -> dict:
         """{path: (images, positions, values, map size, first filter)} this event stores: the
         probes' own at every event, a reference set's every filters_every-th."""
         plan, per_event = self.plan, self._options.max_example_filters
         if plan.reference is None:
-            found, turn = result.top_examples, self._run_state.events(mode)
+            found, turn = result.top_examples, index
         else:
             found = self._optional(mode, step, "the search of the reference images for top examples",
                                    lambda: self.probe.reference_examples(plan.reference.inputs)) if filters_due else {}
-            turn = self._run_state.events(mode) // self._options.filters_every
+            turn = index // self._options.filters_every
         return {path: in_turn(arrays, per_event, turn) for path, arrays in (found or {}).items()}
 
     def _cascade(self):

@@ -1,9 +1,11 @@
 """What a logdir keeps of its run for every process that writes it: the filters of the run's
 first event (what filter drift is measured from, `FIRST_FILTERS_FILE`), its maps by each method
 (what sanity_rank_corr compares with, `FIRST_MAPS_FILE`; `..._<method>.npz` for the methods
-besides Grad-CAM) and the step of its latest event of each mode (`STATE_FILE`). Read and
-written through `backend.files`, so remote logdirs work."""
+besides Grad-CAM), and of each mode the step of its latest event and the steps of its events
+(`STATE_FILE`; what the every-k-th options count). Read and written through `backend.files`, so
+remote logdirs work."""
 
+import bisect
 import hashlib
 import io
 import json
@@ -13,18 +15,23 @@ import warnings
 import numpy as np
 
 from tb_cnnviz.backend import files
+from tb_cnnviz.storage.metadata import MODES
 
 FIRST_FILTERS_FILE = "cnnviz_reference.npz"  # the name existing logdirs hold it under
 FIRST_MAPS_FILE = "cnnviz_first_maps.npz"  # Grad-CAM's class maps of the run's first event (sanity over training)
-STATE_FILE = "cnnviz_state.json"  # {mode: step of the run's latest event, EVENTS: {mode: events the run holds}}
-EVENTS = "events"
+# {mode: step of the run's latest event, STEPS: {mode: its events' steps as `step_runs`}}
+STATE_FILE = "cnnviz_state.json"
+STEPS = "steps"
+MAX_STEPS = 10**7  # events of a mode a state file may hold; more: damaged
 
 
 class RunState:
     def __init__(self, logdir: str):
         self.logdir = logdir
         self._first_filters_from = None  # "logdir" or "self", once this process has settled it
-        self._latest = None  # the state file as this process last wrote it
+        self._steps = {}  # mode -> the run's steps of that mode, sorted, once read (or started again)
+        self._own_steps = {mode: set() for mode in MODES}  # logged by this process
+        self._written = set()  # modes whose steps this process writes: those it logged (all once it restarts the run)
         self._first_maps = {}  # method -> (classes, maps, source) once settled
         self._run_id = None  # a digest of the first filters' file: which start of the run kept maps belong to
 
@@ -40,24 +47,33 @@ class RunState:
             return {}
         return state if isinstance(state, dict) else {}
 
-    def events(self, mode: str) -> int:
-        """How many `mode` events the run holds, whichever process logged them: the every-k-th
-        work (trust_every, expensive_every, filters_every) counts them, so that a resumed run
-        (a fit from a saved model, a replay finished by a second command) does it at the
-        events an uninterrupted run would (0 in a state file written before the count)."""
-        if self._latest is None:
-            self._latest = self._read_state()
-        counts = self._latest.get(EVENTS)
-        count = counts.get(mode, 0) if isinstance(counts, dict) else 0
-        return count if isinstance(count, int) and count >= 0 else 0
+    def event_index(self, mode: str, step: int) -> int:
+        """The place of an event of `mode` at `step` among the run's events of that mode in step
+        order, whichever process logged them: the every-k-th work (trust_every, expensive_every,
+        filters_every) counts it, so that a resumed run (a fit from a saved model, a replay run
+        again) and a step logged again (a fit resumed from an earlier backup) do it at the events
+        an uninterrupted run would. A state file of an earlier version holds no steps: counted
+        from this process's first event."""
+        if mode not in self._steps:
+            held = self._read_state().get(STEPS)
+            self._steps[mode] = run_steps(held.get(mode) if isinstance(held, dict) else None)
+        return bisect.bisect_left(self._steps[mode], step)
 
     def logged(self, mode: str, step: int) -> None:
-        """Records an event of `mode` at `step` as the run's latest, and counts it."""
-        count = self.events(mode)
-        self._latest[mode] = step
-        counts = self._latest.get(EVENTS)
-        self._latest[EVENTS] = {**(counts if isinstance(counts, dict) else {}), mode: count + 1}
-        files.write_file(os.path.join(self.logdir, STATE_FILE), json.dumps(self._latest).encode())
+        """Records an event of `mode` at `step`: that mode's latest, and among its steps. The
+        file is read again first: another process may log the other mode (an evaluator)."""
+        place = self.event_index(mode, step)
+        steps = self._steps[mode]
+        if place == len(steps) or steps[place] != step:
+            steps.insert(place, step)
+        self._own_steps[mode].add(step)
+        self._written.add(mode)
+        state = self._read_state()
+        held = state.get(STEPS)
+        state[mode] = step
+        state[STEPS] = {**(held if isinstance(held, dict) else {}),
+                        **{written: step_runs(self._steps[written]) for written in self._written}}
+        files.write_file(os.path.join(self.logdir, STATE_FILE), json.dumps(state).encode())
 
     def first_filters(self, mode: str, step: int, current_filters) -> dict | None:
         """Before this process's first event of `mode`: the filters {path: rows} to measure
@@ -89,8 +105,9 @@ class RunState:
             return first
         first = current_filters()
         self._first_maps = {}  # a run started again: its next event's maps are the first
-        kept = self._latest if self._latest is not None else self._read_state()
-        self._latest = {key: value for key, value in kept.items() if key != EVENTS}  # its events counted from none
+        # and its events counted from this process's own
+        self._steps = {mode: sorted(self._own_steps[mode]) for mode in MODES}
+        self._written = set(MODES)
         files.makedirs(self.logdir)
         self._first_filters_from, self._run_id = "self", hashlib.sha1(_save(path, **first)).hexdigest()
         return first
@@ -117,6 +134,30 @@ class RunState:
                 self._first_maps[method] = (saved["classes"], saved["maps"], str(saved["source"]))
         first_classes, first_maps, first_source = self._first_maps[method]
         return (first_classes, first_maps) if first_source == source else None
+
+
+def step_runs(steps: list) -> list:
+    """[[first, stride, count], ...] of sorted steps: an event every k steps is one run, so the
+    state file, written at every event, stays small over a long run."""
+    runs = []
+    for step in steps:
+        if runs and (runs[-1][2] == 1 or step - runs[-1][0] == runs[-1][1] * runs[-1][2]):
+            runs[-1][1] = step - runs[-1][0] if runs[-1][2] == 1 else runs[-1][1]
+            runs[-1][2] += 1
+        else:
+            runs.append([step, 0, 1])
+    return runs
+
+
+def run_steps(runs) -> list:
+    """The sorted steps of `step_runs`' runs; [] for anything else (a state file of an earlier
+    version, or damaged)."""
+    try:
+        if sum(count for _, _, count in runs) > MAX_STEPS:
+            return []
+        return sorted({first + stride * place for first, stride, count in runs for place in range(count)})
+    except (TypeError, ValueError):
+        return []
 
 
 def first_maps_file(method: str) -> str:

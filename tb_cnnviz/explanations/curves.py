@@ -91,7 +91,8 @@ class DeletionInsertion:
         n, height, width = images.shape[:3]
         upsampled, region, ends = self._prepare(inputs, list(maps), target)
         orders = len(maps) + 1
-        ranks = np.concatenate([pixel_ranks(ops.convert_to_numpy(upsampled)), np.asarray(random_ranks, np.int32)[None]])
+        ranked = [] if upsampled is None else [pixel_ranks(ops.convert_to_numpy(upsampled))]
+        ranks = np.concatenate([*ranked, np.asarray(random_ranks, np.int32)[None]])
         ranks = ops.convert_to_tensor(ranks.reshape(orders, n, height, width, 1))
         # steps per pass, in equal passes: at most the backend's pass_pixels (8 probes of 64 x 64, the
         # two default methods' maps: on TensorFlow the 9 steps in one pass; on JAX and PyTorch five)
@@ -106,11 +107,13 @@ class DeletionInsertion:
         return ops.reshape(found, (copies, len(target)))
 
     def _prepare_graph(self, inputs, maps, target):
-        """(the M maps at the images' size, (M, N, H * W); a segmentation head's region of the
-        target, else None; the target's probability (2, N) on the image and on its blurred copy)."""
+        """(the M maps at the images' size, (M, N, H * W), None if none; a segmentation head's
+        region of the target, else None; the target's probability (2, N) on the image and on its
+        blurred copy)."""
         explainer, images = self._explainer, Samples(inputs, self._image_input).images
         n, height, width = images.shape[0], images.shape[1], images.shape[2]
-        upsampled = ops.stack([ops.reshape(upsample(method_maps, (height, width)), (n, -1)) for method_maps in maps])
+        upsampled = ops.stack([ops.reshape(upsample(method_maps, (height, width)), (n, -1))
+                               for method_maps in maps]) if maps else None
         with explainer.linear():
             region = None
             if explainer.head.kind == SEGMENTATION:
