@@ -23,6 +23,7 @@ a larger share of an epoch:
     python3 -m bench.fit_overhead [--epochs 11] [--samples 3000] [--models demo,4s] [--json]
 """
 
+import gc
 import os
 import statistics
 import tempfile
@@ -86,6 +87,7 @@ MODELS = {
 def epoch_time(make_model, make_callbacks, data, epochs, batch_size):
     """(seconds of each epoch, seconds inside the callback's hooks in each epoch), the first
     epoch left out."""
+    gc.collect()  # the settings before this one left models and traced functions to collect, not its own hooks
     keras.utils.set_random_seed(0)
     model = make_model()
     model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
