@@ -54,7 +54,7 @@ def timed(callback_class):
     """The callback class with the wall time of its training hooks summed per epoch. A batch hook
     the class leaves to keras.callbacks.Callback stays Keras' own: Keras dispatches batch-end
     hooks on a thread only where every callback's are its defaults (or `async_safe`), which a
-    wrapper of a hook the class does not define would turn off (on JAX, +14 % per epoch here)."""
+    wrapper of a hook the class does not define would turn off (bench/README.md, session 15)."""
 
     def wrapped(name):
         def hook(self, *args, **kwargs):

@@ -44,8 +44,8 @@ def top_pixels(maps, fraction: float):
 
 def pixel_ranks(maps: np.ndarray) -> np.ndarray:
     """(..., P) int32: each pixel's place in its map's order, most salient first, ties to the
-    lower pixel index. In NumPy: two sorts of every pixel in graph took 20 of a JAX event's
-    135 ms of curves (XLA's CPU sort), a stable sort and its inverse here well under 1 ms."""
+    lower pixel index. In NumPy, on the host: XLA's CPU sort of every pixel, twice in graph, cost
+    a JAX event more than these maps' round trip (figures in bench/README.md, session 15)."""
     order = np.argsort(-maps, axis=-1, kind="stable")
     ranks = np.empty(order.shape, np.int32)
     np.put_along_axis(ranks, order, np.arange(maps.shape[-1], dtype=np.int32), axis=-1)
