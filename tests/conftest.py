@@ -38,7 +38,7 @@ def data():
 @pytest.fixture(scope="session")
 def trained():
     """The demo's model trained once per test session (`helpers.train_shapes_model`: over seeds
-    it learns the shapes and its maps pass deletion, insertion and the sanity check,
+    it learns the shapes and its maps pass deletion, the pointing game and the sanity check,
     bench/trust_seeds.py). Tests must not change its weights (sanity_check works on a copy)."""
     from tests.helpers import train_shapes_model
 

@@ -23,7 +23,8 @@ LAYERS = ["conv1", "sep2", "conv4"]
 def layer_outputs(model, images, layers):
     """{layer: (N, h, w, C)} the conv layers' own outputs, from a sub-model."""
     outputs = keras.Model(model.inputs, [model.get_layer(name).output for name in layers])(images, training=False)
-    return dict(zip(layers, outputs if len(layers) > 1 else [outputs]))
+    return {layer: keras.ops.convert_to_numpy(output)
+            for layer, output in zip(layers, outputs if len(layers) > 1 else [outputs])}
 
 
 def independent_top_k(outputs, k):
@@ -66,6 +67,7 @@ def check_against_independent(top, outputs, count):
 
 
 @pytest.mark.slow
+@pytest.mark.every_backend
 def test_top_examples_of_the_probes_equal_an_independent_top_k(trained, tmp_path):
     model, probes = trained.model, trained.probes
     convs = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]

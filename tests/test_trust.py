@@ -12,7 +12,7 @@ import tensorflow as tf
 from scipy import stats
 
 import tb_cnnviz
-from tests.helpers import quantisation_ok, reference_cam
+from tests.helpers import quantisation_ok, reference_cam, reference_gradients
 from tests.plugin_helpers import wsgi_client
 from tb_cnnviz.capture import run_state
 from tb_cnnviz.storage import metadata
@@ -124,13 +124,14 @@ def trusted(trained, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.every_backend
 def test_on_a_trained_model_gradcam_beats_chance_and_points_at_the_objects(trained, trusted):
     _, run = trusted
     for mode, step in (("train", 0), ("eval", 1)):
         metrics = run.event(step, mode).metrics
-        # margins of 0.1: over five seeds they are 0.3 or more (bench/trust_seeds.py)
+        # a margin of 0.1: over seeds 0-4 it is 0.27 or more on each backend (bench/trust_seeds.py).
+        # Insertion's margin is no such property: -0.04 to 0.29 over the same seeds (bench/README.md).
         assert np.mean(metrics["deletion_auc"]) < np.mean(metrics["deletion_auc_random"]) - 0.1, metrics
-        assert np.mean(metrics["insertion_auc"]) > np.mean(metrics["insertion_auc_random"]) + 0.1, metrics
         maps = run.event(step, mode).gradcam
         # the probe's maps, and the 8-bit ones read back, point at the objects
         assert metrics["pointing_game"].mean() >= 0.9 and pointing_game(maps, trained.masks) >= 0.9
@@ -145,6 +146,7 @@ def test_on_a_trained_model_gradcam_beats_chance_and_points_at_the_objects(train
 
 
 @pytest.mark.slow
+@pytest.mark.every_backend
 def test_eval_events_run_the_cascading_sanity_check_on_a_copy(trained, trusted):
     _, run = trusted
     logged = run.event(1, "eval").predictions["sanity_check"]
@@ -206,6 +208,7 @@ def test_metrics_route_scalars_and_object_outline(trained, trusted):
 
 
 @pytest.mark.slow
+@pytest.mark.every_backend
 def test_sanity_over_training_compares_with_the_first_events_maps_and_survives_a_resume(trained, tmp_path):
     untrained = keras.models.clone_model(trained.model)
     probes = trained.probes[:8]
@@ -216,13 +219,11 @@ def test_sanity_over_training_compares_with_the_first_events_maps_and_survives_a
     first = np.load(tmp_path / "cnnviz_first_maps.npz")
     run = tb_cnnviz.read_run(str(tmp_path))
     target = run.event(100).predictions["target"]
-    conv, head = untrained.get_layer("block3_conv2"), untrained.get_layer("predictions")
-    sub = keras.Model(untrained.inputs, [conv.output, untrained.get_layer("avg_pool").output])
-    with tf.GradientTape() as tape:
-        acts, features = sub(probes)
-        logits = features @ head.kernel + head.bias  # Grad-CAM differentiates the pre-softmax score
-        score = tf.reduce_sum(tf.gather(logits, target, batch_dims=1))
-    maps = reference_cam(acts.numpy(), tape.gradient(score, acts).numpy(), "gradcam", acts.shape[1:3])
+    kernel, bias = untrained.get_layer("predictions").get_weights()
+    acts, grads = reference_gradients(  # Grad-CAM differentiates the pre-softmax score
+        untrained, probes, untrained.get_layer("block3_conv2").output,
+        lambda features: keras.ops.add(keras.ops.matmul(features, kernel), bias), target)
+    maps = reference_cam(acts, grads, "gradcam", acts.shape[1:3])
     expected = []
     for probe, cls in enumerate(target):
         slots = list(first["classes"][probe])
