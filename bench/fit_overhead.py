@@ -19,8 +19,11 @@ A 4-second epoch (2,048 images 64x64, batch 64, a VGG-style model of 7 convs, wi
 ~4 s epochs on this 2-core machine), where an event and its deletion and insertion passes are
 a larger share of an epoch:
   - no callback; CNNViz with every default option (target: <= 2 % overhead).
+The same model with its training set sized so that an epoch with no callback takes
+--epoch-seconds (4) on the machine at hand, `--models sized` (a measured figure, no target: a
+faster machine trains the 2,048 images in well under 4 s, bench/README.md, session 16).
 
-    python3 -m bench.fit_overhead [--epochs 11] [--samples 3000] [--models demo,4s] [--json]
+    python3 -m bench.fit_overhead [--epochs 11] [--samples 3000] [--models demo,4s,sized] [--epoch-seconds 4] [--json]
 """
 
 import gc
@@ -98,12 +101,23 @@ def epoch_time(make_model, make_callbacks, data, epochs, batch_size):
     return timer.times[1:], callbacks[0].hook_times[2:] if callbacks else [0.0]
 
 
-def measure(report, model, settings, targets, epochs, rounds, samples=None):
+def sized_samples(model, seconds):
+    """Training images of `model` (a MODELS key), whole batches, for an epoch of about `seconds`
+    with no callback: its default set's second epoch timed (the first traces), scaled."""
+    make_model, size, samples, batch_size = MODELS[model]
+    images, labels, _ = shapes(samples, size=size, seed=1)
+    measured = statistics.median(epoch_time(make_model, list, (images, labels), 3, batch_size)[0])
+    return max(1, round(samples * seconds / measured / batch_size)) * batch_size
+
+
+def measure(report, model, settings, targets, epochs, rounds, samples=None, label=None):
     """Trains `model` (a MODELS key) under each of `settings` {name: (logdir, probes, labels) ->
     callbacks}, the settings in turn `rounds` times (their epochs pooled), prints each setting's
-    figures and reports `targets` {name: % limit}."""
+    figures and reports `targets` {name: % limit} (None: measured, no target); `label` names the
+    model in the figures (default its key)."""
     make_model, size, default_samples, batch_size = MODELS[model]
     samples = samples or default_samples
+    label = label or model
     images, labels, _ = shapes(samples, size=size, seed=1)
     probes, probe_labels, _ = shapes(8, size=size, seed=2)
     root = tempfile.mkdtemp(prefix=f"cnnviz_fit_{model}_")
@@ -116,7 +130,7 @@ def measure(report, model, settings, targets, epochs, rounds, samples=None):
             times[name][0].extend(seconds)
             times[name][1].extend(hooks)
     floor, floor_mean = statistics.median(times["no callback"][0]), statistics.mean(times["no callback"][0])
-    report.say(f"{model} model, {samples} images {size}x{size}, {-(-samples // batch_size)} steps of {batch_size} per "
+    report.say(f"{label} model, {samples} images {size}x{size}, {-(-samples // batch_size)} steps of {batch_size} per "
                f"epoch, {rounds} x {epochs - 1} epochs: hook time their mean over the no-callback epoch's median; "
                f"'own' over the same epochs' time outside the hooks (free of load drifting between settings)")
     overhead = {}
@@ -127,7 +141,7 @@ def measure(report, model, settings, targets, epochs, rounds, samples=None):
                    f"({median / floor - 1:+.1%} vs no callback), mean {mean:5.2f} s ({mean / floor_mean - 1:+.1%})")
         if name != "no callback":
             report.say(f"{'':56s} hooks of each epoch, ms: {' '.join(f'{hook * 1e3:.0f}' for hook in hooks)}")
-    report.figure(f"epoch s, {model}, no callback", floor, None, f"{model} model, no callback: epoch median, seconds")
+    report.figure(f"epoch s, {label}, no callback", floor, None, f"{label} model, no callback: epoch median, seconds")
     for name, limit in targets.items():
         report.figure(f"fit overhead %, {name}", 100 * overhead[name] / floor, limit, f"{name}, % of an epoch")
 
@@ -136,8 +150,9 @@ def main():
     parser = arguments(__doc__)
     parser.add_argument("--epochs", type=int, default=11)
     parser.add_argument("--samples", type=int, default=3000, help="training images of the demo model")
-    parser.add_argument("--models", default="demo,4s", help="comma-separated, of: " + ", ".join(MODELS))
+    parser.add_argument("--models", default="demo,4s", help="comma-separated, of: " + ", ".join([*MODELS, "sized"]))
     parser.add_argument("--rounds", type=int, default=2, help="of the 4 s epoch's settings, in turn")
+    parser.add_argument("--epoch-seconds", type=float, default=4.0, help="the no-callback epoch of --models sized")
     args = parser.parse_args()
     report = Report(args.json)
     models = args.models.split(",")
@@ -157,6 +172,12 @@ def main():
             "CNNViz, 4 s epoch, 7 convs 64x64, defaults": lambda logdir, probes, labels: [
                 timed(CNNViz)(logdir, probes, labels, class_names=SHAPE_NAMES)],
         }, {"CNNViz, 4 s epoch, 7 convs 64x64, defaults": 2}, args.epochs, args.rounds)
+    if "sized" in models:
+        name = f"CNNViz, the 4 s epoch's model sized to {args.epoch_seconds:g} s here, defaults"
+        measure(report, "4s", {
+            "no callback": lambda *_: [],
+            name: lambda logdir, probes, labels: [timed(CNNViz)(logdir, probes, labels, class_names=SHAPE_NAMES)],
+        }, {name: None}, args.epochs, args.rounds, sized_samples("4s", args.epoch_seconds), "sized")
 
 
 if __name__ == "__main__":
