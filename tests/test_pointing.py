@@ -8,6 +8,7 @@ from tb_cnnviz.explanations.trust import pointing_game
 
 
 @pytest.mark.slow
+@pytest.mark.every_backend
 def test_gradcam_points_at_the_object_once_trained(trained, tmp_path):
     callback = tb_cnnviz.CNNViz(str(tmp_path), trained.probes, trained.labels, strict=True, max_channels=4,
                                 model=trained.model)
