@@ -106,7 +106,7 @@ def sized_samples(model, seconds):
     with no callback: its default set's second epoch timed (the first traces), scaled."""
     make_model, size, samples, batch_size = MODELS[model]
     images, labels, _ = shapes(samples, size=size, seed=1)
-    measured = statistics.median(epoch_time(make_model, list, (images, labels), 3, batch_size)[0])
+    measured = statistics.median(epoch_time(make_model, lambda: [], (images, labels), 3, batch_size)[0])
     return max(1, round(samples * seconds / measured / batch_size)) * batch_size
 
 
@@ -146,6 +146,15 @@ def measure(report, model, settings, targets, epochs, rounds, samples=None, labe
         report.figure(f"fit overhead %, {name}", 100 * overhead[name] / floor, limit, f"{name}, % of an epoch")
 
 
+def four_second_epoch(report, name, limit, args, samples=None, label=None):
+    """`measure` of the 4-second epoch's model with no callback and with CNNViz's defaults, as
+    `name`, against `limit` (None: measured, no target)."""
+    measure(report, "4s", {
+        "no callback": lambda *_: [],
+        name: lambda logdir, probes, labels: [timed(CNNViz)(logdir, probes, labels, class_names=SHAPE_NAMES)],
+    }, {name: limit}, args.epochs, args.rounds, samples, label)
+
+
 def main():
     parser = arguments(__doc__)
     parser.add_argument("--epochs", type=int, default=11)
@@ -167,17 +176,10 @@ def main():
                 timed(keras.callbacks.TensorBoard)(logdir, histogram_freq=1, write_images=True)],
         }, {"CNNViz once per epoch": 2, "CNNViz every_n_steps=50": 10}, args.epochs, 1, args.samples)
     if "4s" in models:
-        measure(report, "4s", {
-            "no callback": lambda *_: [],
-            "CNNViz, 4 s epoch, 7 convs 64x64, defaults": lambda logdir, probes, labels: [
-                timed(CNNViz)(logdir, probes, labels, class_names=SHAPE_NAMES)],
-        }, {"CNNViz, 4 s epoch, 7 convs 64x64, defaults": 2}, args.epochs, args.rounds)
+        four_second_epoch(report, "CNNViz, 4 s epoch, 7 convs 64x64, defaults", 2, args)
     if "sized" in models:
-        name = f"CNNViz, the 4 s epoch's model sized to {args.epoch_seconds:g} s here, defaults"
-        measure(report, "4s", {
-            "no callback": lambda *_: [],
-            name: lambda logdir, probes, labels: [timed(CNNViz)(logdir, probes, labels, class_names=SHAPE_NAMES)],
-        }, {name: None}, args.epochs, args.rounds, sized_samples("4s", args.epoch_seconds), "sized")
+        four_second_epoch(report, f"CNNViz, the 4 s epoch's model sized to {args.epoch_seconds:g} s here, defaults",
+                          None, args, sized_samples("4s", args.epoch_seconds), "sized")
 
 
 if __name__ == "__main__":
